@@ -1,0 +1,117 @@
+// Package wire defines cohort's datagram format: a fixed header followed by
+// frames. Data frames carry runs of consecutive messages from one origin;
+// control frames carry status vectors and retransmission requests. Every
+// decoder here validates lengths before it reads, reports a typed error and
+// never panics on hostile input (fuzz tests hold it to that).
+//
+// Integers are little-endian; variable-length integers are unsigned LEB128
+// (encoding/binary's uvarint).
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Datagram header layout (HeaderSize bytes):
+//
+//	0  magic    2  0xC7 0x5B
+//	2  version  1  Version
+//	3  type     1  datagram type (TypeGroup)
+//	4  flags    1  reserved, must be 0 in version 1
+//	5  auth     1  authentication scheme; 0 = none. Reserved so that an
+//	               authenticated datagram (nonce after the header, tag at the
+//	               end) can be told apart without a version bump.
+//	6  sender   2  sender's rank in the view named by epoch
+//	8  group    8  group id (hash of the group name)
+//	16 epoch    8  view epoch the sender was in when it sent
+const HeaderSize = 24
+
+// Version is the only datagram version this build speaks.
+const Version = 1
+
+const (
+	magic0 = 0xC7
+	magic1 = 0x5B
+)
+
+// Datagram types.
+const (
+	// TypeGroup is traffic between members of one group view: frames.
+	TypeGroup uint8 = 1
+)
+
+// Auth schemes.
+const (
+	AuthNone uint8 = 0
+)
+
+// Header is the decoded fixed header of a datagram.
+type Header struct {
+	Type   uint8
+	Flags  uint8
+	Auth   uint8
+	Sender uint16
+	Group  uint64
+	Epoch  uint64
+}
+
+// Errors returned by decoders. Callers count them and drop the datagram.
+var (
+	ErrShort     = errors.New("wire: truncated")
+	ErrMagic     = errors.New("wire: not a cohort datagram")
+	ErrVersion   = errors.New("wire: unsupported version")
+	ErrAuth      = errors.New("wire: unsupported authentication scheme")
+	ErrMalformed = errors.New("wire: malformed frame")
+)
+
+// PutHeader writes h into b[:HeaderSize]. b must be at least HeaderSize long.
+func PutHeader(b []byte, h Header) {
+	_ = b[HeaderSize-1]
+	b[0], b[1], b[2] = magic0, magic1, Version
+	b[3], b[4], b[5] = h.Type, h.Flags, h.Auth
+	binary.LittleEndian.PutUint16(b[6:], h.Sender)
+	binary.LittleEndian.PutUint64(b[8:], h.Group)
+	binary.LittleEndian.PutUint64(b[16:], h.Epoch)
+}
+
+// ParseHeader decodes and validates the header at the start of b.
+func ParseHeader(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, ErrShort
+	}
+	if b[0] != magic0 || b[1] != magic1 {
+		return Header{}, ErrMagic
+	}
+	if b[2] != Version {
+		return Header{}, fmt.Errorf("%w %d", ErrVersion, b[2])
+	}
+	h := Header{
+		Type:   b[3],
+		Flags:  b[4],
+		Auth:   b[5],
+		Sender: binary.LittleEndian.Uint16(b[6:]),
+		Group:  binary.LittleEndian.Uint64(b[8:]),
+		Epoch:  binary.LittleEndian.Uint64(b[16:]),
+	}
+	if h.Auth != AuthNone {
+		return Header{}, ErrAuth
+	}
+	if h.Type != TypeGroup || h.Flags != 0 {
+		return Header{}, ErrMalformed
+	}
+	return h, nil
+}
+
+// GroupID maps a group name to the id carried in every datagram (FNV-1a,
+// 64 bits). Two names that collide would share traffic; at 64 bits that
+// takes billions of groups on one port.
+func GroupID(name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return h
+}
