@@ -1,0 +1,191 @@
+package ring
+
+// Window is a receiver's store of one sender's messages, indexed by
+// sequence number, from arrival (in any order) until release. It is owned
+// by one goroutine.
+//
+// Payloads are copied into an arena in arrival order and freed in sequence
+// order; the arena reclaims space from its oldest allocation, so a message
+// that arrived late (a retransmission) delays reclamation only while it is
+// the oldest one held.
+type Window struct {
+	slots      []windowSlot
+	mask       uint64
+	base       uint64 // every sequence number <= base is released
+	contiguous uint64 // every sequence number <= contiguous is held or released
+	highest    uint64 // highest sequence number held
+
+	arena     []byte
+	allocs    []alloc // allocation records in allocation order (a ring)
+	allocMask uint64
+	allocHead uint64 // next record to use (monotonic)
+	allocTail uint64 // oldest live record (monotonic)
+	writeOff  uint64 // monotonic arena offset of the next allocation
+	freeOff   uint64 // monotonic arena offset below which space is free
+	held      int    // messages held
+}
+
+type windowSlot struct {
+	seq    uint64 // 0: empty
+	alloc  uint64 // allocation record number
+	start  uint64
+	length uint32
+	total  uint32
+	flags  uint8
+	mark   uint8 // caller-owned bits (delivered, consumed, ...)
+}
+
+type alloc struct {
+	end   uint64
+	freed bool
+}
+
+// PutResult says what Put did with a message.
+type PutResult uint8
+
+const (
+	Stored    PutResult = iota // new message, stored
+	Duplicate                  // already held or released
+	Beyond                     // beyond the window: not stored
+	NoRoom                     // the arena is full: not stored
+)
+
+// NewWindow makes a window of slots sequence numbers (rounded up to a
+// power of two) and arenaBytes bytes of payload.
+func NewWindow(slots, arenaBytes int) *Window {
+	n := uint64(1)
+	for n < uint64(slots) {
+		n <<= 1
+	}
+	return &Window{
+		slots: make([]windowSlot, n), mask: n - 1,
+		arena:  make([]byte, arenaBytes),
+		allocs: make([]alloc, n), allocMask: n - 1,
+	}
+}
+
+// Base is the last released sequence number.
+func (w *Window) Base() uint64 { return w.base }
+
+// Contiguous is the highest sequence number below which nothing is missing.
+func (w *Window) Contiguous() uint64 { return w.contiguous }
+
+// Highest is the highest sequence number ever stored.
+func (w *Window) Highest() uint64 { return w.highest }
+
+// Held is the number of messages held.
+func (w *Window) Held() int { return w.held }
+
+// Limit is the highest sequence number the window can hold now.
+func (w *Window) Limit() uint64 { return w.base + uint64(len(w.slots)) }
+
+// Has reports whether seq is held.
+func (w *Window) Has(seq uint64) bool {
+	return seq > w.base && w.slots[seq&w.mask].seq == seq
+}
+
+// Put copies a message into the window.
+func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResult {
+	if seq <= w.base || w.slots[seq&w.mask].seq == seq {
+		return Duplicate
+	}
+	if seq > w.Limit() {
+		return Beyond
+	}
+	if w.allocHead-w.allocTail == uint64(len(w.allocs)) {
+		return NoRoom
+	}
+	n := uint64(len(payload))
+	size := uint64(len(w.arena))
+	start := w.writeOff
+	if pos := start % size; pos+n > size {
+		start += size - pos
+	}
+	end := start + n
+	if end-w.freeOff > size {
+		return NoRoom
+	}
+	p := start % size
+	copy(w.arena[p:p+n], payload)
+	a := w.allocHead
+	w.allocHead++
+	w.allocs[a&w.allocMask] = alloc{end: end}
+	w.writeOff = end
+	w.slots[seq&w.mask] = windowSlot{seq: seq, alloc: a, start: start, length: uint32(n), total: uint32(total), flags: flags}
+	w.held++
+	if seq > w.highest {
+		w.highest = seq
+	}
+	for w.contiguous+1 <= w.highest && w.Has(w.contiguous+1) {
+		w.contiguous++
+	}
+	return Stored
+}
+
+// Get returns a held message. The payload aliases the arena and is valid
+// until the message is released.
+func (w *Window) Get(seq uint64) (flags uint8, total int, payload []byte, ok bool) {
+	if !w.Has(seq) {
+		return 0, 0, nil, false
+	}
+	sl := &w.slots[seq&w.mask]
+	p := sl.start % uint64(len(w.arena))
+	return sl.flags, int(sl.total), w.arena[p : p+uint64(sl.length) : p+uint64(sl.length)], true
+}
+
+// Mark returns the caller-owned bits of a held message (0 if not held).
+func (w *Window) Mark(seq uint64) uint8 {
+	if !w.Has(seq) {
+		return 0
+	}
+	return w.slots[seq&w.mask].mark
+}
+
+// SetMark ors bits into the caller-owned bits of a held message.
+func (w *Window) SetMark(seq uint64, bits uint8) {
+	if w.Has(seq) {
+		w.slots[seq&w.mask].mark |= bits
+	}
+}
+
+// Release frees every held message up to and including seq, which must not
+// exceed Contiguous (messages are released only once nothing below them is
+// missing).
+func (w *Window) Release(seq uint64) {
+	if seq > w.contiguous {
+		seq = w.contiguous
+	}
+	for s := w.base + 1; s <= seq; s++ {
+		sl := &w.slots[s&w.mask]
+		if sl.seq == s {
+			w.allocs[sl.alloc&w.allocMask].freed = true
+			sl.seq = 0
+			w.held--
+		}
+	}
+	if seq > w.base {
+		w.base = seq
+	}
+	for w.allocTail < w.allocHead && w.allocs[w.allocTail&w.allocMask].freed {
+		w.freeOff = w.allocs[w.allocTail&w.allocMask].end
+		w.allocTail++
+	}
+	if w.allocTail == w.allocHead {
+		// Nothing is live: start the next allocation at the arena's start,
+		// so that a large message does not wait for a wrap.
+		size := uint64(len(w.arena))
+		w.writeOff = (w.writeOff + size - 1) / size * size
+		w.freeOff = w.writeOff
+	}
+}
+
+// Skip moves an empty window forward so that its next expected sequence
+// number is seq+1: used when a member starts receiving a sender mid-stream.
+func (w *Window) Skip(seq uint64) {
+	if w.held == 0 && seq > w.base {
+		w.base, w.contiguous = seq, seq
+		if w.highest < seq {
+			w.highest = seq
+		}
+	}
+}
