@@ -1,0 +1,153 @@
+// Package check verifies cohort's delivery guarantees from a history of
+// sends and deliveries, without looking at the protocol's internals. The
+// simulator feeds it directly; the real-process tests feed it from the
+// members' delivery logs. It knows only what the application saw: who sent
+// which message with which ordering, and who delivered it in what order.
+package check
+
+import (
+	"fmt"
+	"sort"
+)
+
+// MsgID names a message by its sender and the sender's count of sends,
+// starting at 1.
+type MsgID struct {
+	Sender string
+	N      uint64
+}
+
+func (id MsgID) String() string { return fmt.Sprintf("%s#%d", id.Sender, id.N) }
+
+// Orderings as the checker names them (the same words as the logs).
+const (
+	Unordered = "unordered"
+	FIFO      = "fifo"
+	Causal    = "causal"
+	Total     = "total"
+)
+
+// Violation is one broken guarantee.
+type Violation struct {
+	Rule   string // short name of the guarantee
+	Detail string
+}
+
+func (v Violation) String() string { return v.Rule + ": " + v.Detail }
+
+type sent struct {
+	order string
+	hash  uint64
+}
+
+type delivery struct {
+	id    MsgID
+	order string
+	hash  uint64
+}
+
+// History collects events. It is not safe for concurrent use.
+type History struct {
+	sent      map[MsgID]sent
+	delivered map[string][]delivery // per member, in delivery order
+	crashed   map[string]bool
+	members   []string
+}
+
+// NewHistory starts an empty history.
+func NewHistory() *History {
+	return &History{sent: map[MsgID]sent{}, delivered: map[string][]delivery{}, crashed: map[string]bool{}}
+}
+
+// Member declares a member of the group.
+func (h *History) Member(name string) {
+	if _, ok := h.delivered[name]; !ok {
+		h.delivered[name] = nil
+		h.members = append(h.members, name)
+	}
+}
+
+// Sent records that id.Sender sent id. hash is a digest of the payload, or
+// 0 when unknown.
+func (h *History) Sent(id MsgID, order string, hash uint64) {
+	h.sent[id] = sent{order: order, hash: hash}
+}
+
+// Delivered records that member delivered id, in the order of calls.
+func (h *History) Delivered(member string, id MsgID, order string, hash uint64) {
+	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash})
+}
+
+// Crashed records that member crashed: it is not expected to have
+// delivered everything, nor others to deliver all it sent.
+func (h *History) Crashed(member string) { h.crashed[member] = true }
+
+// Check returns every violation, in a stable order, at most limit of them
+// (0: no limit).
+func (h *History) Check(limit int) []Violation {
+	var out []Violation
+	add := func(rule, format string, args ...any) bool {
+		out = append(out, Violation{Rule: rule, Detail: fmt.Sprintf(format, args...)})
+		return limit > 0 && len(out) >= limit
+	}
+	members := append([]string(nil), h.members...)
+	sort.Strings(members)
+	for _, m := range members {
+		seen := map[MsgID]bool{}
+		lastFIFO := map[string]uint64{}
+		for _, d := range h.delivered[m] {
+			s, ok := h.sent[d.id]
+			switch {
+			case !ok:
+				if add("integrity", "%s delivered %v, which was never sent", m, d.id) {
+					return out
+				}
+				continue
+			case s.hash != 0 && d.hash != 0 && s.hash != d.hash:
+				if add("integrity", "%s delivered %v with a payload that differs from the one sent", m, d.id) {
+					return out
+				}
+			case s.order != d.order:
+				if add("integrity", "%s delivered %v as %s; it was sent as %s", m, d.id, d.order, s.order) {
+					return out
+				}
+			}
+			if seen[d.id] {
+				if add("exactly-once", "%s delivered %v twice", m, d.id) {
+					return out
+				}
+			}
+			seen[d.id] = true
+			if d.order == FIFO {
+				if last := lastFIFO[d.id.Sender]; d.id.N < last {
+					if add("fifo", "%s delivered %v after %s#%d", m, d.id, d.id.Sender, last) {
+						return out
+					}
+				} else {
+					lastFIFO[d.id.Sender] = d.id.N
+				}
+			}
+		}
+		if h.crashed[m] {
+			continue
+		}
+		var missing []MsgID
+		for id := range h.sent {
+			if !seen[id] && !h.crashed[id.Sender] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Slice(missing, func(i, j int) bool {
+				if missing[i].Sender != missing[j].Sender {
+					return missing[i].Sender < missing[j].Sender
+				}
+				return missing[i].N < missing[j].N
+			})
+			if add("completeness", "%s never delivered %d messages, first %v", m, len(missing), missing[0]) {
+				return out
+			}
+		}
+	}
+	return out
+}

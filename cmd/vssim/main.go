@@ -1,0 +1,62 @@
+// Command vssim runs seeded simulations of cohort groups over a faulty
+// simulated network and checks every run's guarantees.
+//
+//	vssim -seeds 500          run seeds 1..500, report violations
+//	vssim -seed 42 -v         replay one seed with its event trace
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cohort-vs/cohort/sim"
+)
+
+func main() {
+	seeds := flag.Int("seeds", 100, "number of seeds to run, starting at -first")
+	first := flag.Uint64("first", 1, "first seed")
+	seed := flag.Uint64("seed", 0, "run only this seed (0: run -seeds seeds)")
+	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
+	flag.Parse()
+
+	if *seed != 0 {
+		opt := sim.RandomOptions(*seed)
+		if *verbose {
+			opt.Trace = os.Stdout
+		}
+		res := sim.Run(opt)
+		fmt.Printf("seed %d: %d members, %d messages each, loss %.0f%%, dup %.0f%%, reorder %.0f%%: %d events, %.3fs virtual, %d deliveries\n",
+			*seed, opt.Members, opt.Messages, opt.Loss*100, opt.Duplicate*100, opt.Reorder*100, res.Events, float64(res.EndMicros)/1e6, res.Delivered)
+		for _, v := range res.Violations {
+			fmt.Println("  violation:", v)
+		}
+		if len(res.Violations) > 0 {
+			os.Exit(1)
+		}
+		return
+	}
+
+	start := time.Now()
+	violations, failedRuns := 0, 0
+	var firstFailing uint64
+	for s := *first; s < *first+uint64(*seeds); s++ {
+		res := sim.Run(sim.RandomOptions(s))
+		if len(res.Violations) > 0 {
+			if failedRuns == 0 {
+				firstFailing = s
+				for _, v := range res.Violations {
+					fmt.Printf("seed %d: %v\n", s, v)
+				}
+			}
+			failedRuns++
+			violations += len(res.Violations)
+		}
+	}
+	fmt.Printf("runs: %d  violations: %d  failed runs: %d  (%.1fs)\n", *seeds, violations, failedRuns, time.Since(start).Seconds())
+	if failedRuns > 0 {
+		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim -seed %d -v)\n", firstFailing, firstFailing)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,78 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Config describes one member's view of its group and its limits. The
+// engine derives it from engine.Config; every member of a group must use
+// the same MaxDatagram and a MaxMessageSize at least as large as any
+// sender's.
+type Config struct {
+	Group   uint64           // group id carried in every datagram
+	Epoch   uint64           // view number
+	Self    int              // this member's rank in Members
+	Members []netip.AddrPort // the view's members, by rank
+
+	MaxDatagram    int // bytes per datagram, header included
+	MaxMessageSize int // largest application message, bytes
+	WindowMessages int // per sender: messages sent but not yet stable
+	WindowBytes    int // per sender: payload bytes sent but not yet stable
+	DeliveryQueue  int // deliveries handed to the application and not yet consumed
+
+	StatusTicks     int // send a status frame at least every StatusTicks ticks while anything changes
+	NAKTicks        int // ask again for a missing message at most every NAKTicks ticks
+	MaxOutDatagrams int // datagrams produced by one Ready, at most
+}
+
+// MaxMembers is the largest view the wire format addresses (ranks are 16
+// bits; status frames must fit a datagram).
+const MaxMembers = 1024
+
+// Validate reports the first field that is out of range, with a message
+// that says what to fix.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Members) == 0 || len(c.Members) > MaxMembers:
+		return fmt.Errorf("protocol: a view needs 1 to %d members, not %d", MaxMembers, len(c.Members))
+	case c.Self < 0 || c.Self >= len(c.Members):
+		return fmt.Errorf("protocol: Self rank %d is not in the view of %d members", c.Self, len(c.Members))
+	case c.MaxDatagram < 512 || c.MaxDatagram > 65507:
+		return fmt.Errorf("protocol: MaxDatagram %d must be between 512 and 65507 bytes", c.MaxDatagram)
+	case wire.StatusSize(len(c.Members))+wire.HeaderSize > c.MaxDatagram:
+		return fmt.Errorf("protocol: MaxDatagram %d cannot hold a status frame for %d members", c.MaxDatagram, len(c.Members))
+	case c.MaxMessageSize < 1:
+		return errors.New("protocol: MaxMessageSize must be positive")
+	case c.WindowMessages < 16:
+		return fmt.Errorf("protocol: WindowMessages %d is below the minimum of 16", c.WindowMessages)
+	case c.WindowBytes < 2*c.MaxDatagram:
+		return fmt.Errorf("protocol: WindowBytes %d must be at least two datagrams (%d)", c.WindowBytes, 2*c.MaxDatagram)
+	case c.DeliveryQueue < 1:
+		return errors.New("protocol: DeliveryQueue must be positive")
+	case c.StatusTicks < 1 || c.NAKTicks < 1:
+		return errors.New("protocol: StatusTicks and NAKTicks must be at least 1")
+	case c.MaxOutDatagrams < 1:
+		return errors.New("protocol: MaxOutDatagrams must be positive")
+	}
+	for i, a := range c.Members {
+		if !a.IsValid() {
+			return fmt.Errorf("protocol: member %d has no address", i)
+		}
+		for _, b := range c.Members[:i] {
+			if a == b {
+				return fmt.Errorf("protocol: address %v appears twice in the view", a)
+			}
+		}
+	}
+	return nil
+}
+
+// FragmentSize is the largest payload sent as one message; larger ones are
+// split into fragments of this size.
+func (c *Config) FragmentSize() int {
+	return c.MaxDatagram - wire.HeaderSize - wire.DataHeadSize - 1 - 2*10
+}

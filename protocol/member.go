@@ -1,0 +1,444 @@
+package protocol
+
+import (
+	"net/netip"
+
+	"github.com/cohort-vs/cohort/ring"
+	"github.com/cohort-vs/cohort/udp"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Window marks kept per received message.
+const (
+	markDelivered uint8 = 1 << iota // handed to the application
+	markConsumed                    // the application is done with it
+)
+
+// Delivery is one message for the application. Payload aliases the
+// member's buffers and stays valid until the delivery is consumed.
+type Delivery struct {
+	Origin  int    // sender's rank
+	Seq     uint64 // sender's sequence number (of the last fragment)
+	Flags   uint8  // wire flags: ordering and safe bit
+	Payload []byte
+}
+
+// Ready is what a member asks its driver to do.
+type Ready struct {
+	// Datagrams to send. Buffers are reused after Advance.
+	Datagrams []udp.Datagram
+	// Deliveries to hand to the application, in order. Report each one
+	// with Consumed once the application is done with it.
+	Deliveries []Delivery
+	// Released is true when this round freed room in the send window.
+	Released bool
+	// More is true when output was held back by MaxOutDatagrams: call Ready
+	// again after Advance.
+	More bool
+}
+
+// peer is what a member keeps about one rank of the view (itself too).
+type peer struct {
+	addr netip.AddrPort
+	win  *ring.Window // messages received from this origin (nil for self)
+
+	deliverNext uint64 // next sequence number for in-order delivery
+	consumed    uint64 // every message <= consumed is consumed by the application
+	knownSent   uint64 // highest sequence number this origin is known to have sent
+
+	// The last status frame received from this rank, about every origin.
+	contiguous []uint64
+	delivered  []uint64
+
+	gapSince int64 // tick at which a gap was first seen; -1: none
+	nakTick  int64 // tick of the last NAK to this origin
+	nakDue   bool
+
+	reasm    []byte // fragments of the message being reassembled
+	reasmLen int
+}
+
+// pendingDelivery identifies a delivery the application still holds.
+type pendingDelivery struct {
+	origin int32
+	seq    uint64
+}
+
+type rtxRequest struct {
+	to          int
+	from, count uint64
+}
+
+// Member is the protocol state of one member in one group view.
+type Member struct {
+	cfg    Config
+	self   int
+	n      int
+	sender *Sender
+	peers  []peer
+	now    int64
+
+	sentUpTo uint64 // own messages up to here have been multicast once
+
+	// Application deliveries not yet consumed, oldest first (a ring).
+	pending     []pendingDelivery
+	pendingHead int
+	pendingLen  int
+	ownPending  int // how many of them are this member's own messages
+
+	rtx        []rtxRequest // retransmission requests to serve
+	rtxBase    []rtxRequest // rtx's backing array
+	lastRunEnd uint64
+
+	statusDue      bool
+	lastStatusTick int64
+	statusDirty    bool   // something changed since the last status frame
+	progress       uint64 // messages consumed since the last status frame
+
+	// Output of the current round.
+	bufs       [][]byte
+	bufsUsed   int
+	out        []udp.Datagram
+	deliveries []Delivery
+	released   bool
+
+	// Scratch for decoding.
+	frames  wire.FrameReader
+	data    wire.DataReader
+	naks    wire.NAKReader
+	statusC []uint64
+	statusD []uint64
+	touched []bool // origins that received data in this datagram
+
+	stats Stats
+}
+
+// Stats are a member's counters, cumulative.
+type Stats struct {
+	DatagramsSent     uint64
+	DatagramsReceived uint64
+	MessagesSent      uint64 // own messages multicast (first transmission)
+	MessagesReceived  uint64 // new messages stored from other members
+	Delivered         uint64 // deliveries handed to the application
+	Duplicates        uint64 // messages received again
+	BeyondWindow      uint64 // messages dropped: past the receive window
+	NoRoom            uint64 // messages dropped: receive arena full
+	Retransmits       uint64 // messages sent again after a NAK
+	NAKsSent          uint64
+	NAKsReceived      uint64
+	StatusSent        uint64
+	Malformed         uint64 // datagrams or frames that failed to decode
+	Foreign           uint64 // datagrams of another group or from a non-member
+	OtherEpoch        uint64 // datagrams of another view
+}
+
+// New makes the member described by cfg.
+func New(cfg Config) (*Member, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := len(cfg.Members)
+	m := &Member{
+		cfg:        cfg,
+		self:       cfg.Self,
+		n:          n,
+		sender:     newSender(&cfg),
+		peers:      make([]peer, n),
+		pending:    make([]pendingDelivery, cfg.DeliveryQueue),
+		rtxBase:    make([]rtxRequest, 64),
+		statusC:    make([]uint64, n),
+		statusD:    make([]uint64, n),
+		touched:    make([]bool, n),
+		bufs:       make([][]byte, cfg.MaxOutDatagrams),
+		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
+		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),
+	}
+	m.rtx = m.rtxBase[:0]
+	for i := range m.bufs {
+		m.bufs[i] = make([]byte, cfg.MaxDatagram)
+	}
+	for i := range m.peers {
+		p := &m.peers[i]
+		p.addr = cfg.Members[i]
+		p.deliverNext = 1
+		p.contiguous = make([]uint64, n)
+		p.delivered = make([]uint64, n)
+		p.gapSince = -1
+		if i != m.self {
+			// Twice the sender's window: the sender may learn of stability
+			// a little before this member does.
+			p.win = ring.NewWindow(2*cfg.WindowMessages, 2*cfg.WindowBytes)
+		}
+	}
+	return m, nil
+}
+
+// Sender is where the application appends messages.
+func (m *Member) Sender() *Sender { return m.sender }
+
+// Stats returns the counters.
+func (m *Member) Stats() Stats { return m.stats }
+
+// Config returns the member's configuration.
+func (m *Member) Config() *Config { return &m.cfg }
+
+// Tick advances the member's logical clock by one tick.
+func (m *Member) Tick() {
+	m.now++
+	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.now-m.lastStatusTick >= 10*int64(m.cfg.StatusTicks)) {
+		m.statusDue = true
+	}
+	for o := range m.peers {
+		p := &m.peers[o]
+		if o == m.self || p.gapSince < 0 {
+			continue
+		}
+		// A gap must outlive one full tick (it may be reordering) and NAKs
+		// for one origin are spaced NAKTicks apart.
+		if m.now-p.gapSince >= 2 && m.now-p.nakTick >= int64(m.cfg.NAKTicks) {
+			p.nakDue = true
+		}
+	}
+}
+
+// Consumed reports that the application is done with the oldest n
+// deliveries it was given.
+func (m *Member) Consumed(n int) {
+	for ; n > 0 && m.pendingLen > 0; n-- {
+		d := m.pending[m.pendingHead]
+		m.pendingHead++
+		if m.pendingHead == len(m.pending) {
+			m.pendingHead = 0
+		}
+		m.pendingLen--
+		p := &m.peers[d.origin]
+		if int(d.origin) == m.self {
+			m.ownPending--
+			p.consumed = d.seq
+			if m.ownPending == 0 {
+				// Fragments the cursor passed after it are done too.
+				p.consumed = p.deliverNext - 1
+			}
+		} else {
+			p.win.SetMark(d.seq, markConsumed)
+			m.advanceConsumed(p)
+		}
+		m.progress++
+	}
+	if m.progress >= uint64(m.cfg.WindowMessages/4) {
+		m.statusDue = true
+	}
+	m.statusDirty = true
+}
+
+func (m *Member) advanceConsumed(p *peer) {
+	for p.consumed < p.win.Contiguous() && p.win.Mark(p.consumed+1)&markConsumed != 0 {
+		p.consumed++
+	}
+}
+
+// Receive processes one datagram that arrived from addr.
+func (m *Member) Receive(from netip.AddrPort, b []byte) {
+	h, err := wire.ParseHeader(b)
+	if err != nil {
+		m.stats.Malformed++
+		return
+	}
+	if h.Group != m.cfg.Group {
+		m.stats.Foreign++
+		return
+	}
+	if h.Epoch != m.cfg.Epoch {
+		m.stats.OtherEpoch++
+		return
+	}
+	sender := int(h.Sender)
+	if sender >= m.n || sender == m.self || m.peers[sender].addr != from {
+		m.stats.Foreign++
+		return
+	}
+	m.stats.DatagramsReceived++
+	m.frames.Reset(b[wire.HeaderSize:])
+	for m.frames.Next() {
+		switch m.frames.Kind {
+		case wire.FrameData:
+			m.receiveData(m.frames.Body)
+		case wire.FrameStatus:
+			m.receiveStatus(sender, m.frames.Body)
+		case wire.FrameNAK:
+			m.receiveNAK(sender, m.frames.Body)
+		}
+	}
+	if m.frames.Err() != nil {
+		m.stats.Malformed++
+	}
+	for o, t := range m.touched {
+		if t {
+			m.touched[o] = false
+			m.afterData(o)
+		}
+	}
+}
+
+func (m *Member) receiveData(body []byte) {
+	d := &m.data
+	if d.Reset(body) != nil || int(d.Origin) >= m.n || int(d.Origin) == m.self {
+		m.stats.Malformed++
+		return
+	}
+	o := int(d.Origin)
+	p := &m.peers[o]
+	for d.Next() {
+		if d.Flags&wire.FlagFragFirst != 0 && d.Total > m.cfg.MaxMessageSize {
+			// A sender configured with a larger limit: its message can never
+			// be reassembled here. Drop it like a malformed datagram.
+			m.stats.Malformed++
+			return
+		}
+		switch p.win.Put(d.Seq, d.Flags, d.Total, d.Payload) {
+		case ring.Stored:
+			m.stats.MessagesReceived++
+			m.touched[o] = true
+			if d.Seq > p.knownSent {
+				p.knownSent = d.Seq
+			}
+			// Unordered messages go out at once; everything else waits for
+			// the in-order cursor.
+			if d.Flags&(wire.OrderMask|wire.FlagFrag) == wire.OrderUnordered && d.Seq >= p.deliverNext && m.pendingLen < len(m.pending) {
+				m.deliver(o, d.Seq, d.Flags, d.Payload)
+				p.win.SetMark(d.Seq, markDelivered)
+			}
+		case ring.Duplicate:
+			m.stats.Duplicates++
+		case ring.Beyond:
+			m.stats.BeyondWindow++
+		case ring.NoRoom:
+			m.stats.NoRoom++
+		}
+	}
+	if d.Err() != nil {
+		m.stats.Malformed++
+	}
+}
+
+// afterData delivers what became deliverable from origin o and tracks gaps.
+func (m *Member) afterData(o int) {
+	p := &m.peers[o]
+	m.deliverInOrder(o)
+	m.statusDirty = true
+	m.trackGap(p)
+}
+
+func (m *Member) trackGap(p *peer) {
+	if p.win.Contiguous() < p.knownSent {
+		if p.gapSince < 0 {
+			p.gapSince = m.now
+		}
+	} else {
+		p.gapSince = -1
+		p.nakDue = false
+	}
+}
+
+func (m *Member) receiveStatus(sender int, body []byte) {
+	n, err := wire.ReadStatus(body, m.statusC, m.statusD)
+	if err != nil || n != m.n {
+		m.stats.Malformed++
+		return
+	}
+	p := &m.peers[sender]
+	for i := 0; i < n; i++ {
+		// Reports only grow; an older status arriving late changes nothing.
+		p.contiguous[i] = max(p.contiguous[i], m.statusC[i])
+		p.delivered[i] = max(p.delivered[i], m.statusD[i])
+	}
+	if p.contiguous[sender] > p.knownSent {
+		p.knownSent = p.contiguous[sender]
+		m.trackGap(p)
+	}
+}
+
+func (m *Member) receiveNAK(sender int, body []byte) {
+	r := &m.naks
+	if r.Reset(body) != nil || int(r.Origin) != m.self {
+		m.stats.Malformed++
+		return
+	}
+	m.stats.NAKsReceived++
+	for r.Next() {
+		if len(m.rtx) == cap(m.rtx) {
+			return // the requester asks again later
+		}
+		m.rtx = append(m.rtx, rtxRequest{to: sender, from: r.From, count: r.Count})
+	}
+	if r.Err() != nil {
+		m.stats.Malformed++
+	}
+}
+
+// deliver hands one message to the application.
+func (m *Member) deliver(origin int, seq uint64, flags uint8, payload []byte) {
+	m.deliveries = append(m.deliveries, Delivery{Origin: origin, Seq: seq, Flags: flags &^ (wire.FlagFrag | wire.FlagFragFirst | wire.FlagFragLast), Payload: payload})
+	i := m.pendingHead + m.pendingLen
+	if i >= len(m.pending) {
+		i -= len(m.pending)
+	}
+	m.pending[i] = pendingDelivery{origin: int32(origin), seq: seq}
+	m.pendingLen++
+	if origin == m.self {
+		m.ownPending++
+	}
+	m.stats.Delivered++
+}
+
+// deliverInOrder moves origin o's in-order cursor over every contiguous
+// message, delivering those not yet delivered and reassembling fragments.
+func (m *Member) deliverInOrder(o int) {
+	p := &m.peers[o]
+	if p.deliverNext <= p.win.Base() {
+		// Unordered messages the cursor had not reached were delivered
+		// early, consumed and released.
+		p.deliverNext = p.win.Base() + 1
+	}
+	for p.deliverNext <= p.win.Contiguous() && m.pendingLen < len(m.pending) {
+		seq := p.deliverNext
+		if p.win.Mark(seq)&markDelivered != 0 {
+			p.deliverNext++
+			continue
+		}
+		flags, total, payload, _ := p.win.Get(seq)
+		if flags&wire.FlagFrag == 0 {
+			m.deliver(o, seq, flags, payload)
+			p.win.SetMark(seq, markDelivered)
+			p.deliverNext++
+			continue
+		}
+		if flags&wire.FlagFragFirst != 0 {
+			// Large messages are rare and big: one allocation each is cheap
+			// next to their copy.
+			p.reasm = make([]byte, total)
+			p.reasmLen = 0
+		}
+		if p.reasm == nil || p.reasmLen+len(payload) > len(p.reasm) ||
+			(flags&wire.FlagFragLast != 0 && p.reasmLen+len(payload) != len(p.reasm)) {
+			// Fragments out of shape: a sender bug or a forgery. Skip them;
+			// the message is lost for this member and counted.
+			m.stats.Malformed++
+			p.reasm = nil
+			p.win.SetMark(seq, markDelivered|markConsumed)
+			p.deliverNext++
+			continue
+		}
+		p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
+		if flags&wire.FlagFragLast != 0 {
+			m.deliver(o, seq, flags, p.reasm)
+			p.win.SetMark(seq, markDelivered)
+			p.reasm = nil // the application's delivery holds it now
+		} else {
+			// The bytes are copied out: the fragment itself is done with.
+			p.win.SetMark(seq, markDelivered|markConsumed)
+		}
+		p.deliverNext++
+	}
+	m.advanceConsumed(p)
+}

@@ -1,0 +1,267 @@
+package protocol
+
+import (
+	"github.com/cohort-vs/cohort/udp"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Ready packs everything the member has to say into datagrams, collects
+// deliveries, and frees stable messages. The result is valid until Advance.
+func (m *Member) Ready() Ready {
+	m.deliverOwn()
+	for o := range m.peers {
+		if o != m.self {
+			m.deliverInOrder(o)
+		}
+	}
+	more := false
+	more = !m.packRetransmits() || more
+	more = !m.packNAKs() || more
+	more = !m.packData() || more
+	if m.statusDue {
+		if m.bufsUsed < len(m.bufs) {
+			b := m.startDatagram()
+			n := wire.HeaderSize + m.putStatus(b[wire.HeaderSize:])
+			m.multicast(b, n)
+		} else {
+			more = true
+		}
+	}
+	m.release()
+	return Ready{Datagrams: m.out, Deliveries: m.deliveries, Released: m.released, More: more}
+}
+
+// Advance acknowledges the last Ready: its buffers may be reused.
+func (m *Member) Advance() {
+	m.out = m.out[:0]
+	m.deliveries = m.deliveries[:0]
+	m.bufsUsed = 0
+	m.released = false
+}
+
+// deliverOwn delivers this member's own messages to itself, in send order,
+// once they have been multicast.
+func (m *Member) deliverOwn() {
+	p := &m.peers[m.self]
+	for p.deliverNext <= m.sentUpTo && m.pendingLen < len(m.pending) {
+		flags, total, payload, _ := m.sender.stash.Get(p.deliverNext)
+		seq := p.deliverNext
+		p.deliverNext++
+		if flags&wire.FlagFrag == 0 {
+			m.deliver(m.self, seq, flags, payload)
+			continue
+		}
+		if flags&wire.FlagFragFirst != 0 {
+			p.reasm, p.reasmLen = make([]byte, total), 0
+		}
+		p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
+		if flags&wire.FlagFragLast != 0 {
+			m.deliver(m.self, seq, flags, p.reasm)
+			p.reasm = nil
+		} else if m.ownPending == 0 {
+			// The fragment's bytes are copied out and no own delivery
+			// before it waits for the application.
+			p.consumed = seq
+		}
+	}
+}
+
+func (m *Member) startDatagram() []byte {
+	b := m.bufs[m.bufsUsed]
+	m.bufsUsed++
+	wire.PutHeader(b, wire.Header{Type: wire.TypeGroup, Sender: uint16(m.self), Group: m.cfg.Group, Epoch: m.cfg.Epoch})
+	m.stats.DatagramsSent++
+	return b
+}
+
+// multicast queues b[:n] for every other member.
+func (m *Member) multicast(b []byte, n int) {
+	for r := range m.peers {
+		if r != m.self {
+			m.out = append(m.out, udp.Datagram{Buf: b[:n], N: n, Addr: m.peers[r].addr})
+		}
+	}
+}
+
+func (m *Member) unicast(b []byte, n int, to int) {
+	m.out = append(m.out, udp.Datagram{Buf: b[:n], N: n, Addr: m.peers[to].addr})
+}
+
+// putStatus writes this member's status frame and marks status as sent.
+func (m *Member) putStatus(b []byte) int {
+	for o := range m.peers {
+		p := &m.peers[o]
+		if o == m.self {
+			m.statusC[o], m.statusD[o] = m.sentUpTo, p.consumed
+		} else {
+			m.statusC[o], m.statusD[o] = p.win.Contiguous(), p.consumed
+		}
+	}
+	m.statusDue, m.statusDirty, m.progress = false, false, 0
+	m.lastStatusTick = m.now
+	m.stats.StatusSent++
+	return wire.PutStatus(b, m.statusC, m.statusD)
+}
+
+// packData multicasts own messages not yet sent, many per datagram, and
+// piggybacks a due status frame. It reports false when it ran out of
+// datagrams before the messages ran out.
+func (m *Member) packData() bool {
+	st := m.sender.stash
+	head := st.Head()
+	for m.sentUpTo < head {
+		if m.bufsUsed == len(m.bufs) {
+			return false
+		}
+		b := m.startDatagram()
+		n := m.packRun(b, wire.HeaderSize, m.sentUpTo+1, head, len(b))
+		m.stats.MessagesSent += (m.lastRunEnd - m.sentUpTo)
+		m.sentUpTo = m.lastRunEnd
+		if m.statusDue && len(b)-n >= wire.StatusSize(m.n) {
+			n += m.putStatus(b[n:])
+		}
+		m.multicast(b, n)
+	}
+	return true
+}
+
+// packRun writes one data frame of own messages from..to (inclusive, as
+// many as fit below limit) into b at off and returns the new offset. The
+// last sequence number written is left in lastRunEnd.
+func (m *Member) packRun(b []byte, off int, from, to uint64, limit int) int {
+	st := m.sender.stash
+	start := off
+	off += wire.PutDataHead(b[off:], uint16(m.self), from)
+	count := 0
+	seq := from
+	for ; seq <= to && count < wire.MaxRunCount; seq++ {
+		flags, total, payload, ok := st.Get(seq)
+		if !ok {
+			break
+		}
+		sz := wire.MessageSize(flags, total, len(payload))
+		if off+sz > limit {
+			break
+		}
+		off += wire.PutMessage(b[off:], flags, total, payload)
+		count++
+	}
+	wire.SetDataCount(b[start:], count)
+	wire.FinishFrame(b[start:], off-start)
+	m.lastRunEnd = from + uint64(count) - 1
+	if count == 0 {
+		return start // nothing fit: drop the empty frame
+	}
+	return off
+}
+
+// packRetransmits answers NAKs with unicast data frames.
+func (m *Member) packRetransmits() bool {
+	st := m.sender.stash
+	for len(m.rtx) > 0 {
+		r := &m.rtx[0]
+		// Only what is still held and was sent can be sent again.
+		if r.from <= st.Tail() {
+			skip := st.Tail() + 1 - r.from
+			if skip >= r.count {
+				m.rtx = m.rtx[1:]
+				continue
+			}
+			r.from, r.count = r.from+skip, r.count-skip
+		}
+		last := min(r.from+r.count-1, m.sentUpTo)
+		if r.from > last {
+			m.rtx = m.rtx[1:]
+			continue
+		}
+		if m.bufsUsed == len(m.bufs) {
+			m.compactRTX()
+			return false
+		}
+		b := m.startDatagram()
+		n := m.packRun(b, wire.HeaderSize, r.from, last, len(b))
+		sent := m.lastRunEnd + 1 - r.from
+		m.stats.Retransmits += sent
+		m.unicast(b, n, r.to)
+		r.from += sent
+		r.count -= min(sent, r.count)
+		if r.count == 0 || r.from > m.sentUpTo {
+			m.rtx = m.rtx[1:]
+		}
+	}
+	m.compactRTX()
+	return true
+}
+
+// compactRTX moves the remaining requests to the front of their array, so
+// that its capacity is never lost to slicing.
+func (m *Member) compactRTX() {
+	if len(m.rtx) == 0 {
+		m.rtx = m.rtxBase[:0]
+		return
+	}
+	n := copy(m.rtxBase, m.rtx)
+	m.rtx = m.rtxBase[:n]
+}
+
+// packNAKs asks each origin with an old gap for the missing messages.
+func (m *Member) packNAKs() bool {
+	for o := range m.peers {
+		p := &m.peers[o]
+		if o == m.self || !p.nakDue {
+			continue
+		}
+		if m.bufsUsed == len(m.bufs) {
+			return false
+		}
+		b := m.startDatagram()
+		off := wire.HeaderSize
+		start := off
+		off += wire.PutNAKHead(b[off:], uint16(o))
+		ranges := 0
+		limit := min(p.knownSent, p.win.Limit())
+		for seq := p.win.Contiguous() + 1; seq <= limit && ranges < maxNAKRanges && off+wire.NAKRangeSize <= len(b); {
+			if p.win.Has(seq) {
+				seq++
+				continue
+			}
+			first := seq
+			for seq <= limit && !p.win.Has(seq) {
+				seq++
+			}
+			off += wire.PutNAKRange(b[off:], first, seq-first)
+			ranges++
+		}
+		wire.SetNAKCount(b[start:], ranges)
+		wire.FinishFrame(b[start:], off-start)
+		m.unicast(b, off, o)
+		p.nakDue = false
+		p.nakTick = m.now
+		m.stats.NAKsSent++
+	}
+	return true
+}
+
+// maxNAKRanges bounds one NAK frame; the rest is asked for next time.
+const maxNAKRanges = 64
+
+// release frees messages that every member has consumed.
+func (m *Member) release() {
+	for o := range m.peers {
+		p := &m.peers[o]
+		stable := p.consumed
+		for r := range m.peers {
+			if r != m.self {
+				stable = min(stable, m.peers[r].delivered[o])
+			}
+		}
+		if o == m.self {
+			if stable > m.sender.stash.Tail() {
+				m.sender.stash.Release(stable)
+				m.released = true
+			}
+		} else if stable > p.win.Base() {
+			p.win.Release(stable)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cohort-vs/cohort/ring"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// ErrTooLarge is returned for a message over the configured maximum size.
+var ErrTooLarge = errors.New("message larger than MaxMessageSize")
+
+// Sender is the application's side of a member's send path. Its methods
+// are safe for concurrent use; the messages it accepts are picked up by the
+// member's next Ready.
+type Sender struct {
+	mu       sync.Mutex // keeps the fragments of one message contiguous
+	stash    *ring.Stash
+	fragSize int
+	maxSize  int
+}
+
+func newSender(cfg *Config) *Sender {
+	return &Sender{
+		stash:    ring.NewStash(cfg.WindowMessages, cfg.WindowBytes),
+		fragSize: cfg.FragmentSize(),
+		maxSize:  cfg.MaxMessageSize,
+	}
+}
+
+// TrySend appends as much of payload as the window allows. done is how
+// many bytes of this payload earlier calls accepted (0 for a new message);
+// the result is the new count. A message that fits one datagram is taken
+// whole or not at all. When the result is below len(payload) the window is
+// full: wait until stable messages are released (the member's Ready
+// reports Released) and call again with the result, holding Lock between
+// calls so that no other message interleaves with the fragments.
+func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
+	if len(payload) > s.maxSize {
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), s.maxSize)
+	}
+	if len(payload) <= s.fragSize {
+		if _, err := s.stash.Append(flags, 0, payload); err != nil {
+			return 0, nil
+		}
+		return len(payload), nil
+	}
+	for done < len(payload) {
+		end := min(done+s.fragSize, len(payload))
+		f := flags | wire.FlagFrag
+		if done == 0 {
+			f |= wire.FlagFragFirst
+		}
+		if end == len(payload) {
+			f |= wire.FlagFragLast
+		}
+		if _, err := s.stash.Append(f, len(payload), payload[done:end]); err != nil {
+			return done, nil
+		}
+		done = end
+	}
+	return done, nil
+}
+
+// Lock and Unlock bracket a message that needs more than one TrySend.
+func (s *Sender) Lock()   { s.mu.Lock() }
+func (s *Sender) Unlock() { s.mu.Unlock() }
+
+// Pending is the number of messages in the window (sent or not, unstable).
+func (s *Sender) Pending() int { return s.stash.Len() }

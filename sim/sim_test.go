@@ -1,0 +1,75 @@
+package sim
+
+import (
+	"bytes"
+	"testing"
+)
+
+// The CI campaign: every seed must keep every guarantee.
+func TestSeeds(t *testing.T) {
+	seeds := 600
+	if testing.Short() {
+		seeds = 100
+	}
+	var retransmits, naks, dups, malformed uint64
+	for s := uint64(1); s <= uint64(seeds); s++ {
+		res := Run(RandomOptions(s))
+		if len(res.Violations) > 0 {
+			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -seed %d -v)", s, res.Violations, s)
+		}
+		for _, st := range res.Stats {
+			retransmits += st.Retransmits
+			naks += st.NAKsSent
+			dups += st.Duplicates
+			malformed += st.Malformed
+		}
+	}
+	// The fault mix must really exercise recovery.
+	if retransmits == 0 || naks == 0 || dups == 0 {
+		t.Fatalf("faults not exercised: %d retransmits, %d NAKs, %d duplicates", retransmits, naks, dups)
+	}
+	if malformed != 0 {
+		t.Fatalf("%d datagrams between correct members failed to decode", malformed)
+	}
+}
+
+// A seed replays exactly: the same trace, byte for byte.
+func TestReplay(t *testing.T) {
+	var a, b bytes.Buffer
+	for _, w := range []*bytes.Buffer{&a, &b} {
+		o := RandomOptions(12345)
+		o.Trace = w
+		Run(o)
+	}
+	if a.Len() == 0 || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatalf("traces differ (%d vs %d bytes)", a.Len(), b.Len())
+	}
+}
+
+// The checker must see a broken run: a network that loses every datagram
+// to one member can deliver nothing there, and completeness must say so.
+func TestCheckerCatchesLoss(t *testing.T) {
+	o := RandomOptions(7)
+	o.Loss = 1
+	o.TimeLimit = 2_000_000
+	res := Run(o)
+	if len(res.Violations) == 0 {
+		t.Fatal("a run that lost every datagram passed the checker")
+	}
+}
+
+// Heavy loss with tiny windows and a slow consumer still completes.
+func TestHeavyLossTinyWindow(t *testing.T) {
+	o := RandomOptions(99)
+	o.Members, o.Messages = 4, 300
+	o.Loss, o.Duplicate, o.Reorder = 0.3, 0.1, 0.2
+	o.SlowConsume = 0.5
+	o.Protocol.WindowMessages, o.Protocol.DeliveryQueue = 16, 4
+	res := Run(o)
+	if len(res.Violations) > 0 {
+		t.Fatal(res.Violations)
+	}
+	if res.Delivered != 4*4*300 {
+		t.Fatalf("delivered %d", res.Delivered)
+	}
+}
