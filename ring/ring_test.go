@@ -217,3 +217,40 @@ func BenchmarkWindowPutRelease(b *testing.B) {
 		w.Release(seq)
 	}
 }
+
+func TestSPSC(t *testing.T) {
+	q := NewSPSC[int](4)
+	for i := 0; i < 4; i++ {
+		if !q.Push(i) {
+			t.Fatal("push")
+		}
+	}
+	if q.Push(9) {
+		t.Fatal("push into a full queue")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 4; i < 100000; {
+			if q.Push(i) {
+				i++
+			}
+		}
+	}()
+	for want := 0; want < 100000; {
+		v, ok := q.Peek()
+		if !ok {
+			continue
+		}
+		if *v != want {
+			t.Errorf("got %d want %d", *v, want)
+			return
+		}
+		q.Pop()
+		want++
+	}
+	<-done
+	if q.Popped() != 100000 || q.Len() != 0 {
+		t.Fatalf("popped %d len %d", q.Popped(), q.Len())
+	}
+}

@@ -115,3 +115,7 @@ func GroupID(name string) uint64 {
 	}
 	return h
 }
+
+// GroupIDOf reads the group id of a datagram of at least HeaderSize bytes
+// without validating the rest of the header: enough to route it.
+func GroupIDOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b[8:]) }

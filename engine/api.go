@@ -1,0 +1,83 @@
+package engine
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// Ordering says in what order a message is delivered relative to others.
+type Ordering uint8
+
+// Orderings. Safe may be or-ed with any of them.
+const (
+	// Unordered: reliable, delivered as soon as it arrives.
+	Unordered Ordering = 0
+	// FIFO: delivered in send order with respect to the same sender's
+	// other FIFO messages.
+	FIFO Ordering = 1
+	// Causal: delivered after every message its sender had delivered
+	// before sending it. Not available yet (ErrUnsupported).
+	Causal Ordering = 2
+	// Total: one delivery order at every member. Not available yet.
+	Total Ordering = 3
+	// Safe delays delivery until every member holds the message. Not
+	// available yet.
+	Safe Ordering = 4
+)
+
+func (o Ordering) String() string {
+	s := [...]string{"unordered", "fifo", "causal", "total"}[o&3]
+	if o&Safe != 0 {
+		s += "+safe"
+	}
+	return s
+}
+
+// MemberID identifies one incarnation of a member process: its address
+// and a number that changes every time the process (re)joins.
+type MemberID struct {
+	Addr        netip.AddrPort
+	Incarnation uint64
+}
+
+func (m MemberID) String() string { return m.Addr.String() }
+
+// View is a group's membership: its epoch and members, oldest first.
+type View struct {
+	Group   string
+	Epoch   uint64
+	Members []MemberID
+	Self    int // this member's index in Members
+}
+
+// Message is one delivered message. Payload is a slice of the engine's
+// receive buffers: it is valid only until the Deliver handler returns.
+// Copy it to keep it.
+type Message struct {
+	Sender   MemberID
+	Rank     int    // sender's index in the current view
+	Seq      uint64 // sender's sequence number in the view
+	Ordering Ordering
+	Payload  []byte
+}
+
+// Handlers are the application's callbacks for one group. The engine calls
+// them from one goroutine per group, one at a time, in delivery order; a
+// slow handler delays only its own group's deliveries (and, through flow
+// control, that group's senders), never the engine's network loops.
+type Handlers struct {
+	// Deliver receives every message of the group, own messages included.
+	// Required.
+	Deliver func(Message)
+	// View is called with each view, before any message of that view.
+	// Optional.
+	View func(View)
+}
+
+// Errors callers can test with errors.Is.
+var (
+	ErrClosed      = errors.New("engine: closed")
+	ErrTooLarge    = errors.New("engine: message larger than MaxMessageSize")
+	ErrUnsupported = errors.New("engine: ordering not supported by this version")
+	ErrJoined      = errors.New("engine: group already joined")
+)

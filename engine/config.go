@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/cohort-vs/cohort/udp"
+)
+
+// Config holds an engine's settings. Start from DefaultConfig and change
+// what you need; New rejects values that cannot work, saying what to fix.
+// Members of one group must agree on MaxDatagram and use a MaxMessageSize
+// at least as large as any member sends.
+type Config struct {
+	// ListenAddr is the UDP address to bind, "host:port". Default
+	// "127.0.0.1:0" (loopback, a free port): safe for tests; set a routable
+	// address to talk to other hosts.
+	ListenAddr string
+
+	// MaxDatagram is the largest datagram sent, in bytes, header included.
+	// Default 8192: about 120 small messages share one system call on
+	// loopback or a jumbo-frame LAN. On a 1500-byte-MTU network with loss,
+	// 1472 avoids IP fragmentation (a lost fragment loses the datagram).
+	MaxDatagram int
+
+	// MaxMessageSize is the largest message Send accepts, in bytes.
+	// Default 16 MiB. Larger messages are split into fragments of about
+	// MaxDatagram and reassembled; Send returns ErrTooLarge above it.
+	MaxMessageSize int
+
+	// WindowMessages and WindowBytes bound, per sender and group, the
+	// messages sent but not yet consumed by every member (flow control).
+	// A sender blocks when either is reached. Defaults 32768 messages and
+	// 4 MiB: enough to keep a loopback or LAN path busy across the few
+	// milliseconds a status round takes. Each member reserves twice these
+	// for every other sender's receive window.
+	WindowMessages int
+	WindowBytes    int
+
+	// DeliveryQueue bounds the messages handed to the delivery goroutine
+	// and not yet returned by the handler. Default 4096. When it is full,
+	// the member stops delivering and its senders are held back by flow
+	// control; nothing is dropped.
+	DeliveryQueue int
+
+	// TickInterval is the protocol's clock resolution. Default 1 ms.
+	TickInterval time.Duration
+	// StatusInterval is how often a member gossips its reception status
+	// (stability, flow control, loss detection at the tail) while anything
+	// changes; it also reports early after every quarter window consumed.
+	// Default 2 ms.
+	StatusInterval time.Duration
+	// NAKInterval spaces retransmission requests to one sender. Default
+	// 4 ms: a few loopback or LAN round trips, so a lost retransmission is
+	// asked for again soon, without storms.
+	NAKInterval time.Duration
+
+	// SocketBufferBytes is asked of the kernel for the socket's receive and
+	// send buffers. Default 8 MiB; the kernel may grant less (see Stats).
+	SocketBufferBytes int
+	// ReadBatch is how many datagrams one receive system call may return.
+	// Default 64.
+	ReadBatch int
+	// PortableSockets forces one datagram per system call even where
+	// batched calls exist. Default false.
+	PortableSockets bool
+
+	// Conn, when set, is used instead of opening a socket (for example an
+	// in-memory network in tests). ListenAddr is then ignored.
+	Conn udp.Conn
+
+	// Logger receives the engine's rare events (errors, warnings). Default:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:        "127.0.0.1:0",
+		MaxDatagram:       8192,
+		MaxMessageSize:    16 << 20,
+		WindowMessages:    32768,
+		WindowBytes:       4 << 20,
+		DeliveryQueue:     4096,
+		TickInterval:      time.Millisecond,
+		StatusInterval:    2 * time.Millisecond,
+		NAKInterval:       4 * time.Millisecond,
+		SocketBufferBytes: 8 << 20,
+		ReadBatch:         64,
+	}
+}
+
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("engine: config: "+format, args...)
+	}
+	switch {
+	case c.MaxDatagram < 512 || c.MaxDatagram > 65507:
+		return bad("MaxDatagram is %d; use 512 to 65507 bytes (8192 is the default)", c.MaxDatagram)
+	case c.MaxMessageSize < 1 || c.MaxMessageSize > 1<<30:
+		return bad("MaxMessageSize is %d; use 1 byte to 1 GiB", c.MaxMessageSize)
+	case c.WindowMessages < 16 || c.WindowMessages > 1<<24:
+		return bad("WindowMessages is %d; use 16 to 16777216", c.WindowMessages)
+	case c.WindowBytes < 2*c.MaxDatagram || c.WindowBytes > 1<<30:
+		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
+	case c.DeliveryQueue < 1 || c.DeliveryQueue > 1<<20:
+		return bad("DeliveryQueue is %d; use 1 to 1048576", c.DeliveryQueue)
+	case c.TickInterval < 100*time.Microsecond || c.TickInterval > time.Second:
+		return bad("TickInterval is %v; use 100µs to 1s", c.TickInterval)
+	case c.StatusInterval < c.TickInterval:
+		return bad("StatusInterval %v is shorter than TickInterval %v", c.StatusInterval, c.TickInterval)
+	case c.NAKInterval < c.TickInterval:
+		return bad("NAKInterval %v is shorter than TickInterval %v", c.NAKInterval, c.TickInterval)
+	case c.SocketBufferBytes < 0:
+		return bad("SocketBufferBytes is negative")
+	case c.ReadBatch < 1 || c.ReadBatch > 1024:
+		return bad("ReadBatch is %d; use 1 to 1024", c.ReadBatch)
+	}
+	if c.Conn == nil {
+		if _, err := netip.ParseAddrPort(c.ListenAddr); err != nil {
+			return bad("ListenAddr %q is not an IP:port address: %v", c.ListenAddr, err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) ticks(d time.Duration) int {
+	return max(1, int((d+c.TickInterval-1)/c.TickInterval))
+}

@@ -1,0 +1,236 @@
+// Package engine is cohort's embeddable API: an Engine owns one UDP socket
+// and the goroutines that serve it, and hosts any number of process groups.
+//
+//	e, _ := engine.New(engine.DefaultConfig())
+//	g, _ := e.Join(ctx, "prices", members, engine.Handlers{Deliver: apply})
+//	g.Send(ctx, engine.FIFO, update)
+//
+// Inside, three kinds of goroutine share the work: one receive loop reads
+// batches of datagrams; one protocol loop owns every group's protocol
+// state, packs outgoing messages into datagrams and writes them; one
+// delivery goroutine per group runs the application's handler. They talk
+// through bounded queues, so a slow handler never stalls the network.
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cohort-vs/cohort/udp"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Engine is one member process's endpoint. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	cfg  Config
+	conn udp.Conn
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	groups map[uint64]*Group
+	// groupList is the protocol loop's copy of groups, replaced (never
+	// modified) under mu so the loop can read it without locking.
+	groupList atomic.Pointer[[]*Group]
+
+	rx   chan *rxBatch // filled batches, receive loop -> protocol loop
+	free chan *rxBatch // empty batches, protocol loop -> receive loop
+	wake chan struct{} // anything for the protocol loop to do
+
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+
+	unknownGroup atomic.Uint64
+	malformed    atomic.Uint64
+	writeErrors  atomic.Uint64
+}
+
+type rxBatch struct {
+	ds []udp.Datagram
+	n  int
+}
+
+// rxBatches is how many receive batches circulate between the loops.
+const rxBatches = 4
+
+// New validates cfg, opens the socket and starts the engine's loops.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	conn := cfg.Conn
+	if conn == nil {
+		addr, _ := netip.ParseAddrPort(cfg.ListenAddr)
+		var err error
+		conn, err = udp.Listen(addr, udp.Options{
+			RecvBufferBytes: cfg.SocketBufferBytes,
+			SendBufferBytes: cfg.SocketBufferBytes,
+			Portable:        cfg.PortableSockets,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: listen on %s: %w", cfg.ListenAddr, err)
+		}
+	}
+	e := &Engine{
+		cfg:    cfg,
+		conn:   conn,
+		log:    cfg.Logger,
+		groups: map[uint64]*Group{},
+		rx:     make(chan *rxBatch, rxBatches),
+		free:   make(chan *rxBatch, rxBatches),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	e.groupList.Store(&[]*Group{})
+	// Receive buffers take the largest UDP payload, so that a datagram
+	// from a member with a larger MaxDatagram is seen (and counted) whole.
+	for i := 0; i < rxBatches; i++ {
+		b := &rxBatch{ds: make([]udp.Datagram, cfg.ReadBatch)}
+		for j := range b.ds {
+			b.ds[j].Buf = make([]byte, 65536)
+		}
+		e.free <- b
+	}
+	e.wg.Add(2)
+	go e.receiveLoop()
+	go e.protocolLoop()
+	return e, nil
+}
+
+// Addr is the address other members reach this engine at.
+func (e *Engine) Addr() netip.AddrPort { return e.conn.LocalAddr() }
+
+// Close stops every group and the engine's goroutines and closes the
+// socket. Messages not yet stable may be lost to the other members (use
+// Flush, then Leave, for an orderly exit once membership exists). Close
+// may be called more than once; later calls return nil.
+func (e *Engine) Close() error {
+	var err error
+	e.closeOnce.Do(func() {
+		close(e.done)
+		err = e.conn.Close()
+		e.wg.Wait()
+		for _, g := range *e.groupList.Load() {
+			g.stop()
+		}
+	})
+	return err
+}
+
+// EngineStats are counters for the engine's socket and demultiplexing.
+type EngineStats struct {
+	Socket       udp.Stats
+	UnknownGroup uint64 // datagrams for a group this engine has not joined
+	Malformed    uint64 // datagrams too short or not cohort's
+	WriteErrors  uint64 // failed socket writes
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() EngineStats {
+	return EngineStats{
+		Socket:       e.conn.Stats(),
+		UnknownGroup: e.unknownGroup.Load(),
+		Malformed:    e.malformed.Load(),
+		WriteErrors:  e.writeErrors.Load(),
+	}
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) receiveLoop() {
+	defer e.wg.Done()
+	for {
+		var b *rxBatch
+		select {
+		case b = <-e.free:
+		case <-e.done:
+			return
+		}
+		n, err := e.conn.ReadBatch(b.ds)
+		if err != nil {
+			select {
+			case <-e.done:
+				return
+			default:
+			}
+			e.log.Warn("cohort: socket read failed", "err", err)
+			e.free <- b
+			time.Sleep(time.Millisecond) // a persistent error must not spin
+			continue
+		}
+		b.n = n
+		e.rx <- b
+	}
+}
+
+func (e *Engine) protocolLoop() {
+	defer e.wg.Done()
+	ticker := time.NewTicker(e.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case b := <-e.rx:
+			e.dispatch(b)
+		case <-e.wake:
+		case <-ticker.C:
+			for _, g := range *e.groupList.Load() {
+				g.tick()
+			}
+		case <-e.done:
+			return
+		}
+		for _, g := range *e.groupList.Load() {
+			g.service()
+		}
+	}
+}
+
+// dispatch hands each datagram of a batch to its group's protocol.
+func (e *Engine) dispatch(b *rxBatch) {
+	groups := *e.groupList.Load()
+	for i := 0; i < b.n; i++ {
+		d := &b.ds[i]
+		buf := d.Buf[:d.N]
+		if len(buf) < wire.HeaderSize {
+			e.malformed.Add(1)
+			continue
+		}
+		id := wire.GroupIDOf(buf)
+		var g *Group
+		for _, x := range groups {
+			if x.id == id {
+				g = x
+				break
+			}
+		}
+		if g == nil {
+			e.unknownGroup.Add(1)
+			continue
+		}
+		g.member.Receive(d.Addr, buf)
+	}
+	e.free <- b
+}
+
+// write sends datagrams, counting failures; the protocol recovers losses.
+func (e *Engine) write(ds []udp.Datagram) {
+	if len(ds) == 0 {
+		return
+	}
+	if n, err := e.conn.WriteBatch(ds); err != nil {
+		e.writeErrors.Add(uint64(len(ds) - n))
+	}
+}
