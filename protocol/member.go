@@ -305,7 +305,10 @@ func (m *Member) receiveData(body []byte) {
 			// Unordered messages go out at once; everything else waits for
 			// the in-order cursor.
 			if d.Flags&(wire.OrderMask|wire.FlagFrag) == wire.OrderUnordered && d.Seq >= p.deliverNext && m.pendingLen < len(m.pending) {
-				m.deliver(o, d.Seq, d.Flags, d.Payload)
+				// Deliver the window's copy: the datagram's buffer is reused
+				// as soon as Receive returns.
+				_, _, stored, _ := p.win.Get(d.Seq)
+				m.deliver(o, d.Seq, d.Flags, stored)
 				p.win.SetMark(d.Seq, markDelivered)
 			}
 		case ring.Duplicate:

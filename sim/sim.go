@@ -207,6 +207,11 @@ func (w *world) handle(e *event) {
 	case evDatagram:
 		w.tracef("%s <- %s %s", n.name, w.nodes[e.from].name, describe(e.data))
 		n.m.Receive(w.addrs[e.from], e.data)
+		// A real receive buffer is reused at once: scribble over this one so
+		// that anything still pointing into it shows up as corruption.
+		for i := range e.data {
+			e.data[i] = 0xEE
+		}
 	case evSend:
 		w.send(e.to)
 	case evConsume:
