@@ -61,6 +61,7 @@ type peer struct {
 // pendingDelivery identifies a delivery the application still holds.
 type pendingDelivery struct {
 	origin int32
+	size   uint32
 	seq    uint64
 }
 
@@ -94,6 +95,7 @@ type Member struct {
 	lastStatusTick int64
 	statusDirty    bool   // something changed since the last status frame
 	progress       uint64 // messages consumed since the last status frame
+	progressBytes  uint64 // and their bytes
 
 	// Output of the current round.
 	bufs       [][]byte
@@ -224,8 +226,11 @@ func (m *Member) Consumed(n int) {
 			m.advanceConsumed(p)
 		}
 		m.progress++
+		m.progressBytes += uint64(d.size)
 	}
-	if m.progress >= uint64(m.cfg.WindowMessages/4) {
+	// Report after a quarter window, so that senders never wait on a
+	// status round while their window still has room.
+	if m.progress >= uint64(m.cfg.WindowMessages/4) || m.progressBytes >= uint64(m.cfg.WindowBytes/4) {
 		m.statusDue = true
 	}
 	m.statusDirty = true
@@ -386,7 +391,7 @@ func (m *Member) deliver(origin int, seq uint64, flags uint8, payload []byte) {
 	if i >= len(m.pending) {
 		i -= len(m.pending)
 	}
-	m.pending[i] = pendingDelivery{origin: int32(origin), seq: seq}
+	m.pending[i] = pendingDelivery{origin: int32(origin), seq: seq, size: uint32(min(len(payload), 1<<31))}
 	m.pendingLen++
 	if origin == m.self {
 		m.ownPending++

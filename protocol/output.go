@@ -97,7 +97,7 @@ func (m *Member) putStatus(b []byte) int {
 			m.statusC[o], m.statusD[o] = p.win.Contiguous(), p.consumed
 		}
 	}
-	m.statusDue, m.statusDirty, m.progress = false, false, 0
+	m.statusDue, m.statusDirty, m.progress, m.progressBytes = false, false, 0, 0
 	m.lastStatusTick = m.now
 	m.stats.StatusSent++
 	return wire.PutStatus(b, m.statusC, m.statusD)
@@ -245,13 +245,15 @@ func (m *Member) packNAKs() bool {
 // maxNAKRanges bounds one NAK frame; the rest is asked for next time.
 const maxNAKRanges = 64
 
-// release frees messages that every member has consumed.
+// release frees messages that every member has consumed. The origin's
+// own consumption matters only for its stash (its self-deliveries point
+// into it): other members keep their copies for the others' sake.
 func (m *Member) release() {
 	for o := range m.peers {
 		p := &m.peers[o]
 		stable := p.consumed
 		for r := range m.peers {
-			if r != m.self {
+			if r != m.self && (r != o || o == m.self) {
 				stable = min(stable, m.peers[r].delivered[o])
 			}
 		}

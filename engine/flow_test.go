@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cohort-vs/cohort/udp/memnet"
+)
+
+// A member whose handler is stuck holds back the group's senders through
+// flow control, within the configured bounds, while the engine keeps
+// serving its other groups. Releasing the handler delivers everything.
+func TestSlowHandlerPushesBack(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WindowMessages, cfg.DeliveryQueue = 64, 16
+	var engines []*Engine
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		addrs = append(addrs, e.Addr().String())
+	}
+	gate := make(chan struct{})
+	var slowCount, fastCount, otherCount atomic.Int64
+	var slow, other []*Group
+	for i, e := range engines {
+		i := i
+		g, err := e.Join(context.Background(), "slow", addrs, Handlers{Deliver: func(m Message) {
+			if i == 1 {
+				<-gate
+				slowCount.Add(1)
+			} else if i == 2 {
+				fastCount.Add(1)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, g)
+		g2, err := e.Join(context.Background(), "other", addrs, Handlers{Deliver: func(m Message) {
+			if i == 1 {
+				otherCount.Add(1)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other = append(other, g2)
+	}
+
+	// Send until flow control stops the sender.
+	payload := make([]byte, 32)
+	sent := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := slow[0].Send(ctx, FIFO, payload)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if sent > 10*cfg.WindowMessages {
+			t.Fatalf("sent %d messages past a stuck member with a window of %d", sent, cfg.WindowMessages)
+		}
+	}
+	if sent < cfg.WindowMessages {
+		t.Fatalf("sender blocked after %d messages, below its window of %d", sent, cfg.WindowMessages)
+	}
+	if n := slow[0].sender.Pending(); n > cfg.WindowMessages {
+		t.Fatalf("%d messages held by the sender, window %d", n, cfg.WindowMessages)
+	}
+
+	// The same engines still carry another group, to the stuck member too.
+	for n := 0; n < 1000; n++ {
+		if err := other[0].Send(context.Background(), FIFO, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool { return otherCount.Load() == 1000 }, "the other group's deliveries")
+
+	close(gate)
+	for n := 0; n < 500; n++ {
+		if err := slow[0].Send(context.Background(), FIFO, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := int64(sent + 500)
+	waitFor(t, 10*time.Second, func() bool { return slowCount.Load() == want && fastCount.Load() == want }, "deliveries after the handler resumed")
+}
+
+// With 5% of datagrams lost on every link of an in-memory network, every
+// message arrives exactly once and in FIFO order, through retransmission.
+func TestLossyNetwork(t *testing.T) {
+	net := memnet.New(42)
+	defer net.Close()
+	net.SetDefault(memnet.Faults{Drop: 0.05})
+	cfg := DefaultConfig()
+	i := 0
+	cl := newCluster(t, 3, cfg, func(_ int, c *Config) {
+		i++
+		conn, err := net.Listen(netip.MustParseAddrPort("10.1.0." + string(rune('0'+i)) + ":5000"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Conn = conn
+	})
+	const each = 2000
+	for n := 1; n <= each; n++ {
+		for s := range cl.groups {
+			size := 16 + n%100
+			if n%400 == 0 {
+				size = 30_000 // fragmented
+			}
+			if err := cl.send(context.Background(), s, n, size, FIFO); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cl.waitDelivered(3*each, 60*time.Second)
+	cl.verify()
+	var rtx uint64
+	for _, g := range cl.groups {
+		waitFor(t, 5*time.Second, func() bool { return g.Stats().Delivered >= 3*each }, "stats refresh")
+		rtx += g.Stats().Retransmits
+	}
+	if rtx == 0 {
+		t.Fatal("no retransmissions on a lossy network")
+	}
+	t.Logf("retransmitted %d messages; network: %+v", rtx, net.Stats())
+}
+
+// The hot path (Send, bundling, the socket, receive, delivery) allocates
+// nothing per message in steady state.
+func TestHotPathAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	cfg := DefaultConfig()
+	// The handler signals the round trip's last delivery on a channel:
+	// AllocsPerRun runs with GOMAXPROCS=1, where a spinning waiter would
+	// starve the network poller.
+	var delivered, target atomic.Int64
+	arrived := make(chan struct{}, 1)
+	var engines []*Engine
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		addrs = append(addrs, e.Addr().String())
+	}
+	var groups []*Group
+	for i, e := range engines {
+		i := i
+		g, err := e.Join(context.Background(), "alloc", addrs, Handlers{Deliver: func(m Message) {
+			if i == 1 && delivered.Add(1) == target.Load() {
+				arrived <- struct{}{}
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	payload := make([]byte, 64)
+	ctx := context.Background()
+	roundTrip := func() {
+		target.Add(10)
+		for k := 0; k < 10; k++ {
+			if err := groups[0].Send(ctx, FIFO, payload); err != nil {
+				panic(err)
+			}
+		}
+		<-arrived
+	}
+	for i := 0; i < 2000; i++ { // warm up: windows, buffers, goroutines
+		roundTrip()
+	}
+	allocs := testing.AllocsPerRun(2000, roundTrip)
+	if allocs != 0 {
+		t.Fatalf("%.2f allocations per 10 messages", allocs)
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
