@@ -1,0 +1,415 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/udp"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// ChildCommand is the hidden subcommand that makes a vsbench binary run as
+// one member (RunChild) instead of as the coordinator.
+const ChildCommand = "bench-child"
+
+// ChildMain runs a child on the process's standard input and output and
+// returns its exit code. Diagnostics go to standard error, which the
+// coordinator forwards.
+func ChildMain() int {
+	if err := RunChild(context.Background(), os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench child:", err)
+		return 1
+	}
+	return 0
+}
+
+// errParentGone means the coordinator closed our input without saying exit.
+var errParentGone = errors.New("coordinator went away")
+
+// RunChild serves one member for the coordinator: it reads commands from
+// in and writes events to out, one JSON object a line, until told to exit.
+// It returns when in ends (the coordinator is gone) or ctx ends.
+func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	cmds := make(chan command)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			var c command
+			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+				cancel(fmt.Errorf("bad command: %w", err))
+				return
+			}
+			select {
+			case cmds <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			cancel(fmt.Errorf("reading commands: %w", err))
+			return
+		}
+		cancel(errParentGone)
+	}()
+
+	c := &child{out: json.NewEncoder(out)}
+	defer c.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case cmd := <-cmds:
+			var err error
+			switch cmd.Cmd {
+			case cmdSetup:
+				err = c.setup(cmd.Setup)
+			case cmdJoin:
+				err = c.join(ctx, cmd.Members, cmd.Baseline)
+			case cmdPhase:
+				err = c.runPhase(ctx, cmd)
+			case cmdExit:
+				return nil
+			default:
+				err = fmt.Errorf("unknown command %q", cmd.Cmd)
+			}
+			if err != nil {
+				c.send(event{Type: evError, Err: err.Error()})
+				return err
+			}
+		}
+	}
+}
+
+// child is one member's state.
+type child struct {
+	outMu sync.Mutex
+	out   *json.Encoder
+
+	cfg childSetup
+
+	eng    *engine.Engine
+	grp    *engine.Group
+	engRec *recorder
+	sent   atomic.Uint64 // engine messages sent
+
+	base      udp.Conn
+	baseRec   *recorder
+	malformed atomic.Uint64
+	peers     []netip.AddrPort
+	receiving sync.WaitGroup
+}
+
+func (c *child) send(ev event) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if err := c.out.Encode(ev); err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench child: writing to coordinator:", err)
+	}
+}
+
+func (c *child) setup(s *childSetup) error {
+	if s == nil {
+		return errors.New("setup without settings")
+	}
+	if c.eng != nil {
+		return errors.New("setup twice")
+	}
+	c.cfg = *s
+	cfg := engine.DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	c.eng = e
+	conn, err := udp.Listen(netip.MustParseAddrPort("127.0.0.1:0"), udp.Options{})
+	if err != nil {
+		return fmt.Errorf("baseline socket: %w", err)
+	}
+	c.base = conn
+	c.engRec, c.baseRec = newRecorder(), newRecorder()
+	c.receiving.Add(1)
+	go func() {
+		defer c.receiving.Done()
+		receiveBaseline(conn, c.baseRec, &c.malformed)
+	}()
+	c.send(event{Type: evHello, Engine: e.Addr().String(), Baseline: conn.LocalAddr().String()})
+	return nil
+}
+
+func (c *child) join(ctx context.Context, members, baseline []string) error {
+	if c.eng == nil {
+		return errors.New("join before setup")
+	}
+	if len(members) != c.cfg.Members || len(baseline) != c.cfg.Members {
+		return fmt.Errorf("join with %d engine and %d baseline addresses for %d members", len(members), len(baseline), c.cfg.Members)
+	}
+	for i, s := range baseline {
+		a, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return fmt.Errorf("baseline address %d: %w", i, err)
+		}
+		if i != c.cfg.Index {
+			c.peers = append(c.peers, a)
+		}
+	}
+	rec := c.engRec
+	g, err := c.eng.Join(ctx, GroupName, members, engine.Handlers{
+		Deliver: func(m engine.Message) { rec.deliver(m.Payload) },
+	})
+	if err != nil {
+		return err
+	}
+	c.grp = g
+	c.send(event{Type: evReady})
+	return nil
+}
+
+// counters is one snapshot of a phase's cumulative counters.
+type counters struct {
+	at          time.Time
+	delivered   uint64
+	sent        uint64
+	mallocs     uint64
+	retransmits uint64
+	drops       uint64
+	writeErrors uint64
+	naks        uint64
+	beyond      uint64
+	noRoom      uint64
+	datagrams   uint64
+}
+
+func (c *child) snapshot(phase string) counters {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := counters{mallocs: ms.Mallocs}
+	if phase == PhaseEngine {
+		s.delivered = c.engRec.delivered.Load()
+		s.sent = c.sent.Load()
+		gs, es := c.grp.Stats(), c.eng.Stats()
+		s.retransmits, s.naks = gs.Retransmits, gs.NAKsSent
+		s.beyond, s.noRoom = gs.BeyondWindow, gs.NoRoom
+		s.datagrams = gs.DatagramsSent
+		s.drops, s.writeErrors = es.Socket.KernelDrops, es.WriteErrors
+	} else {
+		s.delivered = c.baseRec.delivered.Load()
+		s.drops = c.base.Stats().KernelDrops
+	}
+	s.at = time.Now()
+	return s
+}
+
+// runPhase runs one phase: senders send from the start time to the end of
+// the window; every member counts what it delivers inside the window,
+// reports its rate each second, and its result once its senders stopped.
+func (c *child) runPhase(ctx context.Context, cmd command) error {
+	if c.grp == nil {
+		return errors.New("phase before join")
+	}
+	if cmd.Phase != PhaseEngine && cmd.Phase != PhaseBaseline {
+		return fmt.Errorf("unknown phase %q", cmd.Phase)
+	}
+	start := time.Unix(0, cmd.StartNs)
+	from := start.Add(time.Duration(cmd.WarmupNs))
+	to := from.Add(time.Duration(cmd.DurationNs))
+	rec := c.baseRec
+	if cmd.Phase == PhaseEngine {
+		rec = c.engRec
+	}
+	rec.window(from.UnixNano(), to.UnixNano())
+
+	var bs *baselineSender
+	sendCtx, stopSending := context.WithDeadline(ctx, to)
+	defer stopSending()
+	sendErr := make(chan error, 1)
+	if c.cfg.Sending {
+		if cmd.Phase == PhaseEngine {
+			go func() { sendErr <- c.sendEngine(sendCtx, start, to) }()
+		} else {
+			bs = &baselineSender{
+				conn: c.base, peers: c.peers, self: c.cfg.Index, size: c.cfg.Size,
+				flags: orderFlags(c.cfg.Order), rate: c.cfg.Rate, own: c.baseRec,
+			}
+			go func() { bs.run(start, to); sendErr <- nil }()
+		}
+	} else {
+		sendErr <- nil
+	}
+	snap := func() counters {
+		s := c.snapshot(cmd.Phase)
+		if bs != nil {
+			s.sent, s.writeErrors, s.datagrams = bs.sent.Load(), bs.writeErrors.Load(), bs.datagrams.Load()
+		}
+		return s
+	}
+
+	if err := sleepCtx(ctx, from); err != nil {
+		return err
+	}
+	first := snap()
+	var stopProfile func()
+	if c.cfg.CPUProfile != "" {
+		var err error
+		if stopProfile, err = startProfile(fmt.Sprintf("%s.%s.m%d", c.cfg.CPUProfile, cmd.Phase, c.cfg.Index)); err != nil {
+			return err
+		}
+	}
+
+	// Progress once a second; the last tick is the end of the window.
+	prev, last := first, first
+	for k := 1; ; k++ {
+		tick := from.Add(time.Duration(k) * time.Second)
+		if tick.After(to) {
+			tick = to
+		}
+		if err := sleepCtx(ctx, tick); err != nil {
+			return err
+		}
+		s := snap()
+		if dt := s.at.Sub(prev.at).Seconds(); dt > 0 {
+			c.send(event{Type: evProgress, Phase: cmd.Phase, Seq: k,
+				ElapsedS: s.at.Sub(first.at).Seconds(), Rate: float64(s.delivered-prev.delivered) / dt})
+		}
+		prev = s
+		if !tick.Before(to) {
+			last = s
+			break
+		}
+	}
+	if stopProfile != nil {
+		stopProfile()
+	}
+	if err := <-sendErr; err != nil {
+		return err
+	}
+
+	hist, err := rec.encode()
+	if err != nil {
+		return err
+	}
+	c.send(event{Type: evResult, Result: &MemberResult{
+		Index:        c.cfg.Index,
+		Phase:        cmd.Phase,
+		Delivered:    last.delivered - first.delivered,
+		Sent:         last.sent - first.sent,
+		ElapsedNs:    last.at.Sub(first.at).Nanoseconds(),
+		Mallocs:      last.mallocs - first.mallocs,
+		Retransmits:  last.retransmits - first.retransmits,
+		KernelDrops:  last.drops - first.drops,
+		WriteErrors:  last.writeErrors - first.writeErrors,
+		NAKs:         last.naks - first.naks,
+		BeyondWindow: last.beyond - first.beyond,
+		NoRoom:       last.noRoom - first.noRoom,
+		Datagrams:    last.datagrams - first.datagrams,
+		Histogram:    hist,
+	}})
+	return nil
+}
+
+// sendEngine sends from start until ctx ends (the end of the window): in
+// a tight loop, or paced at the configured rate.
+func (c *child) sendEngine(ctx context.Context, start, end time.Time) error {
+	payload := make([]byte, c.cfg.Size)
+	fillPayload(payload)
+	order := engine.FIFO
+	if c.cfg.Order == "unordered" {
+		order = engine.Unordered
+	}
+	endNs := end.UnixNano()
+	if err := sleepCtx(ctx, start); err != nil {
+		return nil
+	}
+	p := NewPacer(c.cfg.Rate, DefaultBurst(c.cfg.Rate), start)
+	for {
+		now := time.Now()
+		if now.UnixNano() >= endNs {
+			return nil
+		}
+		n := p.Take(now, 1024)
+		if n == 0 {
+			p.Wait()
+			continue
+		}
+		for i := 0; i < n; i++ {
+			t := time.Now().UnixNano()
+			if t >= endNs {
+				return nil
+			}
+			binary.LittleEndian.PutUint64(payload, uint64(t))
+			if err := c.grp.Send(ctx, order, payload); err != nil {
+				if ctx.Err() != nil {
+					return nil // the window ended while the window was full
+				}
+				return fmt.Errorf("send: %w", err)
+			}
+			c.sent.Add(1)
+		}
+	}
+}
+
+func (c *child) close() {
+	if c.eng != nil {
+		c.eng.Close()
+	}
+	if c.base != nil {
+		c.base.Close()
+		c.receiving.Wait()
+	}
+}
+
+func orderFlags(order string) uint8 {
+	if order == "unordered" {
+		return wire.OrderUnordered
+	}
+	return wire.OrderFIFO
+}
+
+// sleepCtx sleeps until t or until ctx ends.
+func sleepCtx(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}

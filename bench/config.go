@@ -1,0 +1,105 @@
+// Package bench measures cohort's throughput and latency against a raw-UDP
+// baseline. A coordinator (Run) starts one child process per group member,
+// each running RunChild, and drives them over their standard input and
+// output with JSON lines:
+//
+//	parent -> child   {"cmd":"setup",...}        child opens its engine and a raw socket
+//	child -> parent   {"type":"hello",...}       with both addresses
+//	parent -> child   {"cmd":"join",...}         the full member list
+//	child -> parent   {"type":"ready"}           joined the group
+//	parent -> child   {"cmd":"phase",...}        start time, warm-up and duration
+//	child -> parent   {"type":"progress",...}    once a second
+//	child -> parent   {"type":"result",...}      the phase's counters and histogram
+//	parent -> child   {"cmd":"exit"}
+//
+// Each run measures two phases on the same processes: "baseline" (messages
+// bundled into datagrams the way the engine bundles them and sent with
+// sendmmsg, no protocol at all) and "engine" (Group.Send and the Deliver
+// handler). Every message carries its send time in its first 8 bytes so
+// receivers record one-way latency.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Phase names, in the order Run measures them.
+const (
+	PhaseBaseline = "baseline"
+	PhaseEngine   = "engine"
+)
+
+// Phases lists the measured phases in order.
+var Phases = []string{PhaseBaseline, PhaseEngine}
+
+// GroupName is the group every child joins.
+const GroupName = "vsbench"
+
+// MinSize is the smallest message: the send timestamp.
+const MinSize = 8
+
+// Config describes one benchmark run.
+type Config struct {
+	Members  int           // group size (one process each)
+	Senders  int           // members 0..Senders-1 send
+	Size     int           // message size in bytes, at least MinSize
+	Order    string        // "fifo" or "unordered"
+	Duration time.Duration // measured window of each phase
+	Warmup   time.Duration // unmeasured lead-in of each phase
+	Rate     float64       // messages/s offered per sender; 0 = unlimited
+
+	// CPUProfile, when set, makes every child write a CPU profile of each
+	// phase's measured window to CPUProfile.<phase>.m<index>.
+	CPUProfile string
+}
+
+// DefaultConfig is what vsbench runs with no flags.
+func DefaultConfig() Config {
+	return Config{
+		Members:  3,
+		Senders:  1,
+		Size:     64,
+		Order:    "fifo",
+		Duration: 5 * time.Second,
+		Warmup:   300 * time.Millisecond,
+	}
+}
+
+// ParseSenders reads the --senders flag: "all" or a count of members.
+func ParseSenders(s string, members int) (int, error) {
+	if strings.EqualFold(s, "all") {
+		return members, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("senders %q: want \"all\" or a number of members (1..%d)", s, members)
+	}
+	return n, nil
+}
+
+// Validate reports a setting that cannot run, saying what to fix.
+func (c *Config) Validate() error {
+	switch {
+	case c.Members < 2 || c.Members > 64:
+		return fmt.Errorf("members is %d; use 2 to 64", c.Members)
+	case c.Senders < 1 || c.Senders > c.Members:
+		return fmt.Errorf("senders is %d; use 1 to members (%d) or all", c.Senders, c.Members)
+	case c.Size < MinSize:
+		return fmt.Errorf("size is %d; the smallest message is %d bytes (its send timestamp)", c.Size, MinSize)
+	case c.Size > 1<<20:
+		return fmt.Errorf("size is %d; use at most 1 MiB", c.Size)
+	case c.Order != "fifo" && c.Order != "unordered":
+		return fmt.Errorf("order is %q; use fifo or unordered", c.Order)
+	case c.Duration < 100*time.Millisecond:
+		return fmt.Errorf("duration is %v; use at least 100ms", c.Duration)
+	case c.Warmup < 0:
+		return errors.New("warm-up is negative")
+	case c.Rate < 0:
+		return fmt.Errorf("rate is %v; use 0 (unlimited) or a positive rate", c.Rate)
+	}
+	return nil
+}

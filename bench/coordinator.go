@@ -1,0 +1,375 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// ChildSpec says how to start one child process: a program that runs
+// ChildMain (for vsbench, its own executable with ChildCommand).
+type ChildSpec struct {
+	Path string
+	Args []string // after the program name
+	Env  []string // added to the coordinator's environment
+}
+
+// Options are the coordinator's plumbing.
+type Options struct {
+	Child ChildSpec
+	// Progress receives one line per phase and second; nil for none.
+	Progress io.Writer
+	// Stderr receives the children's standard error, each line prefixed
+	// with the member index; nil means os.Stderr.
+	Stderr io.Writer
+}
+
+// Timeouts for the steps that do not scale with the run's duration.
+const (
+	startTimeout = 20 * time.Second       // children start, open sockets, join
+	phaseLead    = 200 * time.Millisecond // between the phase command and its start
+	resultGrace  = 20 * time.Second       // after a window ends, for the results
+	exitTimeout  = 5 * time.Second        // for children to exit when told
+	killWait     = 2 * time.Second        // for pipes to close after a kill
+)
+
+// Run starts one child process per member, measures the baseline and the
+// engine phases, and returns the merged report. The children are killed
+// (their whole process group, where the system has them) when ctx ends or
+// anything fails, and always waited for before Run returns.
+func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Child.Path == "" {
+		return nil, errors.New("bench: no child program")
+	}
+	if opt.Stderr == nil {
+		opt.Stderr = os.Stderr
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &run{
+		cfg:    cfg,
+		opt:    opt,
+		ctx:    ctx,
+		events: make(chan childEvent, 4*cfg.Members),
+		quit:   make(chan struct{}),
+	}
+	graceful := false
+	defer func() { r.shutdown(graceful, cancel) }()
+
+	for i := 0; i < cfg.Members; i++ {
+		if err := r.start(i); err != nil {
+			return nil, err
+		}
+	}
+
+	// Setup: every child opens its engine and baseline socket.
+	engines := make([]string, cfg.Members)
+	baselines := make([]string, cfg.Members)
+	for i, k := range r.kids {
+		if err := k.send(command{Cmd: cmdSetup, Setup: &childSetup{
+			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
+			Size: cfg.Size, Order: cfg.Order, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
+		}}); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.await(evHello, startTimeout, func(i int, ev event) error {
+		if ev.Engine == "" || ev.Baseline == "" {
+			return fmt.Errorf("member %d: hello without addresses", i)
+		}
+		engines[i], baselines[i] = ev.Engine, ev.Baseline
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	// Join: every child joins the group with the full member list.
+	for _, k := range r.kids {
+		if err := k.send(command{Cmd: cmdJoin, Members: engines, Baseline: baselines}); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.await(evReady, startTimeout, nil); err != nil {
+		return nil, err
+	}
+
+	results := map[string][]MemberResult{}
+	for _, phase := range Phases {
+		res, err := r.phase(phase)
+		if err != nil {
+			return nil, err
+		}
+		results[phase] = res
+	}
+
+	for _, k := range r.kids {
+		k.send(command{Cmd: cmdExit}) // a child that is gone is killed below
+	}
+	graceful = true
+	return NewReport(cfg, results[PhaseBaseline], results[PhaseEngine])
+}
+
+// run is one coordinator's state.
+type run struct {
+	cfg    Config
+	opt    Options
+	ctx    context.Context
+	kids   []*childProc
+	events chan childEvent
+	quit   chan struct{} // closed at shutdown: readers stop delivering events
+	errMu  sync.Mutex    // serializes the children's stderr lines
+
+	progress map[progressKey][]float64
+}
+
+type childProc struct {
+	index  int
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	enc    *json.Encoder
+	stderr *prefixWriter
+	done   chan struct{} // closed once the process has been waited for
+}
+
+func (k *childProc) send(c command) error {
+	if err := k.enc.Encode(c); err != nil {
+		return fmt.Errorf("member %d: sending %s: %w", k.index, c.Cmd, err)
+	}
+	return nil
+}
+
+// childEvent is a child's line, or (exited) the end of its process.
+type childEvent struct {
+	index  int
+	ev     event
+	exited bool
+	err    error // the process's exit status, when exited
+}
+
+func (r *run) start(i int) error {
+	cmd := exec.CommandContext(r.ctx, r.opt.Child.Path, r.opt.Child.Args...)
+	cmd.Env = append(os.Environ(), r.opt.Child.Env...)
+	stderr := &prefixWriter{w: r.opt.Stderr, mu: &r.errMu, prefix: fmt.Sprintf("[m%d] ", i)}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = killWait
+	configureProcess(cmd)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("member %d: start: %w", i, err)
+	}
+	k := &childProc{index: i, cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), stderr: stderr, done: make(chan struct{})}
+	r.kids = append(r.kids, k)
+	go func() {
+		defer close(k.done)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 64<<20)
+		for sc.Scan() {
+			var ev event
+			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+				ev = event{Type: evError, Err: fmt.Sprintf("unreadable line %.200q", sc.Text())}
+			}
+			select {
+			case r.events <- childEvent{index: i, ev: ev}:
+			case <-r.quit:
+			}
+		}
+		io.Copy(io.Discard, stdout) // all output must be read before Wait
+		err := cmd.Wait()
+		select {
+		case r.events <- childEvent{index: i, exited: true, err: err}:
+		case <-r.quit:
+		}
+	}()
+	return nil
+}
+
+// await collects one event of type want from every child, passing each to
+// on, and prints progress lines meanwhile. Any error event, child exit,
+// timeout or cancellation fails it.
+func (r *run) await(want string, timeout time.Duration, on func(i int, ev event) error) error {
+	got := make([]bool, len(r.kids))
+	n := 0
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for n < len(r.kids) {
+		select {
+		case ce := <-r.events:
+			i := ce.index
+			if ce.exited {
+				if ce.err == nil {
+					ce.err = errors.New("exit status 0")
+				}
+				return fmt.Errorf("member %d exited unexpectedly waiting for %s: %w", i, want, ce.err)
+			}
+			switch ce.ev.Type {
+			case evError:
+				return fmt.Errorf("member %d: %s", i, ce.ev.Err)
+			case evProgress:
+				r.showProgress(i, ce.ev)
+			case want:
+				if got[i] {
+					return fmt.Errorf("member %d: %s twice", i, want)
+				}
+				got[i] = true
+				n++
+				if on != nil {
+					if err := on(i, ce.ev); err != nil {
+						return err
+					}
+				}
+			default:
+				return fmt.Errorf("member %d: unexpected %q while waiting for %s", i, ce.ev.Type, want)
+			}
+		case <-timer.C:
+			var missing []int
+			for i, ok := range got {
+				if !ok {
+					missing = append(missing, i)
+				}
+			}
+			return fmt.Errorf("timed out after %v waiting for %s from members %v", timeout, want, missing)
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// phase runs one phase on every child and returns their results by index.
+func (r *run) phase(name string) ([]MemberResult, error) {
+	start := time.Now().Add(phaseLead)
+	for _, k := range r.kids {
+		if err := k.send(command{Cmd: cmdPhase, Phase: name, StartNs: start.UnixNano(),
+			WarmupNs: r.cfg.Warmup.Nanoseconds(), DurationNs: r.cfg.Duration.Nanoseconds()}); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]MemberResult, len(r.kids))
+	timeout := phaseLead + r.cfg.Warmup + r.cfg.Duration + resultGrace
+	err := r.await(evResult, timeout, func(i int, ev event) error {
+		if ev.Result == nil || ev.Result.Phase != name || ev.Result.Index != i {
+			return fmt.Errorf("member %d: malformed %s result", i, name)
+		}
+		results[i] = *ev.Result
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s phase: %w", name, err)
+	}
+	return results, nil
+}
+
+type progressKey struct {
+	phase string
+	seq   int
+}
+
+// showProgress prints a phase's second once every member has reported it.
+func (r *run) showProgress(i int, ev event) {
+	if r.opt.Progress == nil {
+		return
+	}
+	if r.progress == nil {
+		r.progress = map[progressKey][]float64{}
+	}
+	key := progressKey{ev.Phase, ev.Seq}
+	rates := r.progress[key]
+	if rates == nil {
+		rates = make([]float64, 0, len(r.kids))
+	}
+	rates = append(rates, ev.Rate)
+	if len(rates) < len(r.kids) {
+		r.progress[key] = rates
+		return
+	}
+	delete(r.progress, key)
+	lo, hi := rates[0], rates[0]
+	for _, x := range rates {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	fmt.Fprintf(r.opt.Progress, "%-8s %5.1fs  delivered msgs/s per member: min %s  max %s\n",
+		ev.Phase, ev.ElapsedS, groupDigits(lo), groupDigits(hi))
+}
+
+// shutdown ends every child and waits for it. Gracefully, children told
+// to exit get exitTimeout to do so; otherwise, or after that, they are
+// killed.
+func (r *run) shutdown(graceful bool, cancel context.CancelFunc) {
+	close(r.quit)
+	for _, k := range r.kids {
+		k.stdin.Close() // a child whose input ends exits too
+	}
+	if graceful {
+		deadline := time.NewTimer(exitTimeout)
+		defer deadline.Stop()
+	wait:
+		for _, k := range r.kids {
+			select {
+			case <-k.done:
+			case <-deadline.C:
+				fmt.Fprintln(r.opt.Stderr, "vsbench: children did not exit in time; killing them")
+				break wait
+			}
+		}
+	}
+	cancel() // kills whatever still runs (exec calls each command's Cancel)
+	for _, k := range r.kids {
+		<-k.done
+		k.stderr.flush()
+	}
+}
+
+// prefixWriter writes each line with a prefix, whole lines at a time.
+type prefixWriter struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix string
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			break
+		}
+		fmt.Fprintf(p.w, "%s%s", p.prefix, p.buf[:i+1])
+		p.buf = p.buf[i+1:]
+	}
+	if len(p.buf) > 64<<10 { // an endless line: show it anyway
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf)
+		p.buf = p.buf[:0]
+	}
+	return len(b), nil
+}
+
+// flush writes a last line that had no newline.
+func (p *prefixWriter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > 0 {
+		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf)
+		p.buf = p.buf[:0]
+	}
+}

@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv makes the test binary run as a benchmark child instead of
+// running tests: the end-to-end test spawns its members from the test
+// binary itself, so it needs nothing built.
+const childEnv = "VSBENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(ChildMain())
+	}
+	os.Exit(m.Run())
+}
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs for a few seconds")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	cfg.Duration = time.Second
+	cfg.Warmup = 100 * time.Millisecond
+	var progress, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg, Options{
+		Child:    ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
+		Progress: &progress,
+		Stderr:   &stderr,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
+	}
+	for name, p := range map[string]PhaseSummary{"engine": rep.Engine, "baseline": rep.Baseline} {
+		if p.MsgsPerSec <= 0 {
+			t.Errorf("%s: msgs_per_sec %v", name, p.MsgsPerSec)
+		}
+		if len(p.MemberMsgsPerSec) != 2 {
+			t.Errorf("%s: %d member rates, want 2", name, len(p.MemberMsgsPerSec))
+		}
+		if p.Latency.Count == 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
+			t.Errorf("%s: latency %+v", name, p.Latency)
+		}
+		if p.Sent == 0 {
+			t.Errorf("%s: nothing sent", name)
+		}
+	}
+	if rep.Ratio <= 0 {
+		t.Errorf("ratio %v", rep.Ratio)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := checkReportJSON(t, b)
+	if setup := m["setup"].(map[string]any); setup["members"] != json.Number("2") {
+		t.Errorf("setup.members = %v", setup["members"])
+	}
+	for _, phase := range Phases {
+		if !strings.Contains(progress.String(), phase+" ") {
+			t.Errorf("no progress line for %s:\n%s", phase, progress.String())
+		}
+	}
+	t.Logf("%s", b)
+}
+
+func TestRunFailsCleanly(t *testing.T) {
+	// A child program that is not a benchmark child: Run must fail fast,
+	// not hang, and leave nothing running (it waits for its children).
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = Run(ctx, cfg, Options{
+		// Runs no test and exits at once.
+		Child:  ChildSpec{Path: exe, Args: []string{"-test.run=^$"}},
+		Stderr: &bytes.Buffer{},
+	})
+	if err == nil {
+		t.Fatal("run with children that exit succeeded")
+	}
+	t.Logf("error as expected: %v", err)
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("failing took %v", time.Since(start))
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	cfg.Duration = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = Run(ctx, cfg, Options{
+		Child:  ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
+		Stderr: &bytes.Buffer{},
+	})
+	if err == nil {
+		t.Fatal("cancelled run succeeded")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("cancellation took %v", d)
+	}
+}

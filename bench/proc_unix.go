@@ -1,0 +1,22 @@
+//go:build unix
+
+package bench
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// configureProcess puts the child in a process group of its own and makes
+// cancellation kill that whole group, so nothing it started outlives it.
+// A terminal's Ctrl-C then reaches only the coordinator, which kills the
+// children itself.
+func configureProcess(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			return cmd.Process.Kill()
+		}
+		return nil
+	}
+}

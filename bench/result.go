@@ -1,0 +1,268 @@
+package bench
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// MemberResult is one member's counters over one phase's measured window.
+type MemberResult struct {
+	Index       int    `json:"index"`
+	Phase       string `json:"phase"`
+	Delivered   uint64 `json:"delivered"`    // messages delivered (own included)
+	Sent        uint64 `json:"sent"`         // messages this member sent
+	ElapsedNs   int64  `json:"elapsed_ns"`   // real time between the window's snapshots
+	Mallocs     uint64 `json:"mallocs"`      // heap allocations in the process
+	Retransmits uint64 `json:"retransmits"`  // messages sent again after a NAK
+	KernelDrops uint64 `json:"kernel_drops"` // datagrams the kernel dropped for a full queue
+	WriteErrors uint64 `json:"write_errors"` // datagrams the socket failed to send
+	// Datagrams this member packed (each sent to every other member);
+	// for the engine, control datagrams included.
+	Datagrams uint64 `json:"datagrams"`
+	NAKs      uint64 `json:"naks"` // retransmission requests sent (engine)
+	// Messages the engine's receive side discarded: beyond the receive
+	// window, or with no room in its arena (each is later retransmitted).
+	BeyondWindow uint64 `json:"beyond_window"`
+	NoRoom       uint64 `json:"no_room"`
+	// Histogram holds the one-way latencies (µs) of the messages delivered
+	// in the window, HdrHistogram's compressed base64 form.
+	Histogram string `json:"histogram"`
+}
+
+// Rate is the member's delivered messages per second.
+func (r *MemberResult) Rate() float64 {
+	if r.ElapsedNs <= 0 {
+		return 0
+	}
+	return float64(r.Delivered) / (float64(r.ElapsedNs) / 1e9)
+}
+
+// Latency is a latency distribution's summary, in microseconds.
+type Latency struct {
+	P50   int64 `json:"p50"`
+	P90   int64 `json:"p90"`
+	P99   int64 `json:"p99"`
+	P999  int64 `json:"p999"`
+	Max   int64 `json:"max"`
+	Count int64 `json:"count"` // messages recorded
+}
+
+// PhaseSummary is one phase's result over all members.
+type PhaseSummary struct {
+	// MsgsPerSec is the lowest delivered rate over the members.
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	MBPerSec   float64 `json:"mb_per_sec"`
+	// Latency merges every member's histogram.
+	Latency Latency `json:"latency_us"`
+	// AllocsPerMsg is the members' allocations over their deliveries.
+	AllocsPerMsg float64 `json:"allocs_per_msg"`
+	Retransmits  uint64  `json:"retransmits"`
+	KernelDrops  uint64  `json:"kernel_drops"`
+
+	// Diagnostics: write_errors (failed socket sends); datagrams
+	// (packed, over all members: sent / datagrams is the bundling); naks,
+	// beyond_window and no_room (engine only; see MemberResult).
+	WriteErrors  uint64 `json:"write_errors"`
+	Datagrams    uint64 `json:"datagrams"`
+	NAKs         uint64 `json:"naks"`
+	BeyondWindow uint64 `json:"beyond_window"`
+	NoRoom       uint64 `json:"no_room"`
+
+	Delivered        uint64    `json:"delivered"` // over all members
+	Sent             uint64    `json:"sent"`      // over all senders
+	MemberMsgsPerSec []float64 `json:"member_msgs_per_sec"`
+}
+
+// Setup describes the run and the machine.
+type Setup struct {
+	Members    int     `json:"members"`
+	Senders    int     `json:"senders"`
+	Size       int     `json:"size"`
+	Order      string  `json:"order"`
+	DurationS  float64 `json:"duration_s"`
+	Rate       float64 `json:"rate"`
+	Go         string  `json:"go"`
+	GOMAXPROCS int     `json:"gomaxprocs"`
+	CPU        string  `json:"cpu"`
+}
+
+// Report is a run's result: vsbench --json prints it.
+type Report struct {
+	Setup    Setup        `json:"setup"`
+	Engine   PhaseSummary `json:"engine"`
+	Baseline PhaseSummary `json:"baseline"`
+	// Ratio is the engine's msgs_per_sec over the baseline's.
+	Ratio float64 `json:"ratio"`
+}
+
+// NewSetup describes cfg on this machine.
+func NewSetup(cfg Config) Setup {
+	return Setup{
+		Members:    cfg.Members,
+		Senders:    cfg.Senders,
+		Size:       cfg.Size,
+		Order:      cfg.Order,
+		DurationS:  cfg.Duration.Seconds(),
+		Rate:       cfg.Rate,
+		Go:         runtime.Version(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		CPU:        cpuModel(),
+	}
+}
+
+// Summarize merges the members' results of one phase.
+func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
+	if len(results) == 0 {
+		return PhaseSummary{}, errors.New("no member results")
+	}
+	var s PhaseSummary
+	merged := newHistogram()
+	var mallocs uint64
+	s.MsgsPerSec = math.Inf(1)
+	for i := range results {
+		r := &results[i]
+		rate := r.Rate()
+		s.MemberMsgsPerSec = append(s.MemberMsgsPerSec, rate)
+		s.MsgsPerSec = min(s.MsgsPerSec, rate)
+		s.Delivered += r.Delivered
+		s.Sent += r.Sent
+		mallocs += r.Mallocs
+		s.Retransmits += r.Retransmits
+		s.KernelDrops += r.KernelDrops
+		s.WriteErrors += r.WriteErrors
+		s.Datagrams += r.Datagrams
+		s.NAKs += r.NAKs
+		s.BeyondWindow += r.BeyondWindow
+		s.NoRoom += r.NoRoom
+		if r.Histogram == "" {
+			continue
+		}
+		h, err := hdrhistogram.Decode([]byte(r.Histogram))
+		if err != nil {
+			return PhaseSummary{}, fmt.Errorf("member %d: histogram: %w", r.Index, err)
+		}
+		merged.Merge(h)
+	}
+	s.MBPerSec = s.MsgsPerSec * float64(size) / 1e6
+	if s.Delivered > 0 {
+		s.AllocsPerMsg = float64(mallocs) / float64(s.Delivered)
+	}
+	s.Latency = summarizeLatency(merged)
+	return s, nil
+}
+
+func summarizeLatency(h *hdrhistogram.Histogram) Latency {
+	if h.TotalCount() == 0 {
+		return Latency{}
+	}
+	return Latency{
+		P50:   h.ValueAtPercentile(50),
+		P90:   h.ValueAtPercentile(90),
+		P99:   h.ValueAtPercentile(99),
+		P999:  h.ValueAtPercentile(99.9),
+		Max:   h.Max(),
+		Count: h.TotalCount(),
+	}
+}
+
+// NewReport builds the report from each phase's member results.
+func NewReport(cfg Config, baseline, eng []MemberResult) (*Report, error) {
+	r := &Report{Setup: NewSetup(cfg)}
+	var err error
+	if r.Baseline, err = Summarize(baseline, cfg.Size); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if r.Engine, err = Summarize(eng, cfg.Size); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if r.Baseline.MsgsPerSec > 0 {
+		r.Ratio = r.Engine.MsgsPerSec / r.Baseline.MsgsPerSec
+	}
+	return r, nil
+}
+
+// WriteTable prints the report for people.
+func (r *Report) WriteTable(w io.Writer) error {
+	s := r.Setup
+	rate := "unlimited"
+	if s.Rate > 0 {
+		rate = groupDigits(s.Rate) + " msgs/s per sender"
+	}
+	senders := fmt.Sprint(s.Senders)
+	if s.Senders == s.Members {
+		senders = "all"
+	}
+	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s\n",
+		s.Members, senders, s.Size, s.Order, s.DurationS, rate)
+	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tretransmits\tkernel drops\t")
+	row := func(name string, p PhaseSummary) {
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%.2g\t%d\t%d\t\n", name,
+			groupDigits(p.MsgsPerSec), p.MBPerSec, p.Latency.P50, p.Latency.P90, p.Latency.P99,
+			p.Latency.P999, p.Latency.Max, p.AllocsPerMsg, p.Retransmits, p.KernelDrops)
+	}
+	row("engine", r.Engine)
+	row("baseline", r.Baseline)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\nengine/baseline: %.1f%% (msgs/s, slowest member; per member engine %s, baseline %s)\n",
+		100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec))
+	return err
+}
+
+func rates(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = groupDigits(r)
+	}
+	return strings.Join(parts, " / ")
+}
+
+// groupDigits formats a rate as a whole number with thousands separators.
+func groupDigits(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// cpuModel is the processor's model name where the system says, else the
+// architecture.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			if v = strings.TrimSpace(v); v != "" {
+				return v
+			}
+		}
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,263 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+func encodeHist(t *testing.T, values ...int64) string {
+	t.Helper()
+	h := newHistogram()
+	for _, v := range values {
+		if err := h.RecordValue(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestSummarizeMerges(t *testing.T) {
+	var a, b []int64
+	for v := int64(1); v <= 500; v++ {
+		a = append(a, v)
+		b = append(b, v+500)
+	}
+	results := []MemberResult{
+		{Index: 0, Delivered: 2000, ElapsedNs: 1e9, Mallocs: 10, Retransmits: 1, KernelDrops: 2, Histogram: encodeHist(t, a...)},
+		{Index: 1, Delivered: 1000, ElapsedNs: 1e9, Mallocs: 20, Retransmits: 3, KernelDrops: 4, Histogram: encodeHist(t, b...)},
+		{Index: 2, Delivered: 3000, ElapsedNs: 2e9, Sent: 3000, Mallocs: 0},
+	}
+	s, err := Summarize(results, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The slowest member sets the rate: member 1's 1000/s (member 2 has
+	// 3000 in 2s = 1500/s).
+	if s.MsgsPerSec != 1000 {
+		t.Errorf("msgs_per_sec %v, want 1000 (the lowest member)", s.MsgsPerSec)
+	}
+	if want := []float64{2000, 1000, 1500}; !equalFloats(s.MemberMsgsPerSec, want) {
+		t.Errorf("member rates %v, want %v", s.MemberMsgsPerSec, want)
+	}
+	if s.MBPerSec != 0.1 {
+		t.Errorf("mb_per_sec %v, want 0.1", s.MBPerSec)
+	}
+	if s.AllocsPerMsg != 30.0/6000 {
+		t.Errorf("allocs_per_msg %v, want %v", s.AllocsPerMsg, 30.0/6000)
+	}
+	if s.Retransmits != 4 || s.KernelDrops != 6 || s.Delivered != 6000 || s.Sent != 3000 {
+		t.Errorf("sums: %+v", s)
+	}
+	// Merged 1..1000: percentiles over both members (within the
+	// histogram's 3 digits).
+	l := s.Latency
+	check := func(name string, got, want int64) {
+		if math.Abs(float64(got-want)) > float64(want)/500+1 {
+			t.Errorf("%s = %d, want about %d", name, got, want)
+		}
+	}
+	check("p50", l.P50, 500)
+	check("p90", l.P90, 900)
+	check("p99", l.P99, 990)
+	check("p999", l.P999, 999)
+	check("max", l.Max, 1000)
+	if l.Count != 1000 {
+		t.Errorf("count %d, want 1000", l.Count)
+	}
+}
+
+func TestSummarizeErrors(t *testing.T) {
+	if _, err := Summarize(nil, 8); err == nil {
+		t.Error("no results summarized")
+	}
+	if _, err := Summarize([]MemberResult{{Histogram: "not a histogram"}}, 8); err == nil {
+		t.Error("a corrupt histogram was accepted")
+	}
+	s, err := Summarize([]MemberResult{{Delivered: 0, ElapsedNs: 0}}, 8)
+	if err != nil || s.MsgsPerSec != 0 || s.AllocsPerMsg != 0 || s.Latency != (Latency{}) {
+		t.Errorf("empty result: %+v, %v", s, err)
+	}
+}
+
+func TestReportJSONShape(t *testing.T) {
+	cfg := DefaultConfig()
+	mk := func(rate uint64) []MemberResult {
+		var rs []MemberResult
+		for i := 0; i < cfg.Members; i++ {
+			rs = append(rs, MemberResult{Index: i, Delivered: rate, ElapsedNs: 1e9, Histogram: encodeHist(t, 10, 20, 30)})
+		}
+		return rs
+	}
+	rep, err := NewReport(cfg, mk(4000), mk(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ratio != 0.25 {
+		t.Errorf("ratio %v, want 0.25", rep.Ratio)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkReportJSON(t, b)
+
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"engine", "baseline", "1,000", "4,000", "25.0%"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+}
+
+// checkReportJSON checks that b is one report object with every key the
+// team's tools read, of the right kind.
+func checkReportJSON(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("report is not a JSON object: %v\n%s", err, b)
+	}
+	if dec.More() {
+		t.Fatalf("more than one JSON value:\n%s", b)
+	}
+	obj := func(m map[string]any, key string) map[string]any {
+		v, ok := m[key].(map[string]any)
+		if !ok {
+			t.Fatalf("key %q is not an object in %s", key, b)
+		}
+		return v
+	}
+	num := func(m map[string]any, where, key string) float64 {
+		n, ok := m[key].(json.Number)
+		if !ok {
+			t.Fatalf("%s.%s is not a number in %s", where, key, b)
+		}
+		f, err := n.Float64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	setup := obj(m, "setup")
+	for _, k := range []string{"members", "senders", "size", "duration_s", "rate", "gomaxprocs"} {
+		num(setup, "setup", k)
+	}
+	for _, k := range []string{"order", "go", "cpu"} {
+		if s, ok := setup[k].(string); !ok || s == "" {
+			t.Fatalf("setup.%s is not a non-empty string in %s", k, b)
+		}
+	}
+	for _, phase := range []string{"engine", "baseline"} {
+		p := obj(m, phase)
+		for _, k := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "retransmits", "kernel_drops"} {
+			num(p, phase, k)
+		}
+		l := obj(p, "latency_us")
+		for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
+			num(l, phase+".latency_us", k)
+		}
+	}
+	num(m, "", "ratio")
+	return m
+}
+
+func TestRecorderWindow(t *testing.T) {
+	r := newRecorder()
+	now := time.Now()
+	r.window(now.Add(-time.Second).UnixNano(), now.Add(time.Hour).UnixNano())
+	msg := make([]byte, 8)
+	binary.LittleEndian.PutUint64(msg, uint64(now.Add(-250*time.Millisecond).UnixNano()))
+	r.deliver(msg)
+	binary.LittleEndian.PutUint64(msg, uint64(now.Add(time.Minute).UnixNano())) // from the future: clamped
+	r.deliver(msg)
+	r.deliver(msg[:4]) // too short for a timestamp: counted only
+	if n := r.delivered.Load(); n != 3 {
+		t.Fatalf("delivered %d, want 3", n)
+	}
+	s, err := r.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hdrhistogram.Decode([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.TotalCount() != 2 || h.Min() != 1 || h.Max() < 250000 || h.Max() > 400000 {
+		t.Fatalf("histogram: count %d min %d max %d", h.TotalCount(), h.Min(), h.Max())
+	}
+	// Outside the window: counted, not recorded.
+	r.window(now.Add(time.Hour).UnixNano(), now.Add(2*time.Hour).UnixNano())
+	r.deliver(msg)
+	if s, _ := r.encode(); s == "" {
+		t.Fatal("empty encoding")
+	} else if h, _ := hdrhistogram.Decode([]byte(s)); h.TotalCount() != 0 {
+		t.Fatalf("recorded %d outside the window", h.TotalCount())
+	}
+	// Inside the window again: recording allocates nothing.
+	r.window(now.Add(-time.Second).UnixNano(), now.Add(time.Hour).UnixNano())
+	binary.LittleEndian.PutUint64(msg, uint64(now.UnixNano()))
+	allocs := testing.AllocsPerRun(1000, func() { r.deliver(msg) })
+	if allocs != 0 {
+		t.Fatalf("deliver allocates %v times", allocs)
+	}
+}
+
+func TestGroupDigits(t *testing.T) {
+	for v, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", -1500: "-1,500"} {
+		if got := groupDigits(v); got != want {
+			t.Errorf("groupDigits(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+func TestParseSenders(t *testing.T) {
+	if n, err := ParseSenders("all", 5); n != 5 || err != nil {
+		t.Errorf("all: %d %v", n, err)
+	}
+	if n, err := ParseSenders("1", 5); n != 1 || err != nil {
+		t.Errorf("1: %d %v", n, err)
+	}
+	for _, bad := range []string{"0", "-1", "some", ""} {
+		if _, err := ParseSenders(bad, 5); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Size = 7
+	if cfg.Validate() == nil {
+		t.Error("size 7 accepted")
+	}
+	cfg = DefaultConfig()
+	cfg.Senders = 4
+	if cfg.Validate() == nil {
+		t.Error("4 senders of 3 members accepted")
+	}
+}
+
+func equalFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > 1e-9 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,76 @@
+// Command vsbench measures a cohort group on loopback against a raw-UDP
+// baseline. Every member runs in its own process (vsbench starts copies of
+// itself); each run measures the baseline, then the engine, on the same
+// processes.
+//
+//	vsbench                          3 members, member 0 sends 64-byte FIFO messages, 5s per phase
+//	vsbench --senders all --size 1024
+//	vsbench --rate 100000 --json     paced sender, one JSON object on stdout
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cohort-vs/cohort/bench"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == bench.ChildCommand {
+		os.Exit(bench.ChildMain())
+	}
+
+	def := bench.DefaultConfig()
+	cfg := def
+	flag.IntVar(&cfg.Members, "members", def.Members, "group size: one process per member")
+	senders := flag.String("senders", "1", `sending members: "1" (member 0) or "all"`)
+	flag.IntVar(&cfg.Size, "size", def.Size, "message size in bytes (at least 8: the send timestamp)")
+	flag.StringVar(&cfg.Order, "order", def.Order, "ordering: fifo or unordered")
+	flag.DurationVar(&cfg.Duration, "duration", def.Duration, "measured time of each phase")
+	flag.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "unmeasured warm-up at the start of each phase")
+	flag.Float64Var(&cfg.Rate, "rate", 0, "messages/s offered per sender (0: as fast as possible)")
+	asJSON := flag.Bool("json", false, "print one JSON object instead of a table")
+	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write each member's CPU profile of each phase to `prefix`.<phase>.m<index>")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
+	}
+	var err error
+	if cfg.Senders, err = bench.ParseSenders(*senders, cfg.Members); err != nil {
+		fail(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fail(fmt.Errorf("finding own executable: %w", err))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg, bench.Options{
+		Child:    bench.ChildSpec{Path: exe, Args: []string{bench.ChildCommand}},
+		Progress: os.Stderr,
+	})
+	if err != nil {
+		fail(err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "vsbench:", err)
+	os.Exit(1)
+}
