@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -90,8 +91,7 @@ func TestStashConcurrent(t *testing.T) {
 					if _, err := s.Append(0, 0, buf); err == nil {
 						break
 					}
-					s.mu.Lock() // let the consumer run; a real producer parks
-					s.mu.Unlock()
+					runtime.Gosched() // let the consumer run; a real producer parks
 				}
 			}
 		}(p)
