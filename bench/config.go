@@ -22,6 +22,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,13 @@ type Config struct {
 	Duration time.Duration // measured window of each phase
 	Warmup   time.Duration // unmeasured lead-in of each phase
 	Rate     float64       // messages/s offered per sender; 0 = unlimited
+	// Procs is GOMAXPROCS for each member process; 0 means its share of
+	// the machine, max(1, CPUs/Members). The members stand in for hosts:
+	// on a machine with fewer cores than members, more Ps per process
+	// than cores per process only adds idle spinning and wake-up delays
+	// (on 2 cores with 3 members, 1 P each is faster and has a shorter
+	// latency tail than 2).
+	Procs int
 
 	// CPUProfile, when set, makes every child write a CPU profile of each
 	// phase's measured window to CPUProfile.<phase>.m<index>.
@@ -67,6 +75,14 @@ func DefaultConfig() Config {
 		Duration: 5 * time.Second,
 		Warmup:   300 * time.Millisecond,
 	}
+}
+
+// MemberProcs is the GOMAXPROCS each member process runs with.
+func (c *Config) MemberProcs() int {
+	if c.Procs > 0 {
+		return c.Procs
+	}
+	return max(1, runtime.NumCPU()/c.Members)
 }
 
 // ParseSenders reads the --senders flag: "all" or a count of members.
@@ -98,6 +114,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("duration is %v; use at least 100ms", c.Duration)
 	case c.Warmup < 0:
 		return errors.New("warm-up is negative")
+	case c.Procs < 0:
+		return fmt.Errorf("procs is %d; use 0 (each member's share of the CPUs) or a positive number", c.Procs)
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (unlimited) or a positive rate", c.Rate)
 	}

@@ -160,6 +160,7 @@ type childEvent struct {
 func (r *run) start(i int) error {
 	cmd := exec.CommandContext(r.ctx, r.opt.Child.Path, r.opt.Child.Args...)
 	cmd.Env = append(os.Environ(), r.opt.Child.Env...)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("GOMAXPROCS=%d", r.cfg.MemberProcs()))
 	stderr := &prefixWriter{w: r.opt.Stderr, mu: &r.errMu, prefix: fmt.Sprintf("[m%d] ", i)}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = killWait

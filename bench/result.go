@@ -114,7 +114,7 @@ func NewSetup(cfg Config) Setup {
 		DurationS:  cfg.Duration.Seconds(),
 		Rate:       cfg.Rate,
 		Go:         runtime.Version(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		GOMAXPROCS: cfg.MemberProcs(),
 		CPU:        cpuModel(),
 	}
 }

@@ -13,6 +13,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -165,6 +166,12 @@ func (e *Engine) receiveLoop() {
 			case <-e.done:
 				return
 			default:
+			}
+			if errors.Is(err, udp.ErrClosed) {
+				// The socket was closed under the engine (Config.Conn closed
+				// by its owner): nothing more can arrive.
+				e.log.Error("cohort: socket closed while the engine runs; receiving stopped", "addr", e.Addr())
+				return
 			}
 			e.log.Warn("cohort: socket read failed", "err", err)
 			e.free <- b

@@ -103,7 +103,7 @@ func TestSlowHandlerPushesBack(t *testing.T) {
 // message arrives exactly once and in FIFO order, through retransmission.
 func TestLossyNetwork(t *testing.T) {
 	net := memnet.New(42)
-	defer net.Close()
+	t.Cleanup(func() { net.Close() }) // after the engines' own cleanups
 	net.SetDefault(memnet.Faults{Drop: 0.05})
 	cfg := DefaultConfig()
 	i := 0

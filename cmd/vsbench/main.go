@@ -34,6 +34,7 @@ func main() {
 	flag.DurationVar(&cfg.Duration, "duration", def.Duration, "measured time of each phase")
 	flag.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "unmeasured warm-up at the start of each phase")
 	flag.Float64Var(&cfg.Rate, "rate", 0, "messages/s offered per sender (0: as fast as possible)")
+	flag.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
 	asJSON := flag.Bool("json", false, "print one JSON object instead of a table")
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write each member's CPU profile of each phase to `prefix`.<phase>.m<index>")
 	flag.Parse()
