@@ -1,12 +1,16 @@
 package protocol
 
 import (
+	"math"
 	"net/netip"
 
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/udp"
 	"github.com/cohort-vs/cohort/wire"
 )
+
+// noLimit is a peer's delivery limit outside view changes.
+const noLimit = math.MaxUint64
 
 // Window marks kept per received message.
 const (
@@ -50,6 +54,14 @@ type peer struct {
 	contiguous []uint64
 	delivered  []uint64
 
+	// limit is the last sequence number this member may deliver: no
+	// limit in normal operation; during a view change, first what it
+	// reported when it promised, then the agreed cut.
+	limit uint64
+	// nakTo is the rank asked for this origin's missing messages: the
+	// origin itself, or during a view change a member that holds them.
+	nakTo int
+
 	gapSince int64 // tick at which a gap was first seen; -1: none
 	nakTick  int64 // tick of the last NAK to this origin
 	nakDue   bool
@@ -66,7 +78,7 @@ type pendingDelivery struct {
 }
 
 type rtxRequest struct {
-	to          int
+	to, origin  int
 	from, count uint64
 }
 
@@ -80,6 +92,12 @@ type Member struct {
 	now    int64
 
 	sentUpTo uint64 // own messages up to here have been multicast once
+	// seqBase is the stash's sequence number just before this view's first
+	// own message: the stash outlives views, sequence numbers on the wire
+	// start at 1 in every view.
+	seqBase    uint64
+	frozen     bool // a view change is under way: send no new own messages
+	frozenOnce bool // delivery limits were set by the first Freeze
 
 	// Application deliveries not yet consumed, oldest first (a ring).
 	pending     []pendingDelivery
@@ -134,8 +152,13 @@ type Stats struct {
 	OtherEpoch        uint64 // datagrams of another view
 }
 
-// New makes the member described by cfg.
-func New(cfg Config) (*Member, error) {
+// New makes the member described by cfg with a new Sender.
+func New(cfg Config) (*Member, error) { return NewWithSender(cfg, nil) }
+
+// NewWithSender makes the member described by cfg. A view's member takes
+// over the previous view's Sender: the messages queued in it and not sent
+// in the previous view are this view's first ones.
+func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -144,7 +167,7 @@ func New(cfg Config) (*Member, error) {
 		cfg:        cfg,
 		self:       cfg.Self,
 		n:          n,
-		sender:     newSender(&cfg),
+		sender:     sender,
 		peers:      make([]peer, n),
 		pending:    make([]pendingDelivery, cfg.DeliveryQueue),
 		rtxBase:    make([]rtxRequest, 64),
@@ -155,6 +178,10 @@ func New(cfg Config) (*Member, error) {
 		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
 		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),
 	}
+	if m.sender == nil {
+		m.sender = newSender(&cfg)
+	}
+	m.seqBase = m.sender.stash.Tail()
 	m.rtx = m.rtxBase[:0]
 	for i := range m.bufs {
 		m.bufs[i] = make([]byte, cfg.MaxDatagram)
@@ -166,6 +193,8 @@ func New(cfg Config) (*Member, error) {
 		p.contiguous = make([]uint64, n)
 		p.delivered = make([]uint64, n)
 		p.gapSince = -1
+		p.limit = noLimit
+		p.nakTo = i
 		if i != m.self {
 			// Twice the sender's window: the sender may learn of stability
 			// a little before this member does.
@@ -307,15 +336,6 @@ func (m *Member) receiveData(body []byte) {
 			if d.Seq > p.knownSent {
 				p.knownSent = d.Seq
 			}
-			// Unordered messages go out at once; everything else waits for
-			// the in-order cursor.
-			if d.Flags&(wire.OrderMask|wire.FlagFrag) == wire.OrderUnordered && d.Seq >= p.deliverNext && m.pendingLen < len(m.pending) {
-				// Deliver the window's copy: the datagram's buffer is reused
-				// as soon as Receive returns.
-				_, _, stored, _ := p.win.Get(d.Seq)
-				m.deliver(o, d.Seq, d.Flags, stored)
-				p.win.SetMark(d.Seq, markDelivered)
-			}
 		case ring.Duplicate:
 			m.stats.Duplicates++
 		case ring.Beyond:
@@ -366,18 +386,22 @@ func (m *Member) receiveStatus(sender int, body []byte) {
 	}
 }
 
+// receiveNAK queues retransmissions. Any member answers for any origin
+// whose messages it still holds, so a view change can fill gaps left by a
+// sender that crashed, and no single member is a bottleneck for repairs.
 func (m *Member) receiveNAK(sender int, body []byte) {
 	r := &m.naks
-	if r.Reset(body) != nil || int(r.Origin) != m.self {
+	if r.Reset(body) != nil || int(r.Origin) >= m.n || int(r.Origin) == sender {
 		m.stats.Malformed++
 		return
 	}
+	origin := int(r.Origin)
 	m.stats.NAKsReceived++
 	for r.Next() {
 		if len(m.rtx) == cap(m.rtx) {
 			return // the requester asks again later
 		}
-		m.rtx = append(m.rtx, rtxRequest{to: sender, from: r.From, count: r.Count})
+		m.rtx = append(m.rtx, rtxRequest{to: sender, origin: origin, from: r.From, count: r.Count})
 	}
 	if r.Err() != nil {
 		m.stats.Malformed++
@@ -403,12 +427,8 @@ func (m *Member) deliver(origin int, seq uint64, flags uint8, payload []byte) {
 // message, delivering those not yet delivered and reassembling fragments.
 func (m *Member) deliverInOrder(o int) {
 	p := &m.peers[o]
-	if p.deliverNext <= p.win.Base() {
-		// Unordered messages the cursor had not reached were delivered
-		// early, consumed and released.
-		p.deliverNext = p.win.Base() + 1
-	}
-	for p.deliverNext <= p.win.Contiguous() && m.pendingLen < len(m.pending) {
+	last := min(p.win.Contiguous(), p.limit)
+	for p.deliverNext <= last && m.pendingLen < len(m.pending) {
 		seq := p.deliverNext
 		if p.win.Mark(seq)&markDelivered != 0 {
 			p.deliverNext++

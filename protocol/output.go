@@ -43,8 +43,8 @@ func (m *Member) Advance() {
 // once they have been multicast.
 func (m *Member) deliverOwn() {
 	p := &m.peers[m.self]
-	for p.deliverNext <= m.sentUpTo && m.pendingLen < len(m.pending) {
-		flags, total, payload, _ := m.sender.stash.Get(p.deliverNext)
+	for p.deliverNext <= min(m.sentUpTo, p.limit) && m.pendingLen < len(m.pending) {
+		flags, total, payload, _ := m.sender.stash.Get(m.seqBase + p.deliverNext)
 		seq := p.deliverNext
 		p.deliverNext++
 		if flags&wire.FlagFrag == 0 {
@@ -107,14 +107,16 @@ func (m *Member) putStatus(b []byte) int {
 // piggybacks a due status frame. It reports false when it ran out of
 // datagrams before the messages ran out.
 func (m *Member) packData() bool {
-	st := m.sender.stash
-	head := st.Head()
+	if m.frozen {
+		return true // new messages wait for the next view
+	}
+	head := m.sender.stash.Head() - m.seqBase
 	for m.sentUpTo < head {
 		if m.bufsUsed == len(m.bufs) {
 			return false
 		}
 		b := m.startDatagram()
-		n := m.packRun(b, wire.HeaderSize, m.sentUpTo+1, head, len(b))
+		n := m.packRun(b, wire.HeaderSize, m.self, m.sentUpTo+1, head, len(b))
 		m.stats.MessagesSent += (m.lastRunEnd - m.sentUpTo)
 		m.sentUpTo = m.lastRunEnd
 		if m.statusDue && len(b)-n >= wire.StatusSize(m.n) {
@@ -125,17 +127,16 @@ func (m *Member) packData() bool {
 	return true
 }
 
-// packRun writes one data frame of own messages from..to (inclusive, as
-// many as fit below limit) into b at off and returns the new offset. The
-// last sequence number written is left in lastRunEnd.
-func (m *Member) packRun(b []byte, off int, from, to uint64, limit int) int {
-	st := m.sender.stash
+// packRun writes one data frame of origin's messages from..to (inclusive,
+// as many as fit below limit) into b at off and returns the new offset.
+// The last sequence number written is left in lastRunEnd.
+func (m *Member) packRun(b []byte, off int, origin int, from, to uint64, limit int) int {
 	start := off
-	off += wire.PutDataHead(b[off:], uint16(m.self), from)
+	off += wire.PutDataHead(b[off:], uint16(origin), from)
 	count := 0
 	seq := from
 	for ; seq <= to && count < wire.MaxRunCount; seq++ {
-		flags, total, payload, ok := st.Get(seq)
+		flags, total, payload, ok := m.held(origin, seq)
 		if !ok {
 			break
 		}
@@ -155,21 +156,38 @@ func (m *Member) packRun(b []byte, off int, from, to uint64, limit int) int {
 	return off
 }
 
+// held returns origin's message seq if this member still holds it.
+func (m *Member) held(origin int, seq uint64) (flags uint8, total int, payload []byte, ok bool) {
+	if origin == m.self {
+		return m.sender.stash.Get(m.seqBase + seq)
+	}
+	return m.peers[origin].win.Get(seq)
+}
+
+// heldRange is the range of origin's messages this member can send again.
+func (m *Member) heldRange(origin int) (first, last uint64) {
+	if origin == m.self {
+		return m.sender.stash.Tail() - m.seqBase + 1, m.sentUpTo
+	}
+	w := m.peers[origin].win
+	return w.Base() + 1, w.Highest()
+}
+
 // packRetransmits answers NAKs with unicast data frames.
 func (m *Member) packRetransmits() bool {
-	st := m.sender.stash
 	for len(m.rtx) > 0 {
 		r := &m.rtx[0]
-		// Only what is still held and was sent can be sent again.
-		if r.from <= st.Tail() {
-			skip := st.Tail() + 1 - r.from
+		// Only what is still held can be sent again.
+		first, held := m.heldRange(r.origin)
+		if r.from < first {
+			skip := first - r.from
 			if skip >= r.count {
 				m.rtx = m.rtx[1:]
 				continue
 			}
 			r.from, r.count = r.from+skip, r.count-skip
 		}
-		last := min(r.from+r.count-1, m.sentUpTo)
+		last := min(r.from+r.count-1, held)
 		if r.from > last {
 			m.rtx = m.rtx[1:]
 			continue
@@ -179,13 +197,18 @@ func (m *Member) packRetransmits() bool {
 			return false
 		}
 		b := m.startDatagram()
-		n := m.packRun(b, wire.HeaderSize, r.from, last, len(b))
+		n := m.packRun(b, wire.HeaderSize, r.origin, r.from, last, len(b))
 		sent := m.lastRunEnd + 1 - r.from
+		if sent == 0 {
+			// A hole in a window: nothing here to send from r.from on.
+			m.rtx = m.rtx[1:]
+			continue
+		}
 		m.stats.Retransmits += sent
 		m.unicast(b, n, r.to)
 		r.from += sent
 		r.count -= min(sent, r.count)
-		if r.count == 0 || r.from > m.sentUpTo {
+		if r.count == 0 || r.from > held {
 			m.rtx = m.rtx[1:]
 		}
 	}
@@ -234,7 +257,7 @@ func (m *Member) packNAKs() bool {
 		}
 		wire.SetNAKCount(b[start:], ranges)
 		wire.FinishFrame(b[start:], off-start)
-		m.unicast(b, off, o)
+		m.unicast(b, off, p.nakTo)
 		p.nakDue = false
 		p.nakTick = m.now
 		m.stats.NAKsSent++
@@ -258,8 +281,8 @@ func (m *Member) release() {
 			}
 		}
 		if o == m.self {
-			if stable > m.sender.stash.Tail() {
-				m.sender.stash.Release(stable)
+			if m.seqBase+stable > m.sender.stash.Tail() {
+				m.sender.stash.Release(m.seqBase + stable)
 				m.released = true
 			}
 		} else if stable > p.win.Base() {

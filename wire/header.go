@@ -98,7 +98,7 @@ func ParseHeader(b []byte) (Header, error) {
 	if h.Auth != AuthNone {
 		return Header{}, ErrAuth
 	}
-	if h.Type != TypeGroup || h.Flags != 0 {
+	if (h.Type != TypeGroup && h.Type != TypeControl) || h.Flags != 0 {
 		return Header{}, ErrMalformed
 	}
 	return h, nil

@@ -1,0 +1,127 @@
+package protocol
+
+import "github.com/cohort-vs/cohort/wire"
+
+// The Member's part in a view change: it stops sending and delivering at
+// what it reports, then delivers exactly up to the agreed cut, fetching
+// what it lacks from the members that hold it.
+
+// Freeze stops this member from multicasting new own messages (they stay
+// queued in the Sender for the next view) and from delivering beyond what
+// it holds now, and returns that: for every rank, the highest sequence
+// number it holds with nothing missing below (for itself, the last one it
+// sent). Everything it has delivered is at or below what it returns, so a
+// cut at or above every survivor's report leaves nothing delivered
+// outside the cut.
+func (m *Member) Freeze(report []uint64) []uint64 {
+	m.frozen = true
+	report = report[:0]
+	for o := range m.peers {
+		p := &m.peers[o]
+		c := m.sentUpTo
+		if o != m.self {
+			c = p.win.Contiguous()
+		}
+		if !m.frozenOnce {
+			p.limit = c
+		}
+		report = append(report, c)
+	}
+	m.frozenOnce = true
+	return report
+}
+
+// Frozen reports whether Freeze was called.
+func (m *Member) Frozen() bool { return m.frozen }
+
+// SetCut fixes what this member delivers in its view: every message of
+// rank o up to cut[o], and nothing beyond. Missing messages are asked of
+// holders[o]. The member must be frozen.
+func (m *Member) SetCut(cut []uint64, holders []int) {
+	for o := range m.peers {
+		p := &m.peers[o]
+		p.limit = cut[o]
+		if o == m.self {
+			continue
+		}
+		if cut[o] > p.knownSent {
+			p.knownSent = cut[o]
+		}
+		if h := holders[o]; h >= 0 && h < m.n && h != m.self {
+			p.nakTo = h
+		}
+		m.trackGap(p)
+	}
+}
+
+// CutConsumed reports whether every message up to the cut has been
+// delivered and consumed by the application: the member's part of the
+// view is over.
+func (m *Member) CutConsumed() bool {
+	for o := range m.peers {
+		p := &m.peers[o]
+		if p.limit == noLimit {
+			return false
+		}
+		if o == m.self {
+			if p.deliverNext <= p.limit || m.ownPending > 0 {
+				return false
+			}
+			continue
+		}
+		if p.consumed < p.limit {
+			return false
+		}
+	}
+	return true
+}
+
+// MessageBoundary is the last own sequence number at or below seq that
+// ends a message: a view that ends inside a fragmented message delivers
+// none of it, and the sender sends it whole again in the next view.
+func (m *Member) MessageBoundary(seq uint64) uint64 {
+	for ; seq > 0; seq-- {
+		flags, _, _, ok := m.sender.stash.Get(m.seqBase + seq)
+		if !ok || flags&wire.FlagFrag == 0 || flags&wire.FlagFragLast != 0 {
+			return seq
+		}
+	}
+	return 0
+}
+
+// Retire ends this member's view: own messages up to boundary (a
+// MessageBoundary of the cut) are released, and the rest stay queued for
+// the next view's member.
+func (m *Member) Retire(boundary uint64) {
+	m.sender.stash.Release(m.seqBase + boundary)
+}
+
+// Stable reports, for every rank, the highest sequence number that every
+// member holds (by their last status), and for this member's own rank
+// and the others what it has sent or delivered: Flush waits until the
+// first covers the second.
+func (m *Member) Stable(o int) uint64 {
+	p := &m.peers[o]
+	s := m.sentUpTo
+	if o != m.self {
+		s = p.win.Contiguous()
+	}
+	for r := range m.peers {
+		if r != m.self && r != o {
+			s = min(s, m.peers[r].contiguous[o])
+		}
+	}
+	return s
+}
+
+// Delivered is the last sequence number of rank o this member delivered
+// (for itself: sent).
+func (m *Member) Delivered(o int) uint64 {
+	if o == m.self {
+		return m.sentUpTo
+	}
+	return m.peers[o].deliverNext - 1
+}
+
+// Ranks is the number of members in the view.
+func (m *Member) Ranks() int { return m.n }
