@@ -1,0 +1,112 @@
+// Package detector decides when a silent member is suspected of having
+// crashed. It is a pure state machine over logical ticks: the protocol
+// reports what it hears and asks, each tick, what to probe and whom to
+// suspect.
+//
+// Any datagram from a member counts as a sign of life (the protocol sends
+// status frames at least every few ticks, so an idle link still carries
+// heartbeats). A member silent for SilentTicks is probed, directly and
+// through up to Helpers other members (SWIM's indirect probe), so that one
+// lossy link or a busy receiver does not remove it; only if nothing is
+// heard for ProbeTicks more is it suspected. A member that notices its own
+// ticks ran late (its process was stalled) grants everyone the time it
+// lost, rather than blaming them for its own silence (Lifeguard's idea).
+package detector
+
+// Config sets the detector's timing, in ticks.
+type Config struct {
+	SilentTicks int64 // silence before probing
+	ProbeTicks  int64 // further silence, while probing, before suspicion
+	Helpers     int   // members asked to probe indirectly
+}
+
+// Detector watches the members of one view, by rank.
+type Detector struct {
+	cfg       Config
+	self      int
+	lastHeard []int64
+	probing   []int64 // tick a probe round started; -1: not probing
+	suspected []bool
+	now       int64
+	next      int // rotates the choice of helpers
+}
+
+// New watches n members; self is this member's own rank, never watched.
+func New(cfg Config, n, self int, now int64) *Detector {
+	d := &Detector{cfg: cfg, self: self, lastHeard: make([]int64, n), probing: make([]int64, n), suspected: make([]bool, n), now: now}
+	for i := range d.lastHeard {
+		d.lastHeard[i] = now
+		d.probing[i] = -1
+	}
+	return d
+}
+
+// Heard records a sign of life from rank r.
+func (d *Detector) Heard(r int) {
+	if r >= 0 && r < len(d.lastHeard) {
+		d.lastHeard[r] = d.now
+		d.probing[r] = -1
+	}
+}
+
+// Stalled reports that this member itself was unable to run for a while:
+// everyone's silence so far is forgiven.
+func (d *Detector) Stalled() {
+	for r := range d.lastHeard {
+		d.lastHeard[r] = d.now
+		if d.probing[r] >= 0 {
+			d.probing[r] = d.now
+		}
+	}
+}
+
+// Probe is one probe to send: ask Target directly, and each of Helpers to
+// ask it on this member's behalf.
+type Probe struct {
+	Target  int
+	Helpers []int
+}
+
+// Tick advances the clock one tick and returns the probes to start and
+// the members newly suspected.
+func (d *Detector) Tick(probes []Probe, suspects []int) ([]Probe, []int) {
+	d.now++
+	for r := range d.lastHeard {
+		if r == d.self || d.suspected[r] {
+			continue
+		}
+		switch {
+		case d.probing[r] >= 0 && d.now-d.probing[r] >= d.cfg.ProbeTicks:
+			d.suspected[r] = true
+			suspects = append(suspects, r)
+		case d.probing[r] < 0 && d.now-d.lastHeard[r] >= d.cfg.SilentTicks:
+			d.probing[r] = d.now
+			probes = append(probes, Probe{Target: r, Helpers: d.helpers(r)})
+		}
+	}
+	return probes, suspects
+}
+
+// helpers picks up to cfg.Helpers live members other than self and r.
+func (d *Detector) helpers(r int) []int {
+	var h []int
+	n := len(d.lastHeard)
+	for i := 0; i < n && len(h) < d.cfg.Helpers; i++ {
+		c := (d.next + i) % n
+		if c != d.self && c != r && !d.suspected[c] && d.probing[c] < 0 {
+			h = append(h, c)
+		}
+	}
+	d.next++
+	return h
+}
+
+// Suspected reports whether rank r is suspected.
+func (d *Detector) Suspected(r int) bool { return d.suspected[r] }
+
+// Suspect marks r suspected on another member's word.
+func (d *Detector) Suspect(r int) {
+	if r != d.self && r >= 0 && r < len(d.suspected) {
+		d.suspected[r] = true
+	}
+}

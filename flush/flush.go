@@ -1,0 +1,111 @@
+// Package flush holds the decisions of cohort's view change, as pure
+// functions over the messages of its rounds (see docs/ARCHITECTURE.md,
+// "View change"). The protocol package carries the messages; this package
+// says what a coordinator proposes and when a round may proceed.
+package flush
+
+import (
+	"net/netip"
+
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Majority is the number of members of a view of n that must take part in
+// installing the next one: with a majority required, two sides of a
+// partition can never both install a view.
+func Majority(n int) int { return n/2 + 1 }
+
+// Changes are the membership changes a coordinator has collected.
+type Changes struct {
+	Joiners []wire.MemberID
+	Leavers map[wire.MemberID]bool
+	Failed  map[wire.MemberID]bool
+}
+
+// Empty reports whether there is nothing to change.
+func (c *Changes) Empty() bool {
+	return len(c.Joiners) == 0 && len(c.Leavers) == 0 && len(c.Failed) == 0
+}
+
+// Choose decides the proposal for view epoch+1 from the promises of the
+// members of view (by rank; nil where none arrived) under ballot b.
+//
+//   - If any promise carries an accepted proposal, the one with the highest
+//     ballot is adopted unchanged but for the ballot: it may already be
+//     installed somewhere, and a view number must never name two views.
+//   - Otherwise the new view is the members that promised, minus leavers,
+//     in their old order, then the joiners; and the cut for every old
+//     member is the highest contiguous mark any promise reports, with the
+//     member that reported it as the holder to fetch from.
+//
+// The caller has checked that a majority promised.
+func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.Control, ch *Changes) *wire.Proposal {
+	var adopted *wire.Proposal
+	for _, p := range promises {
+		if p != nil && p.Proposal != nil && (adopted == nil || adopted.Ballot.Less(p.Proposal.Ballot)) {
+			adopted = p.Proposal
+		}
+	}
+	if adopted != nil {
+		q := *adopted
+		q.Ballot = b
+		return &q
+	}
+	n := len(view)
+	prop := &wire.Proposal{Ballot: b, Epoch: epoch + 1, Cut: make([]uint64, n), Holders: make([]uint16, n)}
+	// A joiner at the address of a member is that member restarted: the
+	// old incarnation goes.
+	replaced := map[netip.AddrPort]bool{}
+	for _, j := range ch.Joiners {
+		replaced[j.Addr] = true
+	}
+	for r, m := range view {
+		p := promises[r]
+		if p == nil || ch.Leavers[m] || ch.Failed[m] || replaced[m.Addr] {
+			continue
+		}
+		prop.Members = append(prop.Members, m)
+	}
+	for _, j := range ch.Joiners {
+		if !contains(prop.Members, j) {
+			prop.Members = append(prop.Members, j)
+		}
+	}
+	for o := 0; o < n; o++ {
+		best, holder := uint64(0), -1
+		for r, p := range promises {
+			if p == nil || o >= len(p.Report) {
+				continue
+			}
+			// Prefer the origin itself, then the lowest rank, among those
+			// holding the most.
+			if c := p.Report[o]; holder < 0 || c > best || (c == best && r == o) {
+				best, holder = c, r
+			}
+		}
+		prop.Cut[o] = best
+		if holder >= 0 {
+			prop.Holders[o] = uint16(holder)
+		}
+	}
+	return prop
+}
+
+func contains(ms []wire.MemberID, m wire.MemberID) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// Index is m's rank in members, or -1.
+func Index(members []wire.MemberID, m wire.MemberID) int {
+	for i, x := range members {
+		if x == m {
+			return i
+		}
+	}
+	return -1
+}
