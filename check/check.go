@@ -38,12 +38,20 @@ func (v Violation) String() string { return v.Rule + ": " + v.Detail }
 type sent struct {
 	order string
 	hash  uint64
+	view  uint64 // the sender's view when it sent (0: unknown)
 }
 
 type delivery struct {
 	id    MsgID
 	order string
 	hash  uint64
+	view  uint64 // the deliverer's view (0: unknown)
+}
+
+// install is one view a member installed.
+type install struct {
+	epoch   uint64
+	members string // canonical form of the member list
 }
 
 // History collects events. It is not safe for concurrent use.
@@ -51,12 +59,17 @@ type History struct {
 	sent      map[MsgID]sent
 	delivered map[string][]delivery // per member, in delivery order
 	crashed   map[string]bool
+	gone      map[string]bool // left or removed: not expected to deliver later views
+	installs  map[string][]install
 	members   []string
+	// dynamic: views were recorded, so completeness is judged by view
+	// synchrony rather than "everyone delivers everything".
+	dynamic bool
 }
 
 // NewHistory starts an empty history.
 func NewHistory() *History {
-	return &History{sent: map[MsgID]sent{}, delivered: map[string][]delivery{}, crashed: map[string]bool{}}
+	return &History{sent: map[MsgID]sent{}, delivered: map[string][]delivery{}, crashed: map[string]bool{}, gone: map[string]bool{}, installs: map[string][]install{}}
 }
 
 // Member declares a member of the group.
@@ -77,6 +90,28 @@ func (h *History) Sent(id MsgID, order string, hash uint64) {
 func (h *History) Delivered(member string, id MsgID, order string, hash uint64) {
 	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash})
 }
+
+// SentInView is Sent for a member that was in view epoch when it sent.
+func (h *History) SentInView(id MsgID, order string, hash uint64, epoch uint64) {
+	h.sent[id] = sent{order: order, hash: hash, view: epoch}
+}
+
+// DeliveredInView is Delivered in the deliverer's view epoch.
+func (h *History) DeliveredInView(member string, id MsgID, order string, hash uint64, epoch uint64) {
+	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash, view: epoch})
+}
+
+// Installed records that member installed view epoch with these members
+// (names, in view order). Recording views switches the checker to view
+// synchrony's rules.
+func (h *History) Installed(member string, epoch uint64, members []string) {
+	h.Member(member)
+	h.dynamic = true
+	h.installs[member] = append(h.installs[member], install{epoch: epoch, members: fmt.Sprint(members)})
+}
+
+// Gone records that member left the group or was removed from it.
+func (h *History) Gone(member string) { h.gone[member] = true }
 
 // Crashed records that member crashed: it is not expected to have
 // delivered everything, nor others to deliver all it sent.
@@ -128,7 +163,7 @@ func (h *History) Check(limit int) []Violation {
 				}
 			}
 		}
-		if h.crashed[m] {
+		if h.crashed[m] || h.dynamic {
 			continue
 		}
 		var missing []MsgID
@@ -148,6 +183,9 @@ func (h *History) Check(limit int) []Violation {
 				return out
 			}
 		}
+	}
+	if h.dynamic {
+		h.checkViews(add)
 	}
 	return out
 }

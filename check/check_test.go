@@ -86,3 +86,66 @@ func TestUnorderedMayReorder(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+func TestViewRules(t *testing.T) {
+	m1, m2 := MsgID{"a", 1}, MsgID{"b", 1}
+	cases := []struct {
+		name  string
+		build func(h *History)
+		want  string
+	}{
+		{"two views one number", func(h *History) {
+			h.Installed("a", 1, []string{"a"})
+			h.Installed("b", 1, []string{"b"})
+		}, "views"},
+		{"together but different sets", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b"})
+			}
+			h.SentInView(m1, FIFO, 1, 1)
+			h.DeliveredInView("a", m1, FIFO, 1, 1)
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 2, []string{"a", "b"})
+			}
+		}, "virtual-synchrony"},
+		{"final view differs", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b"})
+			}
+			h.SentInView(m1, FIFO, 1, 1)
+			h.DeliveredInView("a", m1, FIFO, 1, 1)
+		}, "final-view"},
+		{"different views", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b"})
+				h.Installed(m, 2, []string{"a", "b"})
+			}
+			h.SentInView(m2, FIFO, 1, 1)
+			h.DeliveredInView("a", m2, FIFO, 1, 1)
+			h.DeliveredInView("b", m2, FIFO, 1, 2)
+		}, "same-view"},
+		{"crashed member may differ", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b"})
+			}
+			h.SentInView(m1, FIFO, 1, 1)
+			h.DeliveredInView("a", m1, FIFO, 1, 1)
+			h.Crashed("b")
+		}, ""},
+		{"own message never delivered", func(h *History) {
+			h.Installed("a", 1, []string{"a"})
+			h.SentInView(m1, FIFO, 1, 1)
+		}, "self-delivery"},
+	}
+	for _, c := range cases {
+		h := NewHistory()
+		c.build(h)
+		v := h.Check(0)
+		switch {
+		case c.want == "" && len(v) > 0:
+			t.Errorf("%s: unexpected %v", c.name, v)
+		case c.want != "" && (len(v) == 0 || v[0].Rule != c.want):
+			t.Errorf("%s: got %v, want %s", c.name, v, c.want)
+		}
+	}
+}

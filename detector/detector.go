@@ -26,6 +26,7 @@ type Detector struct {
 	self      int
 	lastHeard []int64
 	probing   []int64 // tick a probe round started; -1: not probing
+	probed    []int64 // tick of the last probe sent
 	suspected []bool
 	now       int64
 	next      int // rotates the choice of helpers
@@ -33,7 +34,7 @@ type Detector struct {
 
 // New watches n members; self is this member's own rank, never watched.
 func New(cfg Config, n, self int, now int64) *Detector {
-	d := &Detector{cfg: cfg, self: self, lastHeard: make([]int64, n), probing: make([]int64, n), suspected: make([]bool, n), now: now}
+	d := &Detector{cfg: cfg, self: self, lastHeard: make([]int64, n), probing: make([]int64, n), probed: make([]int64, n), suspected: make([]bool, n), now: now}
 	for i := range d.lastHeard {
 		d.lastHeard[i] = now
 		d.probing[i] = -1
@@ -41,11 +42,14 @@ func New(cfg Config, n, self int, now int64) *Detector {
 	return d
 }
 
-// Heard records a sign of life from rank r.
+// Heard records a sign of life from rank r. It also refutes a
+// suspicion: a member heard again (after a partition heals, say) is
+// watched afresh rather than waited for forever.
 func (d *Detector) Heard(r int) {
 	if r >= 0 && r < len(d.lastHeard) {
 		d.lastHeard[r] = d.now
 		d.probing[r] = -1
+		d.suspected[r] = false
 	}
 }
 
@@ -80,7 +84,12 @@ func (d *Detector) Tick(probes []Probe, suspects []int) ([]Probe, []int) {
 			d.suspected[r] = true
 			suspects = append(suspects, r)
 		case d.probing[r] < 0 && d.now-d.lastHeard[r] >= d.cfg.SilentTicks:
-			d.probing[r] = d.now
+			d.probing[r], d.probed[r] = d.now, d.now
+			probes = append(probes, Probe{Target: r, Helpers: d.helpers(r)})
+		case d.probing[r] >= 0 && d.now-d.probed[r] >= max(1, d.cfg.ProbeTicks/3):
+			// Probe again within the window: one lost probe or answer must
+			// not condemn a member.
+			d.probed[r] = d.now
 			probes = append(probes, Probe{Target: r, Helpers: d.helpers(r)})
 		}
 	}

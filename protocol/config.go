@@ -24,7 +24,10 @@ type Config struct {
 	WindowBytes    int // per sender: payload bytes sent but not yet stable
 	DeliveryQueue  int // deliveries handed to the application and not yet consumed
 
-	StatusTicks     int // send a status frame at least every StatusTicks ticks while anything changes
+	StatusTicks int // send a status frame at least every StatusTicks ticks while anything changes
+	// HeartbeatTicks: send a status frame at least this often even when
+	// nothing changes, so that silence means trouble. 0: 10*StatusTicks.
+	HeartbeatTicks  int
 	NAKTicks        int // ask again for a missing message at most every NAKTicks ticks
 	MaxOutDatagrams int // datagrams produced by one Ready, at most
 }

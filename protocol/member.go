@@ -216,7 +216,11 @@ func (m *Member) Config() *Config { return &m.cfg }
 // Tick advances the member's logical clock by one tick.
 func (m *Member) Tick() {
 	m.now++
-	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.now-m.lastStatusTick >= 10*int64(m.cfg.StatusTicks)) {
+	heartbeat := int64(m.cfg.HeartbeatTicks)
+	if heartbeat <= 0 {
+		heartbeat = 10 * int64(m.cfg.StatusTicks)
+	}
+	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.now-m.lastStatusTick >= heartbeat) {
 		m.statusDue = true
 	}
 	for o := range m.peers {
@@ -246,10 +250,6 @@ func (m *Member) Consumed(n int) {
 		if int(d.origin) == m.self {
 			m.ownPending--
 			p.consumed = d.seq
-			if m.ownPending == 0 {
-				// Fragments the cursor passed after it are done too.
-				p.consumed = p.deliverNext - 1
-			}
 		} else {
 			p.win.SetMark(d.seq, markConsumed)
 			m.advanceConsumed(p)

@@ -58,11 +58,10 @@ func (m *Member) deliverOwn() {
 		if flags&wire.FlagFragLast != 0 {
 			m.deliver(m.self, seq, flags, p.reasm)
 			p.reasm = nil
-		} else if m.ownPending == 0 {
-			// The fragment's bytes are copied out and no own delivery
-			// before it waits for the application.
-			p.consumed = seq
 		}
+		// A fragment before the last stays unconsumed, so the stash keeps
+		// the message whole until it is delivered: a view that ends inside
+		// it makes the sender send it all again in the next view.
 	}
 }
 
@@ -258,6 +257,12 @@ func (m *Member) packNAKs() bool {
 		wire.SetNAKCount(b[start:], ranges)
 		wire.FinishFrame(b[start:], off-start)
 		m.unicast(b, off, p.nakTo)
+		if m.frozen {
+			// In a view change the named holder may be gone too: ask the
+			// next member next time, round the view.
+			for p.nakTo = (p.nakTo + 1) % m.n; p.nakTo == m.self; p.nakTo = (p.nakTo + 1) % m.n {
+			}
+		}
 		p.nakDue = false
 		p.nakTick = m.now
 		m.stats.NAKsSent++

@@ -22,12 +22,21 @@ type Sender struct {
 	maxSize  int
 }
 
+// newSender sizes the stash for the window plus one largest message: a
+// message's fragments stay until the whole message is delivered (a view
+// change inside it sends it again whole), so one message may need all of
+// its size at once.
 func newSender(cfg *Config) *Sender {
-	return &Sender{
-		stash:    ring.NewStash(cfg.WindowMessages, cfg.WindowBytes),
+	frags := cfg.MaxMessageSize/cfg.FragmentSize() + 1
+	s := &Sender{
+		stash:    ring.NewStash(cfg.WindowMessages+frags, cfg.WindowBytes+cfg.MaxMessageSize),
 		fragSize: cfg.FragmentSize(),
 		maxSize:  cfg.MaxMessageSize,
 	}
+	// A new message starts only within the flow-control window; the extra
+	// room is for the fragments of a message already begun.
+	s.stash.SetWindow(cfg.WindowMessages, cfg.WindowBytes)
+	return s
 }
 
 // TrySend appends as much of payload as the window allows. done is how
@@ -42,7 +51,7 @@ func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), s.maxSize)
 	}
 	if len(payload) <= s.fragSize {
-		if _, err := s.stash.Append(flags, 0, payload); err != nil {
+		if _, err := s.stash.Append(flags, 0, payload, true); err != nil {
 			return 0, nil
 		}
 		return len(payload), nil
@@ -56,7 +65,7 @@ func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
 		if end == len(payload) {
 			f |= wire.FlagFragLast
 		}
-		if _, err := s.stash.Append(f, len(payload), payload[done:end]); err != nil {
+		if _, err := s.stash.Append(f, len(payload), payload[done:end], done == 0); err != nil {
 			return done, nil
 		}
 		done = end

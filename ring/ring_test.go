@@ -21,32 +21,32 @@ func TestStashWrapAndLimits(t *testing.T) {
 	s := NewStash(8, 100)
 	// Fill by slots.
 	for i := 1; i <= 8; i++ {
-		if seq, err := s.Append(1, 0, payload(uint64(i), 5)); err != nil || seq != uint64(i) {
+		if seq, err := s.Append(1, 0, payload(uint64(i), 5), true); err != nil || seq != uint64(i) {
 			t.Fatalf("append %d: %d %v", i, seq, err)
 		}
 	}
-	if _, err := s.Append(1, 0, payload(9, 5)); !errors.Is(err, ErrFull) {
+	if _, err := s.Append(1, 0, payload(9, 5), true); !errors.Is(err, ErrFull) {
 		t.Fatalf("9th append: %v, want ErrFull", err)
 	}
 	s.Release(4)
 	// Bytes: 40 written, 20 held; 60 more fill the arena to its end.
-	if _, err := s.Append(1, 0, payload(9, 60)); err != nil {
+	if _, err := s.Append(1, 0, payload(9, 60), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Append(1, 0, payload(10, 30)); !errors.Is(err, ErrFull) {
+	if _, err := s.Append(1, 0, payload(10, 30), true); !errors.Is(err, ErrFull) {
 		t.Fatalf("arena overflow: %v", err)
 	}
 	s.Release(9)
-	if _, err := s.Append(2, 7, payload(10, 60)); err != nil {
+	if _, err := s.Append(2, 7, payload(10, 60), true); err != nil {
 		t.Fatal(err)
 	}
 	// At offset 60 a 60-byte payload would wrap: it skips to the start,
 	// which is still held by 10.
-	if _, err := s.Append(2, 7, payload(11, 60)); !errors.Is(err, ErrFull) {
+	if _, err := s.Append(2, 7, payload(11, 60), true); !errors.Is(err, ErrFull) {
 		t.Fatalf("wrap: %v", err)
 	}
 	s.Release(10)
-	seq, err := s.Append(2, 7, payload(11, 60))
+	seq, err := s.Append(2, 7, payload(11, 60), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestStashWrapAndLimits(t *testing.T) {
 	if f, tot, _, _ := s.Get(seq); f != 2 || tot != 7 {
 		t.Fatalf("flags %d total %d", f, tot)
 	}
-	if _, err := s.Append(0, 0, make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Append(0, 0, make([]byte, 101), true); !errors.Is(err, ErrTooLarge) {
 		t.Fatal(err)
 	}
 }
@@ -88,7 +88,7 @@ func TestStashConcurrent(t *testing.T) {
 				binary.LittleEndian.PutUint64(buf, uint64(p))
 				binary.LittleEndian.PutUint64(buf[8:], uint64(i))
 				for {
-					if _, err := s.Append(0, 0, buf); err == nil {
+					if _, err := s.Append(0, 0, buf, true); err == nil {
 						break
 					}
 					runtime.Gosched() // let the consumer run; a real producer parks
@@ -184,7 +184,7 @@ func TestNoAllocs(t *testing.T) {
 	p := make([]byte, 64)
 	seq := uint64(0)
 	allocs := testing.AllocsPerRun(1000, func() {
-		q, _ := s.Append(1, 0, p)
+		q, _ := s.Append(1, 0, p, true)
 		_, _, b, _ := s.Get(q)
 		seq++
 		w.Put(seq, 1, 0, b)
@@ -201,7 +201,7 @@ func BenchmarkStashAppendRelease(b *testing.B) {
 	p := make([]byte, 64)
 	b.ReportAllocs()
 	for b.Loop() {
-		q, _ := s.Append(1, 0, p)
+		q, _ := s.Append(1, 0, p, true)
 		s.Release(q)
 	}
 }

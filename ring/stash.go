@@ -25,6 +25,11 @@ type Stash struct {
 	mask  uint64
 	arena []byte
 
+	// The flow-control window, within the capacity: a message's first
+	// piece is taken only within it (see Append).
+	windowSlots uint64
+	windowBytes uint64
+
 	head atomic.Uint64 // last appended sequence number (0: none)
 	tail atomic.Uint64 // last released sequence number
 
@@ -49,13 +54,22 @@ func NewStash(slots, arenaBytes int) *Stash {
 	for n < uint64(slots) {
 		n <<= 1
 	}
-	return &Stash{slots: make([]stashSlot, n), mask: n - 1, arena: make([]byte, arenaBytes)}
+	return &Stash{slots: make([]stashSlot, n), mask: n - 1, arena: make([]byte, arenaBytes), windowSlots: n, windowBytes: uint64(arenaBytes)}
+}
+
+// SetWindow limits where a message may start: with fewer than slots
+// messages and bytes payload bytes held. The rest of the capacity is for
+// the later pieces of a message already started. Call before use.
+func (s *Stash) SetWindow(slots, bytes int) {
+	s.windowSlots, s.windowBytes = uint64(slots), uint64(bytes)
 }
 
 // Append copies payload into the stash under the next sequence number and
-// returns it. It returns ErrFull when the message does not fit until
-// messages are released; the caller retries after Release.
-func (s *Stash) Append(flags uint8, total int, payload []byte) (uint64, error) {
+// returns it. first says that payload begins a message, which must then
+// fit the window (SetWindow); a later piece of a message needs only room.
+// It returns ErrFull when the payload does not fit until messages are
+// released; the caller retries after Release.
+func (s *Stash) Append(flags uint8, total int, payload []byte, first bool) (uint64, error) {
 	n := uint64(len(payload))
 	size := uint64(len(s.arena))
 	if n > size {
@@ -64,7 +78,8 @@ func (s *Stash) Append(flags uint8, total int, payload []byte) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq := s.head.Load() + 1
-	if seq-s.tail.Load() > uint64(len(s.slots)) {
+	held := seq - 1 - s.tail.Load()
+	if held >= uint64(len(s.slots)) || (first && (held >= s.windowSlots || s.writeOff-s.freeOff.Load()+n > s.windowBytes)) {
 		return 0, ErrFull
 	}
 	start := s.writeOff

@@ -1,7 +1,8 @@
-// Package sim runs groups of protocol members over a seeded, simulated
-// network and checks the guarantees with package check. Time is virtual
-// (microseconds); every random choice comes from one seeded source, so a
-// run replays exactly from its seed.
+// Package sim runs groups of protocol processes over a seeded, simulated
+// network with crashes, restarts, joins, leaves and partitions, and checks
+// the guarantees with package check. Time is virtual (microseconds); every
+// random choice comes from one seeded source, so a run replays exactly
+// from its seed.
 package sim
 
 import (
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 
 	"github.com/cohort-vs/cohort/check"
 	"github.com/cohort-vs/cohort/protocol"
@@ -20,8 +22,8 @@ import (
 // Options describe one simulation.
 type Options struct {
 	Seed     uint64
-	Members  int
-	Messages int // messages each member sends
+	Members  int // processes started together at the beginning
+	Messages int // messages each process sends per incarnation, at most
 
 	Loss      float64 // probability a datagram is lost
 	Duplicate float64 // probability a datagram is delivered twice
@@ -33,44 +35,75 @@ type Options struct {
 	SlowConsume float64 // probability a delivery is consumed late
 	LargeShare  float64 // share of messages larger than a datagram
 
-	TickMicros int64 // tick interval, µs
-	TimeLimit  int64 // virtual time limit, µs
+	// Faults, each at a random time in the fault window.
+	Crashes    int // a process crashes (and restarts later, as a new incarnation)
+	Joins      int // a new process joins
+	Leaves     int // a member leaves gracefully
+	Partitions int // the processes split in two for a while, then heal
 
-	Protocol protocol.Config // limits; Group, Epoch, Self and Members are set per member
+	TickMicros  int64 // tick interval, µs
+	FaultWindow int64 // faults happen in [0, FaultWindow), µs
+	SendUntil   int64 // processes stop sending at this time, µs
+	TimeLimit   int64 // virtual time limit, µs
+
+	Protocol protocol.GroupConfig // limits and timings; identity and seeds are set per process
 
 	Trace io.Writer // when set, every event is written here
 }
 
-// RandomOptions draws a fault mix from seed: 2 to 5 members, loss 0-30%,
-// duplication, reordering and delay, slow consumers and large messages.
+// RandomOptions draws a fault mix from seed: 2 to 5 processes, loss 0-30%,
+// duplication, reordering, delay, slow consumers, large messages, and
+// crashes with restarts, joins, leaves and partitions.
 func RandomOptions(seed uint64) Options {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	dmin := int64(20 + r.IntN(200))
 	return Options{
 		Seed:        seed,
 		Members:     2 + r.IntN(4),
-		Messages:    50 + r.IntN(150),
+		Messages:    30 + r.IntN(120),
 		Loss:        r.Float64() * 0.30,
 		Duplicate:   r.Float64() * 0.10,
 		Reorder:     r.Float64() * 0.20,
 		DelayMin:    dmin,
 		DelayMax:    dmin + int64(r.IntN(3000)),
-		SendGap:     int64(1 + r.IntN(500)),
+		SendGap:     int64(200 + r.IntN(3000)),
 		SlowConsume: r.Float64() * 0.2,
 		LargeShare:  r.Float64() * 0.05,
+		Crashes:     r.IntN(3),
+		Joins:       r.IntN(3),
+		Leaves:      r.IntN(2),
+		Partitions:  r.IntN(2),
 		TickMicros:  1000,
-		TimeLimit:   600_000_000,
-		Protocol: protocol.Config{
-			MaxDatagram:     1200,
-			MaxMessageSize:  16 << 10,
-			WindowMessages:  64,
-			WindowBytes:     32 << 10,
-			DeliveryQueue:   16 + r.IntN(64),
-			StatusTicks:     1 + r.IntN(5),
-			NAKTicks:        2 + r.IntN(10),
-			MaxOutDatagrams: 8,
+		FaultWindow: 1_500_000,
+		SendUntil:   2_000_000,
+		TimeLimit:   60_000_000,
+		Protocol: protocol.GroupConfig{
+			Member: protocol.Config{
+				MaxDatagram:     1200,
+				MaxMessageSize:  16 << 10,
+				WindowMessages:  64,
+				WindowBytes:     32 << 10,
+				DeliveryQueue:   16 + r.IntN(64),
+				StatusTicks:     1 + r.IntN(5),
+				NAKTicks:        2 + r.IntN(10),
+				MaxOutDatagrams: 8,
+			},
+			DiscoverTicks: 30,
+			RetryTicks:    10,
+			SilentTicks:   60 + r.IntN(100),
+			ProbeTicks:    30,
+			RoundTicks:    200,
+			BlockTicks:    1000,
 		},
 	}
+}
+
+// StaticOptions is RandomOptions without membership faults: loss,
+// duplication, reordering and delay only.
+func StaticOptions(seed uint64) Options {
+	o := RandomOptions(seed)
+	o.Crashes, o.Joins, o.Leaves, o.Partitions = 0, 0, 0, 0
+	return o
 }
 
 // Result summarizes a run.
@@ -81,6 +114,7 @@ type Result struct {
 	Stats      []protocol.Stats
 	Sent       int
 	Delivered  int
+	Views      int // views installed, over all processes
 }
 
 type eventKind uint8
@@ -90,6 +124,12 @@ const (
 	evTick
 	evSend
 	evConsume
+	evCrash
+	evRestart
+	evJoin
+	evLeave
+	evPartition
+	evHeal
 )
 
 type event struct {
@@ -98,6 +138,7 @@ type event struct {
 	kind eventKind
 	to   int
 	from int
+	inc  uint64 // incarnation the event is for (ticks, sends, consumes)
 	data []byte
 }
 
@@ -119,14 +160,21 @@ func (q *eventQueue) Pop() any {
 	return e
 }
 
+// node is one address; a process runs there while g is not nil.
 type node struct {
-	m          *protocol.Member
-	name       string
-	sentN      uint64 // messages fully handed to the sender
-	sendDone   int    // bytes of the current message accepted so far
-	blocked    bool   // waiting for the window to open
-	unconsumed int    // deliveries not yet consumed
-	consumeAt  int64  // when the next consume event is scheduled (0: none)
+	addr       netip.AddrPort
+	g          *protocol.Group
+	inc        uint64
+	name       string // address index and incarnation
+	sentN      uint64
+	sendDone   int
+	blocked    bool
+	unconsumed int
+	consumeAt  int64
+	epoch      uint64         // current view, as the application saw it
+	side       int            // partition side
+	leaving    bool           // told to leave
+	redirect   netip.AddrPort // a member to rejoin through after a merge
 }
 
 type world struct {
@@ -136,34 +184,46 @@ type world struct {
 	seq       uint64
 	now       int64
 	nodes     []*node
-	addrs     []netip.AddrPort
+	seeds     []netip.AddrPort
 	hist      *check.History
 	events    int
 	delivered int
-	expected  int
+	views     int
+	partition bool
+	stats     []protocol.Stats
 }
 
 // Run executes one simulation.
 func Run(opt Options) Result {
 	w := &world{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0xc0de)), hist: check.NewHistory()}
-	for i := 0; i < opt.Members; i++ {
-		w.addrs = append(w.addrs, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7000))
-	}
-	for i := 0; i < opt.Members; i++ {
-		cfg := opt.Protocol
-		cfg.Group, cfg.Epoch, cfg.Self, cfg.Members = wire.GroupID("sim"), 1, i, w.addrs
-		m, err := protocol.New(cfg)
-		if err != nil {
-			return Result{Violations: []check.Violation{{Rule: "config", Detail: err.Error()}}}
+	spare := opt.Joins
+	for i := 0; i < opt.Members+spare; i++ {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7000)
+		w.nodes = append(w.nodes, &node{addr: a})
+		if i < opt.Members {
+			w.seeds = append(w.seeds, a)
 		}
-		n := &node{m: m, name: fmt.Sprintf("m%d", i)}
-		w.nodes = append(w.nodes, n)
-		w.hist.Member(n.name)
-		w.push(&event{at: int64(w.rng.IntN(int(opt.TickMicros))), kind: evTick, to: i})
-		w.push(&event{at: w.gap(), kind: evSend, to: i})
 	}
-	w.expected = opt.Members * opt.Members * opt.Messages
-	for w.q.Len() > 0 && w.delivered < w.expected {
+	for i := 0; i < opt.Members; i++ {
+		w.push(&event{at: int64(w.rng.IntN(2000)), kind: evRestart, to: i})
+	}
+	for k := 0; k < opt.Joins; k++ {
+		w.push(&event{at: w.faultTime(), kind: evJoin, to: opt.Members + k})
+	}
+	for k := 0; k < opt.Crashes; k++ {
+		w.push(&event{at: w.faultTime(), kind: evCrash, to: -1})
+	}
+	for k := 0; k < opt.Leaves; k++ {
+		w.push(&event{at: w.faultTime(), kind: evLeave, to: -1})
+	}
+	for k := 0; k < opt.Partitions; k++ {
+		at := w.faultTime()
+		w.push(&event{at: at, kind: evPartition})
+		w.push(&event{at: at + 200_000 + w.rng.Int64N(600_000), kind: evHeal})
+	}
+	lastProgress := int64(0)
+	progress := 0
+	for w.q.Len() > 0 {
 		e := heap.Pop(&w.q).(*event)
 		if e.at > opt.TimeLimit {
 			break
@@ -171,14 +231,59 @@ func Run(opt Options) Result {
 		w.now = e.at
 		w.events++
 		w.handle(e)
+		if p := w.delivered + w.views; p != progress {
+			progress, lastProgress = p, w.now
+		}
+		if w.now > opt.SendUntil && w.now-lastProgress > 3_000_000 && w.settled() {
+			break
+		}
 	}
-	res := Result{Violations: w.hist.Check(10), Events: w.events, EndMicros: w.now, Delivered: w.delivered}
+	res := Result{Violations: w.hist.Check(10), Events: w.events, EndMicros: w.now, Delivered: w.delivered, Views: w.views}
 	for _, n := range w.nodes {
-		res.Stats = append(res.Stats, n.m.Stats())
+		if n.g != nil && n.g.Member() != nil {
+			w.stats = append(w.stats, n.g.Member().Stats())
+		}
 		res.Sent += int(n.sentN)
+	}
+	res.Stats = w.stats
+	if !w.settled() {
+		res.Violations = append(res.Violations, check.Violation{Rule: "liveness", Detail: fmt.Sprintf("the group did not settle into one view by %.1fs: %s", float64(w.now)/1e6, w.describeNodes())})
 	}
 	return res
 }
+
+// settled: every running process is a member of the same view, and no
+// view change is under way.
+func (w *world) settled() bool {
+	var first *protocol.View
+	for _, n := range w.nodes {
+		if n.g == nil {
+			continue
+		}
+		if !n.g.InView() || n.g.Blocked() > 0 {
+			return false
+		}
+		v := n.g.View()
+		if first == nil {
+			first = &v
+		} else if v.Epoch != first.Epoch || v.Founder != first.Founder {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *world) describeNodes() string {
+	s := ""
+	for _, n := range w.nodes {
+		if n.g != nil {
+			s += fmt.Sprintf("[%s %v blocked %d] ", n.name, n.g, n.g.Blocked())
+		}
+	}
+	return s
+}
+
+func (w *world) faultTime() int64 { return 100_000 + w.rng.Int64N(w.opt.FaultWindow) }
 
 func (w *world) push(e *event) {
 	w.seq++
@@ -198,15 +303,121 @@ func (w *world) tracef(format string, args ...any) {
 	}
 }
 
+// live returns the indexes of running processes.
+func (w *world) live() []int {
+	var l []int
+	for i, n := range w.nodes {
+		if n.g != nil {
+			l = append(l, i)
+		}
+	}
+	return l
+}
+
+func (w *world) start(i int) {
+	n := w.nodes[i]
+	n.inc++
+	n.name = fmt.Sprintf("p%d.%d", i, n.inc)
+	n.sentN, n.sendDone, n.blocked, n.unconsumed, n.consumeAt, n.epoch, n.leaving = 0, 0, false, 0, 0, 0, false
+	cfg := w.opt.Protocol
+	cfg.Group = wire.GroupID("sim")
+	cfg.Self = wire.MemberID{Addr: n.addr, Incarnation: n.inc}
+	cfg.Seeds = w.seeds
+	if n.redirect.IsValid() {
+		cfg.Seeds = append(slices.Clone(w.seeds), n.redirect)
+	}
+	g, err := protocol.NewGroup(cfg)
+	if err != nil {
+		panic(err) // the simulator's configuration is valid by construction
+	}
+	n.g = g
+	w.hist.Member(n.name)
+	w.tracef("%s starts", n.name)
+	w.push(&event{at: w.now + int64(w.rng.IntN(int(w.opt.TickMicros))), kind: evTick, to: i, inc: n.inc})
+	w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
+}
+
+func (w *world) stop(i int, crashed bool) {
+	n := w.nodes[i]
+	if crashed {
+		w.hist.Crashed(n.name)
+	}
+	if m := n.g.Member(); m != nil {
+		w.stats = append(w.stats, m.Stats())
+	}
+	n.g = nil
+}
+
 func (w *world) handle(e *event) {
+	switch e.kind {
+	case evRestart:
+		if w.nodes[e.to].g == nil {
+			w.start(e.to)
+			w.drain(e.to)
+		}
+		return
+	case evJoin:
+		w.start(e.to)
+		w.drain(e.to)
+		return
+	case evCrash:
+		// Crash a process while a majority of the others stay, and restart
+		// it later as a new incarnation.
+		l := w.live()
+		if len(l) < 3 {
+			return
+		}
+		i := l[w.rng.IntN(len(l))]
+		if !w.survivable(i) {
+			return
+		}
+		w.tracef("%s crashes", w.nodes[i].name)
+		w.stop(i, true)
+		w.push(&event{at: w.now + 100_000 + w.rng.Int64N(500_000), kind: evRestart, to: i})
+		return
+	case evLeave:
+		l := w.live()
+		if len(l) < 3 {
+			return
+		}
+		i := l[w.rng.IntN(len(l))]
+		if !w.survivable(i) {
+			return
+		}
+		w.tracef("%s leaves", w.nodes[i].name)
+		w.nodes[i].leaving = true
+		w.nodes[i].g.Leave()
+		w.drain(i)
+		return
+	case evPartition:
+		l := w.live()
+		if len(l) < 2 || w.partition {
+			return
+		}
+		w.partition = true
+		for _, i := range l {
+			w.nodes[i].side = w.rng.IntN(2)
+		}
+		w.tracef("partition %s", w.sides())
+		return
+	case evHeal:
+		if w.partition {
+			w.partition = false
+			w.tracef("heal")
+		}
+		return
+	}
 	n := w.nodes[e.to]
+	if n.g == nil || (e.kind != evDatagram && e.inc != n.inc) {
+		return // an event for a process that is gone
+	}
 	switch e.kind {
 	case evTick:
-		n.m.Tick()
-		w.push(&event{at: w.now + w.opt.TickMicros, kind: evTick, to: e.to})
+		n.g.Tick()
+		w.push(&event{at: w.now + w.opt.TickMicros, kind: evTick, to: e.to, inc: n.inc})
 	case evDatagram:
 		w.tracef("%s <- %s %s", n.name, w.nodes[e.from].name, describe(e.data))
-		n.m.Receive(w.addrs[e.from], e.data)
+		n.g.Receive(w.nodes[e.from].addr, e.data)
 		// A real receive buffer is reused at once: scribble over this one so
 		// that anything still pointing into it shows up as corruption.
 		for i := range e.data {
@@ -217,48 +428,57 @@ func (w *world) handle(e *event) {
 	case evConsume:
 		n.consumeAt = 0
 		k := 1 + w.rng.IntN(n.unconsumed)
-		w.tracef("%s consumes %d", n.name, k)
-		n.m.Consumed(k)
+		n.g.Consumed(k)
 		n.unconsumed -= k
 		w.scheduleConsume(e.to)
 	}
 	w.drain(e.to)
 }
 
-// payloadFor makes message n of sender s: its identity, then bytes that
-// derive from it, so that a receiver can verify every byte.
-func payloadFor(sender int, n uint64, size int) []byte {
-	p := make([]byte, max(size, 16))
-	binary.LittleEndian.PutUint64(p, uint64(sender))
-	binary.LittleEndian.PutUint64(p[8:], n)
-	x := n*0x9e3779b97f4a7c15 ^ uint64(sender)
-	for i := 16; i < len(p); i++ {
-		x ^= x << 13
-		x ^= x >> 7
-		x ^= x << 17
-		p[i] = byte(x)
+// survivable reports whether losing process i leaves a majority running
+// of its view, and of the view that remains once the members told to
+// leave are gone: a group that loses its majority blocks by design
+// (primary partition), and a run in which it must never settles.
+func (w *world) survivable(i int) bool {
+	g := w.nodes[i].g
+	if !g.InView() {
+		return true
 	}
-	return p
+	v := g.View()
+	alive, staying, stayingAlive := 0, 0, 0
+	for _, m := range v.Members {
+		r := w.rank(m.Addr)
+		up := w.nodes[r].g != nil && w.nodes[r].inc == m.Incarnation
+		if !up || !w.nodes[r].leaving {
+			staying++
+		}
+		if r != i && up {
+			alive++
+			if !w.nodes[r].leaving {
+				stayingAlive++
+			}
+		}
+	}
+	return alive >= len(v.Members)/2+1 && stayingAlive >= staying/2+1
 }
 
-func hashOf(p []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range p {
-		h ^= uint64(c)
-		h *= 1099511628211
+func (w *world) sides() string {
+	s := ""
+	for _, i := range w.live() {
+		s += fmt.Sprintf("%s:%d ", w.nodes[i].name, w.nodes[i].side)
 	}
-	return h | 1
+	return s
 }
 
-func (w *world) sizeFor(sender int, n uint64) int {
-	r := rand.New(rand.NewPCG(w.opt.Seed^uint64(sender)<<32, n))
+func (w *world) sizeFor(sender int, inc, n uint64) int {
+	r := rand.New(rand.NewPCG(w.opt.Seed^uint64(sender)<<32^inc<<48, n))
 	switch f := r.Float64(); {
 	case f < w.opt.LargeShare:
-		return w.opt.Protocol.MaxDatagram + r.IntN(3*w.opt.Protocol.MaxDatagram)
+		return w.opt.Protocol.Member.MaxDatagram + r.IntN(3*w.opt.Protocol.Member.MaxDatagram)
 	case f < 0.3:
 		return 100 + r.IntN(900)
 	default:
-		return 16 + r.IntN(100)
+		return 24 + r.IntN(100)
 	}
 }
 
@@ -276,37 +496,41 @@ func orderName(flags uint8) string {
 	return check.FIFO
 }
 
-// send offers the member's next message to its sender; when the window is
-// full the member waits for Released.
+// send offers the process's next message while it is in a view.
 func (w *world) send(i int) {
 	n := w.nodes[i]
-	if n.sentN >= uint64(w.opt.Messages) {
+	// A message begun is finished (its first fragments are out); no new
+	// one starts after SendUntil.
+	if n.sendDone == 0 && (n.sentN >= uint64(w.opt.Messages) || w.now > w.opt.SendUntil) {
+		return
+	}
+	if !n.g.InView() || n.g.Ended() != nil {
+		w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
 		return
 	}
 	next := n.sentN + 1
-	p := payloadFor(i, next, w.sizeFor(i, next))
+	p := payloadFor(i, n.inc, next, w.sizeFor(i, n.inc, next))
 	flags := orderFor(i, next)
-	if n.sendDone == 0 {
-		w.hist.Sent(check.MsgID{Sender: n.name, N: next}, orderName(flags), hashOf(p))
-	}
-	done, err := n.m.Sender().TrySend(flags, p, n.sendDone)
+	done, err := n.g.Sender().TrySend(flags, p, n.sendDone)
 	if err != nil {
 		panic(err) // the simulator never sends an oversized message
+	}
+	if n.sendDone == 0 && done > 0 {
+		w.hist.SentInView(check.MsgID{Sender: n.name, N: next}, orderName(flags), hashOf(p), n.epoch)
 	}
 	n.sendDone = done
 	if done < len(p) {
 		n.blocked = true
-		w.tracef("%s send %d blocked at %d/%d", n.name, next, done, len(p))
 		return
 	}
 	w.tracef("%s sent #%d (%d bytes)", n.name, next, len(p))
 	n.sentN, n.sendDone, n.blocked = next, 0, false
-	w.push(&event{at: w.gap(), kind: evSend, to: i})
+	w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
 }
 
 func (w *world) scheduleConsume(i int) {
 	n := w.nodes[i]
-	if n.unconsumed == 0 || n.consumeAt != 0 {
+	if n.g == nil || n.unconsumed == 0 || n.consumeAt != 0 {
 		return
 	}
 	delay := int64(1)
@@ -314,28 +538,57 @@ func (w *world) scheduleConsume(i int) {
 		delay = int64(w.rng.IntN(5000))
 	}
 	n.consumeAt = w.now + delay
-	w.push(&event{at: n.consumeAt, kind: evConsume, to: i})
+	w.push(&event{at: n.consumeAt, kind: evConsume, to: i, inc: n.inc})
 }
 
-// drain collects the member's output: datagrams go to the network,
-// deliveries to the checker.
+// drain collects the process's output: datagrams go to the network,
+// events and deliveries to the checker, in the order the application
+// would see them.
 func (w *world) drain(i int) {
 	n := w.nodes[i]
-	for {
-		rd := n.m.Ready()
+	for guard := 0; n.g != nil; guard++ {
+		if guard > 10000 {
+			panic(fmt.Sprintf("%s: Ready keeps reporting More", n.name))
+		}
+		rd := n.g.Ready()
 		for _, d := range rd.Datagrams {
-			to := w.rank(d.Addr)
-			w.transmit(i, to, d.Buf[:d.N])
+			w.transmit(i, w.rank(d.Addr), d.Buf[:d.N])
+		}
+		ended := false
+		for _, ev := range n.g.Events() {
+			n.unconsumed++
+			if ev.View != nil {
+				// Views are numbered within an instance of the group: the
+				// checker sees (founder, epoch) as one number.
+				n.epoch = uint64(w.rank(ev.View.Founder.Addr)+1)<<48 | ev.View.Founder.Incarnation<<32 | ev.View.Epoch
+				w.views++
+				names := make([]string, len(ev.View.Members))
+				for k, m := range ev.View.Members {
+					names[k] = w.nameOf(m)
+				}
+				w.tracef("%s installs view %d %v", n.name, ev.View.Epoch, names)
+				w.hist.Installed(n.name, n.epoch, names)
+			} else {
+				w.tracef("%s ends: %v", n.name, ev.Err)
+				n.redirect = ev.Redirect
+				w.hist.Gone(n.name)
+				ended = true
+			}
 		}
 		for _, d := range rd.Deliveries {
 			w.record(i, d)
 		}
 		n.unconsumed += len(rd.Deliveries)
-		released := rd.Released
-		more := rd.More
-		n.m.Advance()
+		released, more := rd.Released, rd.More
+		n.g.Advance()
+		if ended {
+			// Removed or left: the process rejoins as a new incarnation.
+			w.stop(i, false)
+			w.push(&event{at: w.now + 50_000, kind: evRestart, to: i})
+			return
+		}
 		if released && n.blocked {
-			w.push(&event{at: w.now, kind: evSend, to: i})
+			w.push(&event{at: w.now, kind: evSend, to: i, inc: n.inc})
 			n.blocked = false
 		}
 		if !more {
@@ -345,9 +598,13 @@ func (w *world) drain(i int) {
 	w.scheduleConsume(i)
 }
 
+func (w *world) nameOf(m wire.MemberID) string {
+	return fmt.Sprintf("p%d.%d", w.rank(m.Addr), m.Incarnation)
+}
+
 func (w *world) rank(a netip.AddrPort) int {
-	for r, x := range w.addrs {
-		if x == a {
+	for r, n := range w.nodes {
+		if n.addr == a {
 			return r
 		}
 	}
@@ -357,24 +614,23 @@ func (w *world) rank(a netip.AddrPort) int {
 func (w *world) record(i int, d protocol.Delivery) {
 	n := w.nodes[i]
 	w.delivered++
-	if len(d.Payload) < 16 {
-		w.tracef("%s delivers a short payload from %d seq %d flags %x: %x", n.name, d.Origin, d.Seq, d.Flags, d.Payload)
-		w.hist.Delivered(n.name, check.MsgID{Sender: "?", N: 0}, orderName(d.Flags), 0)
+	id, ok := parsePayload(d.Payload)
+	if !ok {
+		w.tracef("%s delivers an unparsable payload from rank %d seq %d flags %x: %d bytes %x", n.name, d.Origin, d.Seq, d.Flags, len(d.Payload), d.Payload[:min(len(d.Payload), 32)])
+		w.hist.DeliveredInView(n.name, check.MsgID{Sender: "?"}, orderName(d.Flags), 0, n.epoch)
 		return
 	}
-	sender := int(binary.LittleEndian.Uint64(d.Payload))
-	num := binary.LittleEndian.Uint64(d.Payload[8:])
-	name := "?"
-	if sender == d.Origin && sender < len(w.nodes) {
-		name = w.nodes[sender].name
-	}
-	w.tracef("%s delivers %s#%d", n.name, name, num)
-	w.hist.Delivered(n.name, check.MsgID{Sender: name, N: num}, orderName(d.Flags), hashOf(d.Payload))
+	w.tracef("%s delivers %v in view %d", n.name, id, n.epoch)
+	w.hist.DeliveredInView(n.name, id, orderName(d.Flags), hashOf(d.Payload), n.epoch)
 }
 
 // transmit puts a datagram on the simulated link from -> to.
 func (w *world) transmit(from, to int, b []byte) {
 	o := &w.opt
+	if w.partition && w.nodes[from].side != w.nodes[to].side {
+		w.tracef("%s -> %s cut off %s", w.nodes[from].name, w.nodes[to].name, describe(b))
+		return
+	}
 	if w.rng.Float64() < o.Loss {
 		w.tracef("%s -> %s lost %s", w.nodes[from].name, w.nodes[to].name, describe(b))
 		return
@@ -392,10 +648,57 @@ func (w *world) transmit(from, to int, b []byte) {
 	}
 }
 
+// payloadFor makes message n of process sender's incarnation inc: its
+// identity, then bytes that derive from it, so that a receiver can verify
+// every byte.
+func payloadFor(sender int, inc, n uint64, size int) []byte {
+	p := make([]byte, max(size, 24))
+	binary.LittleEndian.PutUint64(p, uint64(sender))
+	binary.LittleEndian.PutUint64(p[8:], inc)
+	binary.LittleEndian.PutUint64(p[16:], n)
+	x := n*0x9e3779b97f4a7c15 ^ uint64(sender) ^ inc<<40
+	for i := 24; i < len(p); i++ {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		p[i] = byte(x)
+	}
+	return p
+}
+
+func parsePayload(p []byte) (check.MsgID, bool) {
+	if len(p) < 24 {
+		return check.MsgID{}, false
+	}
+	s, inc, n := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
+	return check.MsgID{Sender: fmt.Sprintf("p%d.%d", s, inc), N: n}, true
+}
+
+func hashOf(p []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range p {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h | 1
+}
+
 // describe summarizes a datagram's frames for the trace.
 func describe(b []byte) string {
-	if _, err := wire.ParseHeader(b); err != nil {
+	h, err := wire.ParseHeader(b)
+	if err != nil {
 		return "malformed"
+	}
+	if h.Type == wire.TypeControl {
+		c, err := wire.ParseControl(b[wire.HeaderSize:])
+		if err != nil {
+			return "malformed control"
+		}
+		s := fmt.Sprintf("[ctl %d epoch %d ballot %d.%d", c.Kind, c.Epoch, c.Ballot.Round, c.Ballot.Rank)
+		if c.Proposal != nil {
+			s += fmt.Sprintf(" proposal %d members %d cut %v", c.Proposal.Epoch, len(c.Proposal.Members), c.Proposal.Cut)
+		}
+		return s + "]"
 	}
 	var r wire.FrameReader
 	r.Reset(b[wire.HeaderSize:])

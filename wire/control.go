@@ -30,7 +30,8 @@ const (
 	CtlProbeAck                   // yes: Nonce
 	CtlProbeReq                   // please probe Target for me: Nonce
 	CtlViewQuery                  // the sender saw traffic of a view it lacks
-	CtlNotMember                  // the receiver is not in the sender's view Epoch
+	CtlNotMember                  // the receiver is not in the sender's view Epoch (or its instance dissolves)
+	CtlChange                     // the sender is stuck in a view change: please run one
 	ctlMax
 )
 
@@ -55,8 +56,12 @@ func (b Ballot) Less(c Ballot) bool {
 // every member of the current view, how far its messages are delivered
 // (Cut) and which member holds them (Holders).
 type Proposal struct {
-	Ballot  Ballot
-	Epoch   uint64 // the new view's number
+	Ballot Ballot
+	Epoch  uint64 // the new view's number
+	// Founder is the member that formed this instance of the group: views
+	// are numbered within an instance, and two instances of one group
+	// (formed apart, say on two sides of a partition) merge when they meet.
+	Founder MemberID
 	Members []MemberID
 	Cut     []uint64
 	Holders []uint16
@@ -105,6 +110,7 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 	if p := c.Proposal; p != nil {
 		b = appendBallot(b, p.Ballot)
 		b = binary.AppendUvarint(b, p.Epoch)
+		b = appendMember(b, p.Founder)
 		b = binary.AppendUvarint(b, uint64(len(p.Members)))
 		for _, m := range p.Members {
 			b = appendMember(b, m)
@@ -155,7 +161,7 @@ func ParseControl(body []byte) (*Control, error) {
 	c.Installed = flags&1 != 0
 	c.Report = d.u64s()
 	if flags&2 != 0 {
-		p := &Proposal{Ballot: d.ballot(), Epoch: d.uvarint()}
+		p := &Proposal{Ballot: d.ballot(), Epoch: d.uvarint(), Founder: d.member()}
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			p.Members = append(p.Members, d.member())
@@ -243,8 +249,11 @@ func (d *decoder) member() MemberID {
 	copy(a[:], d.b[d.off:])
 	port := binary.LittleEndian.Uint16(d.b[d.off+16:])
 	d.off += 18
-	addr := netip.AddrFrom16(a).Unmap()
-	return MemberID{Addr: netip.AddrPortFrom(addr, port), Incarnation: d.uvarint()}
+	inc := d.uvarint()
+	if a == [16]byte{} && port == 0 {
+		return MemberID{Incarnation: inc} // no address: an unset field
+	}
+	return MemberID{Addr: netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port), Incarnation: inc}
 }
 
 func (d *decoder) ballot() Ballot {

@@ -19,10 +19,20 @@ func main() {
 	first := flag.Uint64("first", 1, "first seed")
 	seed := flag.Uint64("seed", 0, "run only this seed (0: run -seeds seeds)")
 	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
+	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
 	flag.Parse()
+	options := sim.RandomOptions
+	switch *faults {
+	case "all":
+	case "network":
+		options = sim.StaticOptions
+	default:
+		fmt.Fprintf(os.Stderr, "vssim: -faults %q: use all or network\n", *faults)
+		os.Exit(2)
+	}
 
 	if *seed != 0 {
-		opt := sim.RandomOptions(*seed)
+		opt := options(*seed)
 		if *verbose {
 			opt.Trace = os.Stdout
 		}
@@ -42,7 +52,7 @@ func main() {
 	violations, failedRuns := 0, 0
 	var firstFailing uint64
 	for s := *first; s < *first+uint64(*seeds); s++ {
-		res := sim.Run(sim.RandomOptions(s))
+		res := sim.Run(options(s))
 		if len(res.Violations) > 0 {
 			if failedRuns == 0 {
 				firstFailing = s
@@ -56,7 +66,7 @@ func main() {
 	}
 	fmt.Printf("runs: %d  violations: %d  failed runs: %d  (%.1fs)\n", *seeds, violations, failedRuns, time.Since(start).Seconds())
 	if failedRuns > 0 {
-		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim -seed %d -v)\n", firstFailing, firstFailing)
+		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim -faults %s -seed %d -v)\n", firstFailing, *faults, firstFailing)
 		os.Exit(1)
 	}
 }

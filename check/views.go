@@ -1,0 +1,153 @@
+package check
+
+import "sort"
+
+// checkViews applies view synchrony's rules:
+//
+//   - views: no two members install different views under one number, and
+//     each member installs views in increasing order;
+//   - same view: every member that delivers a message delivers it in the
+//     same view, and never in a view older than the one it was sent in;
+//   - virtual synchrony: members that install a view and then the same
+//     next view delivered the same messages in the first;
+//   - final view: members still in the group at the end, in the same last
+//     view, delivered the same messages in it;
+//   - self-delivery: a member that neither crashed nor left delivered
+//     every message it sent.
+func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
+	views := map[uint64]string{}
+	viewOwner := map[uint64]string{}
+	members := append([]string(nil), h.members...)
+	sort.Strings(members)
+	for _, m := range members {
+		var last uint64
+		for _, in := range h.installs[m] {
+			if in.epoch <= last {
+				if add("views", "%s installed view %d after view %d", m, in.epoch, last) {
+					return
+				}
+			}
+			last = in.epoch
+			if v, ok := views[in.epoch]; ok && v != in.members {
+				if add("views", "view %d is %s at %s but %s at %s", in.epoch, v, viewOwner[in.epoch], in.members, m) {
+					return
+				}
+			} else if !ok {
+				views[in.epoch], viewOwner[in.epoch] = in.members, m
+			}
+		}
+	}
+
+	deliveredIn := map[MsgID]uint64{}
+	deliveredBy := map[MsgID]string{}
+	// per member, per view: the set of messages delivered
+	sets := map[string]map[uint64]map[MsgID]bool{}
+	for _, m := range members {
+		sets[m] = map[uint64]map[MsgID]bool{}
+		for _, d := range h.delivered[m] {
+			if v, ok := deliveredIn[d.id]; ok && v != d.view {
+				if add("same-view", "%v delivered in view %d at %s and in view %d at %s", d.id, v, deliveredBy[d.id], d.view, m) {
+					return
+				}
+			} else if !ok {
+				deliveredIn[d.id], deliveredBy[d.id] = d.view, m
+			}
+			if s, ok := h.sent[d.id]; ok && s.view != 0 && d.view < s.view {
+				if add("same-view", "%s delivered %v in view %d, before view %d in which it was sent", m, d.id, d.view, s.view) {
+					return
+				}
+			}
+			if sets[m][d.view] == nil {
+				sets[m][d.view] = map[MsgID]bool{}
+			}
+			sets[m][d.view][d.id] = true
+		}
+	}
+
+	// Successor of each view at each member.
+	next := func(m string, epoch uint64) (uint64, bool) {
+		ins := h.installs[m]
+		for i, in := range ins {
+			if in.epoch == epoch && i+1 < len(ins) {
+				return ins[i+1].epoch, true
+			}
+		}
+		return 0, false
+	}
+	// Members at the end: neither crashed nor gone; their last view.
+	finalView := map[string]uint64{}
+	for _, m := range members {
+		if !h.crashed[m] && !h.gone[m] && len(h.installs[m]) > 0 {
+			finalView[m] = h.installs[m][len(h.installs[m])-1].epoch
+		}
+	}
+	for i, p := range members {
+		for _, in := range h.installs[p] {
+			np, okp := next(p, in.epoch)
+			for _, q := range members[i+1:] {
+				nq, okq := next(q, in.epoch)
+				together := okp && okq && np == nq
+				atEnd := !okp && !okq && finalView[p] == in.epoch && finalView[q] == in.epoch
+				if !together && !atEnd {
+					continue
+				}
+				if !installed(h.installs[q], in.epoch) {
+					continue
+				}
+				a, b := sets[p][in.epoch], sets[q][in.epoch]
+				if id, ok := differ(a, b); ok {
+					rule := "virtual-synchrony"
+					if atEnd {
+						rule = "final-view"
+					}
+					if add(rule, "%s and %s went through view %d together but only one delivered %v there (%d vs %d messages)", p, q, in.epoch, id, len(a), len(b)) {
+						return
+					}
+				}
+			}
+		}
+	}
+
+	for id := range h.sent {
+		if h.crashed[id.Sender] || h.gone[id.Sender] {
+			continue
+		}
+		found := false
+		for _, d := range h.delivered[id.Sender] {
+			if d.id == id {
+				found = true
+				break
+			}
+		}
+		if !found {
+			if add("self-delivery", "%s never delivered its own %v", id.Sender, id) {
+				return
+			}
+			break
+		}
+	}
+}
+
+func installed(ins []install, epoch uint64) bool {
+	for _, in := range ins {
+		if in.epoch == epoch {
+			return true
+		}
+	}
+	return false
+}
+
+// differ returns a message in one set and not the other.
+func differ(a, b map[MsgID]bool) (MsgID, bool) {
+	for id := range a {
+		if !b[id] {
+			return id, true
+		}
+	}
+	for id := range b {
+		if !a[id] {
+			return id, true
+		}
+	}
+	return MsgID{}, false
+}

@@ -1,0 +1,628 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/cohort-vs/cohort/detector"
+	"github.com/cohort-vs/cohort/flush"
+	"github.com/cohort-vs/cohort/udp"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Errors a group reports to its application.
+var (
+	// ErrRemoved: the other members installed a view without this member
+	// (it was suspected, perhaps falsely). It must not deliver or send
+	// under its old identity again; it may rejoin as a new incarnation.
+	ErrRemoved = errors.New("removed from the group")
+	// ErrLeft: this member left the group gracefully.
+	ErrLeft = errors.New("left the group")
+)
+
+// GroupConfig describes one process's membership of one group.
+type GroupConfig struct {
+	Group uint64        // group id (wire.GroupID of the name)
+	Self  wire.MemberID // this process's identity
+	Seeds []netip.AddrPort
+
+	// Limits of every view's Member (Group, Epoch, Self and Members are
+	// filled in per view).
+	Member Config
+
+	DiscoverTicks int // how long a new process listens for an existing group before forming one
+	RetryTicks    int // resend interval of unanswered control messages
+	SilentTicks   int // silence before a member is probed
+	ProbeTicks    int // silence while probed before it is suspected
+	RoundTicks    int // how long a view-change round waits for answers before suspecting the silent
+	BlockTicks    int // no view for this long while changing views: the group is blocked
+}
+
+// View is a group view as the protocol sees it.
+type View struct {
+	Founder wire.MemberID // who formed this instance of the group
+	Epoch   uint64
+	Members []wire.MemberID
+	Self    int   // this member's rank
+	Joined  []int // ranks new in this view
+	Left    []wire.MemberID
+	Failed  []wire.MemberID
+}
+
+// Event is something the application must learn in order with its
+// deliveries: a new view, or the end of its membership.
+type Event struct {
+	View *View
+	Err  error // ErrRemoved or ErrLeft: membership ended
+	// Redirect, with ErrRemoved, is a member of the instance of the group
+	// that this one merged into: rejoin through it.
+	Redirect netip.AddrPort
+}
+
+type groupState uint8
+
+const (
+	discovering groupState = iota
+	joining
+	member
+	ended
+)
+
+// Group is the protocol of one process in one named group, across views.
+// Like Member it is a deterministic state machine.
+type Group struct {
+	cfg    GroupConfig
+	state  groupState
+	sender *Sender
+	now    int64
+
+	view    View
+	install *wire.Proposal // the proposal that made the current view
+	mem     *Member
+	det     *detector.Detector
+
+	// Discovery: processes starting at the same time answer each other;
+	// the lowest address among them forms the group.
+	discoverStart int64
+	peersSeen     map[netip.AddrPort]int64 // starting processes heard, and when
+	contact       netip.AddrPort           // a member to send Join to
+	lastJoin      int64
+
+	leaving   bool
+	lastLeave int64
+	redirect  netip.AddrPort // where to rejoin after a merge dissolved this instance
+
+	// Participant side of a view change.
+	promised wire.Ballot
+	accepted *wire.Proposal
+	flushTo  netip.AddrPort // where to send Flushed
+	flushed  bool
+	report   []uint64
+	// pendingInstall is an install that arrived before this member had
+	// consumed its cut.
+	pendingInstall *wire.Proposal
+
+	// Coordinator side.
+	changes flush.Changes
+	// changeRequested: a member asked for a view change with nothing to
+	// change, to release it from an abandoned round.
+	changeRequested bool
+	lastChangeReq   int64
+	round           *round
+	maxRound        uint64
+
+	blockedSince int64 // tick at which the current view change began; -1: none
+
+	// Output.
+	out     []udp.Datagram
+	ctlBufs [][]byte
+	events  []Event
+	ready   Ready
+	// What the application holds, oldest first: runs of events and of
+	// the member's deliveries, so that Consumed reaches the right one.
+	held     []heldRun
+	endErr   error
+	queried  map[netip.AddrPort]int64 // rate limit of view queries and answers
+	probeSeq uint64
+	probeFor map[uint64]netip.AddrPort // indirect probes being relayed: nonce -> requester
+	stats    GroupStats
+}
+
+// GroupStats are membership counters.
+type GroupStats struct {
+	Views          uint64 // views installed
+	ViewChanges    uint64 // view changes this member coordinated
+	Rounds         uint64 // ballot rounds started
+	Suspicions     uint64
+	ControlSent    uint64
+	ControlDropped uint64 // control messages that failed to decode or were out of place
+}
+
+type heldRun struct {
+	events bool
+	n      int
+}
+
+// round is a view change this member coordinates.
+type round struct {
+	ballot    wire.Ballot
+	start     int64
+	lastSend  int64
+	promises  []*wire.Control // by rank
+	proposal  *wire.Proposal
+	flushed   []bool
+	installed bool // adopting a view some member already installed
+}
+
+// NewGroup starts a process's membership of a group: it will discover
+// the group through the seeds, then join it or form it.
+func NewGroup(cfg GroupConfig) (*Group, error) {
+	if !cfg.Self.Addr.IsValid() {
+		return nil, errors.New("protocol: group member needs an address")
+	}
+	if cfg.DiscoverTicks < 1 || cfg.RetryTicks < 1 || cfg.SilentTicks < 1 || cfg.ProbeTicks < 1 || cfg.RoundTicks < 1 || cfg.BlockTicks < 1 {
+		return nil, errors.New("protocol: group timings must be at least one tick")
+	}
+	probe := cfg.Member
+	probe.Members, probe.Self = []netip.AddrPort{cfg.Self.Addr}, 0
+	if err := probe.Validate(); err != nil {
+		return nil, err
+	}
+	g := &Group{
+		cfg:          cfg,
+		sender:       newSender(&probe),
+		peersSeen:    map[netip.AddrPort]int64{},
+		queried:      map[netip.AddrPort]int64{},
+		probeFor:     map[uint64]netip.AddrPort{},
+		blockedSince: -1,
+		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}},
+	}
+	g.discover()
+	return g, nil
+}
+
+// Sender is where the application appends messages; it lives across views.
+func (g *Group) Sender() *Sender { return g.sender }
+
+// View is the current view (Epoch 0 before the first).
+func (g *Group) View() View { return g.view }
+
+// Member is the current view's member, or nil.
+func (g *Group) Member() *Member { return g.mem }
+
+// Ended reports why membership ended, or nil while it lasts.
+func (g *Group) Ended() error { return g.endErr }
+
+// InView reports whether this process is in a view.
+func (g *Group) InView() bool { return g.state == member }
+
+// Blocked reports how many ticks a view change has been under way, or 0.
+func (g *Group) Blocked() int64 {
+	if g.blockedSince < 0 {
+		return 0
+	}
+	return g.now - g.blockedSince
+}
+
+// Stats returns the membership counters.
+func (g *Group) Stats() GroupStats { return g.stats }
+
+// Leave asks to leave the group gracefully: the member stays until a view
+// without it is installed, so its last messages are delivered everywhere.
+func (g *Group) Leave() {
+	if g.state == ended || g.leaving {
+		return
+	}
+	g.leaving = true
+	if g.state != member {
+		g.end(ErrLeft)
+		return
+	}
+	g.requestLeave()
+}
+
+func (g *Group) requestLeave() {
+	g.lastLeave = g.now
+	if g.isCoordinator() {
+		g.changes.Leavers[g.cfg.Self] = true
+		return
+	}
+	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlLeave, Target: g.cfg.Self})
+}
+
+func (g *Group) end(err error) {
+	if g.state == ended {
+		return
+	}
+	g.state, g.endErr = ended, err
+	g.events = append(g.events, Event{Err: err, Redirect: g.redirect})
+	g.blockedSince = -1
+}
+
+// Tick advances the group's clock by one tick.
+func (g *Group) Tick() {
+	g.now++
+	switch g.state {
+	case discovering:
+		g.tickDiscover()
+	case joining:
+		if g.now-g.lastJoin >= int64(g.cfg.RetryTicks) {
+			g.sendJoin()
+		}
+	case member:
+		g.mem.Tick()
+		g.tickDetector()
+		if g.leaving && g.now-g.lastLeave >= int64(g.cfg.RetryTicks) {
+			g.requestLeave()
+		}
+		if g.isCoordinator() {
+			g.tickCoordinator()
+			g.tickMerge()
+		} else {
+			g.round = nil // another member coordinates now
+			if g.mem.Frozen() && g.Blocked() > int64(g.cfg.RoundTicks) && g.now-g.lastChangeReq >= int64(g.cfg.RetryTicks) {
+				g.lastChangeReq = g.now
+				g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlChange})
+			}
+		}
+		g.maybeFlushed()
+	}
+}
+
+// Stalled tells the group that its process could not run for a while:
+// the failure detector forgives the silence that caused.
+func (g *Group) Stalled() {
+	if g.det != nil {
+		g.det.Stalled()
+	}
+}
+
+// Consumed reports that the application is done with its oldest n
+// deliveries and events.
+func (g *Group) Consumed(n int) {
+	for n > 0 && len(g.held) > 0 {
+		h := &g.held[0]
+		k := min(n, h.n)
+		if !h.events && g.mem != nil {
+			g.mem.Consumed(k)
+		}
+		n -= k
+		if h.n -= k; h.n == 0 {
+			// Runs are few: shift rather than reslice, so the array is
+			// reused and the hot path allocates nothing.
+			g.held = g.held[:copy(g.held, g.held[1:])]
+		}
+	}
+	if g.state == member {
+		g.maybeFlushed()
+	}
+}
+
+// Ready collects what the group has to send and deliver. Events come
+// before the deliveries of the view they open.
+func (g *Group) Ready() Ready {
+	rd := Ready{}
+	if g.state == member {
+		rd = g.mem.Ready()
+	}
+	g.ready = rd
+	if len(g.out) > 0 {
+		g.ready.Datagrams = append(g.out, rd.Datagrams...)
+	}
+	return g.ready
+}
+
+// Events returns the events to hand to the application before the
+// deliveries of the last Ready; each counts as one delivery for Consumed.
+func (g *Group) Events() []Event { return g.events }
+
+// Advance acknowledges the last Ready and Events.
+func (g *Group) Advance() {
+	g.hold(true, len(g.events))
+	g.hold(false, len(g.ready.Deliveries))
+	g.events = g.events[:0]
+	g.out = g.out[:0]
+	g.ctlBufs = g.ctlBufs[:0]
+	if g.state == member {
+		g.mem.Advance()
+	}
+}
+
+func (g *Group) hold(events bool, n int) {
+	if n == 0 {
+		return
+	}
+	if k := len(g.held); k > 0 && g.held[k-1].events == events {
+		g.held[k-1].n += n
+		return
+	}
+	g.held = append(g.held, heldRun{events: events, n: n})
+}
+
+// sendControl queues one control message to addr.
+func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) {
+	if !addr.IsValid() {
+		return
+	}
+	c.From = g.cfg.Self
+	if c.Epoch == 0 {
+		c.Epoch = g.view.Epoch
+	}
+	rank := uint16(wire.NoRank)
+	if g.state == member {
+		rank = uint16(g.view.Self)
+	}
+	b := wire.AppendControl(make([]byte, 0, 256), wire.Header{Sender: rank, Group: g.cfg.Group, Epoch: g.view.Epoch}, c)
+	if len(b) > g.cfg.Member.MaxDatagram {
+		g.stats.ControlDropped++ // a view too large for a datagram: see MaxMembers
+		return
+	}
+	g.ctlBufs = append(g.ctlBufs, b)
+	g.out = append(g.out, udp.Datagram{Buf: b, N: len(b), Addr: addr})
+	g.stats.ControlSent++
+}
+
+func (g *Group) broadcast(ranks []int, c *wire.Control) {
+	for _, r := range ranks {
+		if r != g.view.Self {
+			cc := *c
+			g.sendControl(g.view.Members[r].Addr, &cc)
+		}
+	}
+}
+
+// Receive processes one datagram from addr.
+func (g *Group) Receive(from netip.AddrPort, b []byte) {
+	h, err := wire.ParseHeader(b)
+	if err != nil || h.Group != g.cfg.Group {
+		g.stats.ControlDropped++
+		return
+	}
+	if h.Type == wire.TypeControl {
+		c, err := wire.ParseControl(b[wire.HeaderSize:])
+		if err != nil || c.From.Addr != from {
+			g.stats.ControlDropped++
+			return
+		}
+		g.heard(c.From)
+		g.control(from, h, c)
+		return
+	}
+	if g.state != member {
+		if g.state == joining || g.state == discovering {
+			g.query(from)
+		}
+		return
+	}
+	switch {
+	case h.Epoch == g.view.Epoch:
+		if int(h.Sender) < len(g.view.Members) && g.view.Members[h.Sender].Addr == from {
+			g.det.Heard(int(h.Sender))
+		}
+		g.mem.Receive(from, b)
+	case h.Epoch > g.view.Epoch:
+		g.query(from) // we missed an install
+	default:
+		g.answerStale(from)
+	}
+}
+
+// heard notes any control message from a view member as a sign of life.
+func (g *Group) heard(id wire.MemberID) {
+	if g.state == member {
+		if r := flush.Index(g.view.Members, id); r >= 0 {
+			g.det.Heard(r)
+		}
+	}
+}
+
+// query asks addr for its view, at most once per retry interval.
+func (g *Group) query(addr netip.AddrPort) {
+	if t, ok := g.queried[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
+		return
+	}
+	g.queried[addr] = g.now
+	g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
+}
+
+// answerStale tells a process in an older view what became of it.
+func (g *Group) answerStale(addr netip.AddrPort) {
+	if t, ok := g.queried[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
+		return
+	}
+	g.queried[addr] = g.now
+	g.answerQuery(addr)
+}
+
+func (g *Group) answerQuery(addr netip.AddrPort) {
+	if g.state != member {
+		return
+	}
+	for _, m := range g.view.Members {
+		if m.Addr == addr {
+			g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+			return
+		}
+	}
+	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember})
+}
+
+func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
+	switch c.Kind {
+	case wire.CtlDiscover:
+		if g.state == member {
+			g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install})
+		} else if g.state == discovering {
+			g.peersSeen[from] = g.now
+			g.sendControl(from, &wire.Control{Kind: wire.CtlHere})
+		}
+	case wire.CtlHere:
+		if g.state == member && c.Proposal != nil {
+			g.meet(from, c.Proposal)
+		}
+		if g.state == discovering || g.state == joining {
+			if c.Proposal != nil {
+				g.contact = from
+				if g.state == discovering {
+					g.state = joining
+					g.sendJoin()
+				}
+			} else {
+				g.peersSeen[from] = g.now
+			}
+		}
+	case wire.CtlJoin:
+		g.onJoin(c.Target)
+	case wire.CtlLeave:
+		if g.state == member && flush.Index(g.view.Members, c.Target) >= 0 {
+			g.forwardOr(c, func() { g.changes.Leavers[c.Target] = true })
+		}
+	case wire.CtlSuspect:
+		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
+			g.forwardOr(c, func() { g.changes.Failed[c.Target] = true })
+		}
+	case wire.CtlChange:
+		if g.state == member && flush.Index(g.view.Members, c.From) >= 0 {
+			g.forwardOr(c, func() { g.changeRequested = true })
+		}
+	case wire.CtlPrepare:
+		g.onPrepare(from, c)
+	case wire.CtlPromise:
+		g.onPromise(c)
+	case wire.CtlPropose:
+		g.onPropose(from, c)
+	case wire.CtlFlushed:
+		g.onFlushed(c)
+	case wire.CtlInstall:
+		if c.Proposal != nil {
+			g.onInstall(c.Proposal)
+		}
+	case wire.CtlProbe:
+		g.sendControl(from, &wire.Control{Kind: wire.CtlProbeAck, Nonce: c.Nonce, Target: c.Target})
+	case wire.CtlProbeReq:
+		g.probeSeq++
+		nonce := g.probeSeq
+		g.probeFor[nonce] = from
+		if len(g.probeFor) > 1024 {
+			clear(g.probeFor) // a bound on relays in flight; lost ones are re-asked
+		}
+		g.sendControl(c.Target.Addr, &wire.Control{Kind: wire.CtlProbe, Nonce: nonce, Target: g.cfg.Self})
+	case wire.CtlProbeAck:
+		// A direct ack counted as a sign of life on arrival. An ack naming
+		// this member answers a probe it relayed: pass it to the asker. An
+		// ack naming another member is a relayed answer from it.
+		switch {
+		case c.Target == g.cfg.Self:
+			if req, ok := g.probeFor[c.Nonce]; ok {
+				delete(g.probeFor, c.Nonce)
+				g.sendControl(req, &wire.Control{Kind: wire.CtlProbeAck, Target: c.From})
+			}
+		case c.Target.Addr.IsValid():
+			g.heard(c.Target)
+		}
+	case wire.CtlViewQuery:
+		g.answerQuery(from)
+	case wire.CtlNotMember:
+		// Only a member of this member's own view, at least as new, may say so.
+		if g.state == member && c.Epoch >= g.view.Epoch && flush.Index(g.view.Members, c.From) >= 0 {
+			g.redirect = c.Target.Addr
+			g.removed()
+		}
+	default:
+		g.stats.ControlDropped++
+	}
+}
+
+// forwardOr runs local at the coordinator, and forwards c to it elsewhere.
+func (g *Group) forwardOr(c *wire.Control, local func()) {
+	if g.isCoordinator() {
+		local()
+		return
+	}
+	cc := *c
+	g.sendControl(g.coordinatorAddr(), &cc)
+}
+
+func (g *Group) onJoin(j wire.MemberID) {
+	if g.state != member || !j.Addr.IsValid() {
+		return
+	}
+	if r := flush.Index(g.view.Members, j); r >= 0 {
+		// Already in: it missed the install.
+		g.sendControl(j.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		return
+	}
+	g.forwardOr(&wire.Control{Kind: wire.CtlJoin, Target: j}, func() {
+		// A process restarted at a member's address: the old incarnation
+		// is gone, so the change need not wait for it.
+		for _, m := range g.view.Members {
+			if m.Addr == j.Addr && m != j {
+				g.changes.Failed[m] = true
+			}
+		}
+		if !slices.Contains(g.changes.Joiners, j) {
+			// A newer incarnation replaces an older one waiting to join.
+			g.changes.Joiners = slices.DeleteFunc(g.changes.Joiners, func(x wire.MemberID) bool { return x.Addr == j.Addr })
+			g.changes.Joiners = append(g.changes.Joiners, j)
+		}
+	})
+}
+
+// isCoordinator: this member is the oldest member of its view that it
+// does not suspect.
+func (g *Group) isCoordinator() bool {
+	return g.state == member && g.coordinator() == g.view.Self
+}
+
+func (g *Group) coordinator() int {
+	for r := range g.view.Members {
+		if r == g.view.Self || !g.det.Suspected(r) {
+			return r
+		}
+	}
+	return g.view.Self
+}
+
+func (g *Group) coordinatorAddr() netip.AddrPort {
+	return g.view.Members[g.coordinator()].Addr
+}
+
+func (g *Group) tickDetector() {
+	probes, suspects := g.det.Tick(nil, nil)
+	for _, p := range probes {
+		g.probeSeq++
+		g.sendControl(g.view.Members[p.Target].Addr, &wire.Control{Kind: wire.CtlProbe, Nonce: g.probeSeq})
+		for _, h := range p.Helpers {
+			g.sendControl(g.view.Members[h].Addr, &wire.Control{Kind: wire.CtlProbeReq, Target: g.view.Members[p.Target], Nonce: g.probeSeq})
+		}
+	}
+	for _, r := range suspects {
+		g.suspect(r)
+	}
+}
+
+func (g *Group) suspect(r int) {
+	g.stats.Suspicions++
+	id := g.view.Members[r]
+	if g.isCoordinator() {
+		g.changes.Failed[id] = true
+		return
+	}
+	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlSuspect, Target: id})
+}
+
+func (g *Group) removed() {
+	if g.leaving {
+		g.end(ErrLeft)
+	} else {
+		g.end(ErrRemoved)
+	}
+}
+
+// String describes the group's state for traces.
+func (g *Group) String() string {
+	s := [...]string{"discovering", "joining", "member", "ended"}[g.state]
+	return fmt.Sprintf("%s epoch %d rank %d", s, g.view.Epoch, g.view.Self)
+}
