@@ -42,6 +42,10 @@ type Engine struct {
 	free chan *rxBatch // empty batches, protocol loop -> receive loop
 	wake chan struct{} // anything for the protocol loop to do
 
+	// protoMu is held by whichever goroutine runs the protocol: the
+	// protocol loop, or the receive loop when it finds the protocol idle.
+	protoMu sync.Mutex
+
 	closeOnce sync.Once
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -179,6 +183,30 @@ func (e *Engine) receiveLoop() {
 			continue
 		}
 		b.n = n
+		// When the protocol is idle, run it here rather than hand the
+		// batch over: that saves a goroutine switch per batch, and the
+		// batch is handled before this goroutine goes back to read (with
+		// one P, the protocol loop would otherwise only run after that
+		// read found nothing and parked).
+		if e.protoMu.TryLock() {
+			// Batches handed over earlier go first. (One the protocol
+			// loop already took may still come after this one: the
+			// protocol copes with reordering as it does on the wire.)
+			for more := true; more; {
+				select {
+				case q := <-e.rx:
+					e.dispatch(q)
+					e.free <- q
+				default:
+					more = false
+				}
+			}
+			e.dispatch(b)
+			e.service()
+			e.protoMu.Unlock()
+			e.free <- b
+			continue
+		}
 		e.rx <- b
 	}
 }
@@ -190,22 +218,33 @@ func (e *Engine) protocolLoop() {
 	for {
 		select {
 		case b := <-e.rx:
+			e.protoMu.Lock()
 			e.dispatch(b)
+			e.free <- b
 		case <-e.wake:
+			e.protoMu.Lock()
 		case <-ticker.C:
+			e.protoMu.Lock()
 			for _, g := range *e.groupList.Load() {
 				g.tick()
 			}
 		case <-e.done:
 			return
 		}
-		for _, g := range *e.groupList.Load() {
-			g.service()
-		}
+		e.service()
+		e.protoMu.Unlock()
 	}
 }
 
-// dispatch hands each datagram of a batch to its group's protocol.
+// service runs every group's protocol; the caller holds protoMu.
+func (e *Engine) service() {
+	for _, g := range *e.groupList.Load() {
+		g.service()
+	}
+}
+
+// dispatch hands each datagram of a batch to its group's protocol; the
+// caller holds protoMu and recycles the batch.
 func (e *Engine) dispatch(b *rxBatch) {
 	groups := *e.groupList.Load()
 	for i := 0; i < b.n; i++ {
@@ -229,7 +268,6 @@ func (e *Engine) dispatch(b *rxBatch) {
 		}
 		g.member.Receive(d.Addr, buf)
 	}
-	e.free <- b
 }
 
 // write sends datagrams, counting failures; the protocol recovers losses.

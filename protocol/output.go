@@ -8,7 +8,6 @@ import (
 // Ready packs everything the member has to say into datagrams, collects
 // deliveries, and frees stable messages. The result is valid until Advance.
 func (m *Member) Ready() Ready {
-	m.deliverOwn()
 	for o := range m.peers {
 		if o != m.self {
 			m.deliverInOrder(o)
@@ -18,6 +17,11 @@ func (m *Member) Ready() Ready {
 	more = !m.packRetransmits() || more
 	more = !m.packNAKs() || more
 	more = !m.packData() || more
+	// Own messages are delivered in the round that multicasts them (the
+	// driver sends Datagrams before it hands out Deliveries), not in the
+	// next one: that would hold them until the next wake-up of the
+	// driver, up to a tick later.
+	m.deliverOwn()
 	if m.statusDue {
 		if m.bufsUsed < len(m.bufs) {
 			b := m.startDatagram()
