@@ -172,11 +172,25 @@ func (c *child) join(ctx context.Context, members, baseline []string) error {
 		}
 	}
 	rec := c.engRec
+	full := make(chan struct{})
+	var once sync.Once
 	g, err := c.eng.Join(ctx, GroupName, members, engine.Handlers{
 		Deliver: func(m engine.Message) { rec.deliver(m.Payload) },
+		View: func(v engine.View) {
+			if len(v.Members) == len(members) {
+				once.Do(func() { close(full) })
+			}
+		},
 	})
 	if err != nil {
 		return err
+	}
+	// Members start together and find each other: measure only once the
+	// group holds them all.
+	select {
+	case <-full:
+	case <-ctx.Done():
+		return fmt.Errorf("the group did not gather its %d members: %w", len(members), ctx.Err())
 	}
 	c.grp = g
 	c.send(event{Type: evReady})

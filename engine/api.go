@@ -42,12 +42,16 @@ type MemberID struct {
 
 func (m MemberID) String() string { return m.Addr.String() }
 
-// View is a group's membership: its epoch and members, oldest first.
+// View is a group's membership: its epoch and members, oldest first (the
+// first is the coordinator), and what changed since the previous view.
 type View struct {
 	Group   string
 	Epoch   uint64
 	Members []MemberID
-	Self    int // this member's index in Members
+	Self    int        // this member's index in Members
+	Joined  []MemberID // members new in this view (this member too, in its first)
+	Left    []MemberID // members that left gracefully
+	Failed  []MemberID // members removed: crashed, or suspected
 }
 
 // Message is one delivered message. Payload is a slice of the engine's
@@ -72,6 +76,11 @@ type Handlers struct {
 	// View is called with each view, before any message of that view.
 	// Optional.
 	View func(View)
+	// Ended is called once when membership ends: ErrLeft after Leave,
+	// ErrRemoved when the others installed a view without this member
+	// (suspected by mistake, or its side lost a merge). Nothing is
+	// delivered after it. Optional.
+	Ended func(error)
 }
 
 // Errors callers can test with errors.Is.
@@ -80,4 +89,13 @@ var (
 	ErrTooLarge    = errors.New("engine: message larger than MaxMessageSize")
 	ErrUnsupported = errors.New("engine: ordering not supported by this version")
 	ErrJoined      = errors.New("engine: group already joined")
+	// ErrRemoved: the group installed a view without this member. It must
+	// not send or deliver under its old identity; it may join again (as a
+	// new incarnation), which Config.Rejoin does by itself.
+	ErrRemoved = errors.New("engine: removed from the group")
+	// ErrLeft: this member left the group.
+	ErrLeft = errors.New("engine: left the group")
+	// ErrBlocked: this member has been cut off from the group's majority
+	// for longer than BlockTimeout, and cannot send.
+	ErrBlocked = errors.New("engine: group blocked: no majority reachable")
 )

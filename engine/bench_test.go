@@ -45,6 +45,11 @@ func benchGroup(b *testing.B, members, size int) {
 		}
 		groups = append(groups, g)
 	}
+	for _, g := range groups {
+		for len(g.View().Members) != members {
+			time.Sleep(time.Millisecond)
+		}
+	}
 	payload := make([]byte, size)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -57,6 +57,36 @@ type Config struct {
 	// asked for again soon, without storms.
 	NAKInterval time.Duration
 
+	// DiscoverTimeout is how long a process starting a group listens for
+	// an existing one through its seeds before the lowest-addressed of the
+	// processes starting together forms it. Default 300 ms: several
+	// retries on a LAN, so a lost datagram does not split the group.
+	DiscoverTimeout time.Duration
+	// SuspectTimeout is how long a member may be silent before it is
+	// probed (directly and through two other members), and ProbeTimeout
+	// how long the probes may go unanswered before it is suspected and
+	// removed. Defaults 300 ms and 150 ms: a crash is detected and the new
+	// view installed within 1 s on a LAN, while a process stalled for
+	// 200 ms is not suspected. Members send a heartbeat at least every
+	// SuspectTimeout/5 when idle.
+	SuspectTimeout time.Duration
+	ProbeTimeout   time.Duration
+	// RetryInterval spaces resends of unanswered membership messages.
+	// Default 20 ms.
+	RetryInterval time.Duration
+	// RoundTimeout is how long a view change waits for the members' answers
+	// before it takes the silent ones as failed and starts over. Default
+	// 500 ms.
+	RoundTimeout time.Duration
+	// BlockTimeout: when the group has been unable to install a new view
+	// for this long (this member is cut off from the majority), Send
+	// fails with ErrBlocked instead of queueing. Default 5 s.
+	BlockTimeout time.Duration
+	// Rejoin makes a member that was removed from its group (suspected by
+	// mistake, or on the losing side of a merge) join again at once as a
+	// new incarnation. Default false: the Ended handler decides.
+	Rejoin bool
+
 	// SocketBufferBytes is asked of the kernel for the socket's receive and
 	// send buffers. Default 8 MiB; the kernel may grant less (see Stats).
 	SocketBufferBytes int
@@ -90,6 +120,12 @@ func DefaultConfig() Config {
 		NAKInterval:       4 * time.Millisecond,
 		SocketBufferBytes: 8 << 20,
 		ReadBatch:         64,
+		DiscoverTimeout:   300 * time.Millisecond,
+		SuspectTimeout:    300 * time.Millisecond,
+		ProbeTimeout:      150 * time.Millisecond,
+		RetryInterval:     20 * time.Millisecond,
+		RoundTimeout:      500 * time.Millisecond,
+		BlockTimeout:      5 * time.Second,
 	}
 }
 
@@ -114,6 +150,11 @@ func (c *Config) validate() error {
 		return bad("StatusInterval %v is shorter than TickInterval %v", c.StatusInterval, c.TickInterval)
 	case c.NAKInterval < c.TickInterval:
 		return bad("NAKInterval %v is shorter than TickInterval %v", c.NAKInterval, c.TickInterval)
+	case c.DiscoverTimeout < c.TickInterval || c.SuspectTimeout < c.TickInterval || c.ProbeTimeout < c.TickInterval ||
+		c.RetryInterval < c.TickInterval || c.RoundTimeout < c.TickInterval || c.BlockTimeout < c.TickInterval:
+		return bad("DiscoverTimeout, SuspectTimeout, ProbeTimeout, RetryInterval, RoundTimeout and BlockTimeout must each be at least TickInterval (%v)", c.TickInterval)
+	case c.SuspectTimeout < 5*c.StatusInterval:
+		return bad("SuspectTimeout %v must be at least 5*StatusInterval (%v): members heartbeat at SuspectTimeout/5", c.SuspectTimeout, 5*c.StatusInterval)
 	case c.SocketBufferBytes < 0:
 		return bad("SocketBufferBytes is negative")
 	case c.ReadBatch < 1 || c.ReadBatch > 1024:

@@ -13,6 +13,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,8 @@ type Engine struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	wg        sync.WaitGroup
+
+	incarnation atomic.Uint64 // last incarnation number handed out
 
 	unknownGroup atomic.Uint64
 	malformed    atomic.Uint64
@@ -95,6 +98,9 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.groupList.Store(&[]*Group{})
+	// Incarnations start at the wall clock, so that a restarted process is
+	// a new member even at the same address.
+	e.incarnation.Store(uint64(time.Now().UnixNano()))
 	// Receive buffers take the largest UDP payload, so that a datagram
 	// from a member with a larger MaxDatagram is seen (and counted) whole.
 	for i := 0; i < rxBatches; i++ {
@@ -108,6 +114,71 @@ func New(cfg Config) (*Engine, error) {
 	go e.receiveLoop()
 	go e.protocolLoop()
 	return e, nil
+}
+
+// nextIncarnation numbers one membership of this engine in a group.
+func (e *Engine) nextIncarnation() uint64 { return e.incarnation.Add(1) }
+
+// add registers g so that its traffic reaches it.
+func (e *Engine) add(g *Group) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	select {
+	case <-e.done:
+		return ErrClosed
+	default:
+	}
+	if old, ok := e.groups[g.id]; ok && old.ended.Load() == nil {
+		return fmt.Errorf("%w: %q", ErrJoined, g.name)
+	}
+	e.groups[g.id] = g
+	e.publishGroups()
+	return nil
+}
+
+// remove unregisters g and stops its delivery goroutine.
+func (e *Engine) remove(g *Group) {
+	e.mu.Lock()
+	if e.groups[g.id] == g {
+		delete(e.groups, g.id)
+		e.publishGroups()
+	}
+	e.mu.Unlock()
+	g.stop()
+}
+
+// publishGroups gives the loops a new copy of the group list; e.mu held.
+func (e *Engine) publishGroups() {
+	list := make([]*Group, 0, len(e.groups))
+	for _, x := range e.groups {
+		list = append(list, x)
+	}
+	e.groupList.Store(&list)
+}
+
+// rejoin replaces a removed membership with a new incarnation's, through
+// the group's seeds (and the member its instance merged into, if any).
+func (e *Engine) rejoin(old *Group, via netip.AddrPort) {
+	seeds := make([]string, 0, len(old.proto.Seeds())+1)
+	for _, s := range old.proto.Seeds() {
+		seeds = append(seeds, s.String())
+	}
+	if via.IsValid() {
+		seeds = append(seeds, via.String())
+	}
+	e.remove(old)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if _, err := e.Join(ctx, old.name, seeds, old.handlers); err != nil && !errors.Is(err, ErrClosed) {
+		e.log.Warn("cohort: rejoin failed", "group", old.name, "err", err)
+	}
 }
 
 // Addr is the address other members reach this engine at.
@@ -215,6 +286,7 @@ func (e *Engine) protocolLoop() {
 	defer e.wg.Done()
 	ticker := time.NewTicker(e.cfg.TickInterval)
 	defer ticker.Stop()
+	lastTick := time.Now()
 	for {
 		select {
 		case b := <-e.rx:
@@ -223,9 +295,16 @@ func (e *Engine) protocolLoop() {
 			e.free <- b
 		case <-e.wake:
 			e.protoMu.Lock()
-		case <-ticker.C:
+		case now := <-ticker.C:
 			e.protoMu.Lock()
+			// A tick far later than due means this process could not run:
+			// its failure detectors must not blame the others for it.
+			stalled := now.Sub(lastTick) > 5*e.cfg.TickInterval
+			lastTick = now
 			for _, g := range *e.groupList.Load() {
+				if stalled {
+					g.proto.Stalled()
+				}
 				g.tick()
 			}
 		case <-e.done:
@@ -266,7 +345,7 @@ func (e *Engine) dispatch(b *rxBatch) {
 			e.unknownGroup.Add(1)
 			continue
 		}
-		g.member.Receive(d.Addr, buf)
+		g.proto.Receive(d.Addr, buf)
 	}
 }
 

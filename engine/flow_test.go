@@ -55,6 +55,8 @@ func TestSlowHandlerPushesBack(t *testing.T) {
 		}
 		other = append(other, g2)
 	}
+	waitFullView(t, slow)
+	waitFullView(t, other)
 
 	// Send until flow control stops the sender.
 	payload := make([]byte, 32)
@@ -176,6 +178,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		}
 		groups = append(groups, g)
 	}
+	waitFullView(t, groups)
 	payload := make([]byte, 64)
 	ctx := context.Background()
 	roundTrip := func() {

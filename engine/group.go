@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cohort-vs/cohort/protocol"
 	"github.com/cohort-vs/cohort/ring"
@@ -18,30 +19,48 @@ type Group struct {
 	e        *Engine
 	name     string
 	id       uint64
-	view     View
 	handlers Handlers
 
 	// Owned by the goroutine holding the engine's protoMu.
-	member   *protocol.Member
+	proto    *protocol.Group
 	sender   *protocol.Sender
-	consumed uint64 // deliveries the protocol has been told about
+	consumed uint64 // queue items the protocol has been told about
 
-	deliveries *ring.SPSC[protocol.Delivery]
-	deliverCh  chan struct{} // wakes the delivery goroutine
-	released   chan struct{} // the send window has room again
-	stopCh     chan struct{}
-	stopOnce   sync.Once
-	delivered  sync.WaitGroup
+	queue     *ring.SPSC[item]
+	deliverCh chan struct{} // wakes the delivery goroutine
+	released  chan struct{} // the send window has room again
+	stopCh    chan struct{}
+	stopOnce  sync.Once
+	delivered sync.WaitGroup
+
+	leave    atomic.Bool // Leave asked; the protocol loop carries it out
+	blocked  atomic.Bool // no view could be installed for BlockTimeout
+	ended    atomic.Pointer[error]
+	endedCh  chan struct{}
+	viewCh   chan struct{} // closed at the first view
+	viewOnce sync.Once
+	view     atomic.Pointer[View]
 
 	statsMu sync.Mutex
-	stats   protocol.Stats
+	stats   Stats
 }
 
-// Join makes this engine a member of the group called name whose members
-// are the given addresses ("ip:port", this engine's own included), in an
-// order every member must agree on: the first is the oldest. In this
-// version the member list is fixed for the group's life.
-func (e *Engine) Join(ctx context.Context, name string, members []string, h Handlers) (*Group, error) {
+// item is one entry of a group's delivery queue: a message, or an event
+// (a view, the end of membership) in its place among the messages.
+type item struct {
+	d  protocol.Delivery
+	ev *protocol.Event
+}
+
+// Join makes this engine a member of the group called name. seeds are
+// addresses ("ip:port") of processes that may be members: Join contacts
+// them, joins the group through any member, or, when none answers within
+// DiscoverTimeout, forms the group (if several processes start together,
+// the one with the lowest address forms it and the others join). This
+// engine's own address may be among the seeds; with no other seed it
+// forms a group alone. Join returns at the first view; later views arrive
+// through Handlers.View.
+func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handlers) (*Group, error) {
 	if h.Deliver == nil {
 		return nil, errors.New("engine: Join: Handlers.Deliver is required")
 	}
@@ -51,87 +70,92 @@ func (e *Engine) Join(ctx context.Context, name string, members []string, h Hand
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	addrs := make([]netip.AddrPort, len(members))
-	self := -1
-	for i, s := range members {
+	var addrs []netip.AddrPort
+	for i, s := range seeds {
 		a, err := netip.ParseAddrPort(s)
 		if err != nil {
-			return nil, fmt.Errorf("engine: Join %q: member %d: %w", name, i, err)
+			return nil, fmt.Errorf("engine: Join %q: seed %d: %w", name, i, err)
 		}
-		addrs[i] = a
-		if a == e.Addr() {
-			self = i
-		}
-	}
-	if self < 0 {
-		return nil, fmt.Errorf("engine: Join %q: the member list must include this engine's address %v", name, e.Addr())
+		addrs = append(addrs, a)
 	}
 	c := &e.cfg
-	m, err := protocol.New(protocol.Config{
-		Group: wire.GroupID(name), Epoch: 1, Self: self, Members: addrs,
-		MaxDatagram: c.MaxDatagram, MaxMessageSize: c.MaxMessageSize,
-		WindowMessages: c.WindowMessages, WindowBytes: c.WindowBytes,
-		DeliveryQueue: c.DeliveryQueue,
-		StatusTicks:   c.ticks(c.StatusInterval), NAKTicks: c.ticks(c.NAKInterval),
-		MaxOutDatagrams: 64,
+	proto, err := protocol.NewGroup(protocol.GroupConfig{
+		Group: wire.GroupID(name),
+		Self:  wire.MemberID{Addr: e.Addr(), Incarnation: e.nextIncarnation()},
+		Seeds: addrs,
+		Member: protocol.Config{
+			MaxDatagram: c.MaxDatagram, MaxMessageSize: c.MaxMessageSize,
+			WindowMessages: c.WindowMessages, WindowBytes: c.WindowBytes,
+			DeliveryQueue: c.DeliveryQueue,
+			StatusTicks:   c.ticks(c.StatusInterval), NAKTicks: c.ticks(c.NAKInterval),
+			MaxOutDatagrams: 64,
+		},
+		DiscoverTicks: c.ticks(c.DiscoverTimeout),
+		RetryTicks:    c.ticks(c.RetryInterval),
+		SilentTicks:   c.ticks(c.SuspectTimeout),
+		ProbeTicks:    c.ticks(c.ProbeTimeout),
+		RoundTicks:    c.ticks(c.RoundTimeout),
+		BlockTicks:    c.ticks(c.BlockTimeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: Join %q: %w", name, err)
 	}
 	g := &Group{
 		e: e, name: name, id: wire.GroupID(name), handlers: h,
-		member: m, sender: m.Sender(),
-		deliveries: ring.NewSPSC[protocol.Delivery](c.DeliveryQueue),
-		deliverCh:  make(chan struct{}, 1),
-		released:   make(chan struct{}, 1),
-		stopCh:     make(chan struct{}),
+		proto: proto, sender: proto.Sender(),
+		// Room for every delivery the protocol may hand out, plus events.
+		queue:     ring.NewSPSC[item](c.DeliveryQueue + 64),
+		deliverCh: make(chan struct{}, 1),
+		released:  make(chan struct{}, 1),
+		stopCh:    make(chan struct{}),
+		endedCh:   make(chan struct{}),
+		viewCh:    make(chan struct{}),
 	}
-	g.view = View{Group: name, Epoch: 1, Self: self}
-	for _, a := range addrs {
-		g.view.Members = append(g.view.Members, MemberID{Addr: a})
-	}
-
-	e.mu.Lock()
-	select {
-	case <-e.done:
-		e.mu.Unlock()
-		return nil, ErrClosed
-	default:
-	}
-	if _, ok := e.groups[g.id]; ok {
-		e.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q", ErrJoined, name)
-	}
-	e.groups[g.id] = g
-	list := make([]*Group, 0, len(e.groups))
-	for _, x := range e.groups {
-		list = append(list, x)
-	}
-	e.groupList.Store(&list)
-	e.mu.Unlock()
-
-	if h.View != nil {
-		h.View(g.view)
+	if err := e.add(g); err != nil {
+		return nil, err
 	}
 	g.delivered.Add(1)
 	go g.deliveryLoop()
 	e.poke()
-	return g, nil
+	select {
+	case <-g.viewCh:
+		return g, nil
+	case <-g.endedCh:
+		return nil, *g.ended.Load()
+	case <-ctx.Done():
+		e.remove(g)
+		return nil, fmt.Errorf("engine: Join %q: no view yet: %w", name, ctx.Err())
+	case <-e.done:
+		return nil, ErrClosed
+	}
 }
 
 // Name is the group's name.
 func (g *Group) Name() string { return g.name }
 
-// View is the group's current view.
-func (g *Group) View() View { return g.view }
+// View is the group's current view, as the application has seen it (the
+// last one given to Handlers.View).
+func (g *Group) View() View {
+	if v := g.view.Load(); v != nil {
+		return *v
+	}
+	return View{Group: g.name}
+}
 
 // Send multicasts payload to every member with the given ordering. It
 // returns once the message is in this member's send window (the payload
 // may be reused at once); when the window is full it waits for the slowest
-// member (flow control) until ctx ends. Send allocates nothing.
+// member (flow control) until ctx ends. During a view change the message
+// waits for the new view. Send allocates nothing.
 func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 	if o&^FIFO != 0 {
 		return fmt.Errorf("%w: %v", ErrUnsupported, o)
+	}
+	if err := g.ended.Load(); err != nil {
+		return *err
+	}
+	if g.blocked.Load() {
+		return ErrBlocked
 	}
 	flags := uint8(o & 3)
 	g.sender.Lock()
@@ -157,7 +181,7 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		if done == len(payload) {
 			return nil
 		}
-		// The window is full: wait for the protocol loop to release room.
+		// The window is full: wait for the protocol to release room.
 		select {
 		case <-g.released:
 		case <-ctx.Done():
@@ -168,14 +192,40 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 				continue
 			}
 			return ctx.Err()
+		case <-g.endedCh:
+			return *g.ended.Load()
 		case <-g.stopCh:
 			return ErrClosed
 		}
 	}
 }
 
-// Stats are a group member's protocol counters.
-type Stats = protocol.Stats
+// Leave leaves the group gracefully: this member's messages sent so far
+// are delivered to the others, then a view without it is installed. Leave
+// returns when that has happened (nil), or when ctx ends.
+func (g *Group) Leave(ctx context.Context) error {
+	g.leave.Store(true)
+	g.e.poke()
+	select {
+	case <-g.endedCh:
+		if err := *g.ended.Load(); !errors.Is(err, ErrLeft) {
+			return err
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.stopCh:
+		return ErrClosed
+	}
+}
+
+// Stats are a group member's counters: traffic summed over its views, and
+// membership.
+type Stats struct {
+	protocol.Stats
+	protocol.GroupStats
+	Epoch uint64 // the current view's number
+}
 
 // Stats returns the group's counters as of the last protocol tick.
 func (g *Group) Stats() Stats {
@@ -186,40 +236,48 @@ func (g *Group) Stats() Stats {
 
 // tick runs under the engine's protoMu.
 func (g *Group) tick() {
-	g.member.Tick()
+	g.proto.Tick()
+	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch}
 	g.statsMu.Lock()
-	g.stats = g.member.Stats()
+	g.stats = st
 	g.statsMu.Unlock()
+	g.blocked.Store(g.proto.Blocked() >= int64(g.e.cfg.ticks(g.e.cfg.BlockTimeout)))
 }
 
 // service runs under the engine's protoMu: it reports the application's
 // progress to the protocol, then carries out everything the protocol has
 // to do.
 func (g *Group) service() {
-	if c := g.deliveries.Popped(); c != g.consumed {
-		g.member.Consumed(int(c - g.consumed))
+	if g.leave.Load() && g.proto.Ended() == nil {
+		g.leave.Store(false)
+		g.proto.Leave()
+	}
+	if c := g.queue.Popped(); c != g.consumed {
+		g.proto.Consumed(int(c - g.consumed))
 		g.consumed = c
 	}
 	for {
-		rd := g.member.Ready()
+		rd := g.proto.Ready()
 		g.e.write(rd.Datagrams)
-		if len(rd.Deliveries) > 0 {
-			for _, d := range rd.Deliveries {
-				// Cannot fail: the protocol never has more deliveries
-				// outstanding than the queue holds.
-				g.deliveries.Push(d)
-			}
+		events := g.proto.Events()
+		for i := range events {
+			ev := events[i]
+			// Cannot fail: the queue has room for every delivery the
+			// protocol may have outstanding, and events are few.
+			g.queue.Push(item{ev: &ev})
+		}
+		for _, d := range rd.Deliveries {
+			g.queue.Push(item{d: d})
+		}
+		if len(rd.Deliveries)+len(events) > 0 {
 			select {
 			case g.deliverCh <- struct{}{}:
 			default:
 			}
-			// Let the delivery goroutine run now. With one P (vsbench's
-			// default on small machines) it would wait until this
-			// goroutine blocks, and behind any goroutine readied after it
-			// (the runtime runs the most recently readied one first): at a
-			// sender, behind the application's next burst of Sends and
-			// the write that follows, which tripled the p99 of its own
-			// deliveries.
+			// Let the delivery goroutine run now. With one P it would wait
+			// until this goroutine blocks, and behind any goroutine readied
+			// after it (the runtime runs the most recently readied first):
+			// at a sender, behind the application's next burst of Sends.
 			runtime.Gosched()
 		}
 		if rd.Released {
@@ -229,19 +287,20 @@ func (g *Group) service() {
 			}
 		}
 		more := rd.More
-		g.member.Advance()
+		g.proto.Advance()
 		if !more {
 			return
 		}
 	}
 }
 
-// deliveryLoop runs the application's handler for each delivery, in order.
+// deliveryLoop runs the application's handlers for each delivery and
+// event, in order.
 func (g *Group) deliveryLoop() {
 	defer g.delivered.Done()
 	var batch uint64
 	for {
-		d, ok := g.deliveries.Peek()
+		it, ok := g.queue.Peek()
 		if !ok {
 			if batch > 0 {
 				g.e.poke() // report progress to the protocol loop
@@ -254,18 +313,60 @@ func (g *Group) deliveryLoop() {
 				return
 			}
 		}
-		g.handlers.Deliver(Message{
-			Sender:   g.view.Members[d.Origin],
-			Rank:     d.Origin,
-			Seq:      d.Seq,
-			Ordering: Ordering(d.Flags & 3),
-			Payload:  d.Payload,
-		})
-		g.deliveries.Pop()
+		if it.ev != nil {
+			g.event(it.ev)
+		} else {
+			v := g.view.Load()
+			g.handlers.Deliver(Message{
+				Sender:   v.Members[it.d.Origin],
+				Rank:     it.d.Origin,
+				Seq:      it.d.Seq,
+				Ordering: Ordering(it.d.Flags & 3),
+				Payload:  it.d.Payload,
+			})
+		}
+		g.queue.Pop()
 		if batch++; batch == 256 {
 			g.e.poke()
 			batch = 0
 		}
+	}
+}
+
+// event hands a view or the end of membership to the application.
+func (g *Group) event(ev *protocol.Event) {
+	if ev.View != nil {
+		v := View{Group: g.name, Epoch: ev.View.Epoch, Self: ev.View.Self}
+		for _, m := range ev.View.Members {
+			v.Members = append(v.Members, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
+		}
+		for _, r := range ev.View.Joined {
+			v.Joined = append(v.Joined, v.Members[r])
+		}
+		for _, m := range ev.View.Left {
+			v.Left = append(v.Left, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
+		}
+		for _, m := range ev.View.Failed {
+			v.Failed = append(v.Failed, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
+		}
+		g.view.Store(&v)
+		if g.handlers.View != nil {
+			g.handlers.View(v)
+		}
+		g.viewOnce.Do(func() { close(g.viewCh) })
+		return
+	}
+	err := ErrRemoved
+	if errors.Is(ev.Err, protocol.ErrLeft) {
+		err = ErrLeft
+	}
+	g.ended.Store(&err)
+	close(g.endedCh)
+	if g.handlers.Ended != nil {
+		g.handlers.Ended(err)
+	}
+	if errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin {
+		go g.e.rejoin(g, ev.Redirect)
 	}
 }
 

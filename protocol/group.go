@@ -128,6 +128,7 @@ type Group struct {
 	probeSeq uint64
 	probeFor map[uint64]netip.AddrPort // indirect probes being relayed: nonce -> requester
 	stats    GroupStats
+	past     Stats // traffic counters of the views before this one
 }
 
 // GroupStats are membership counters.
@@ -186,6 +187,9 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 // Sender is where the application appends messages; it lives across views.
 func (g *Group) Sender() *Sender { return g.sender }
 
+// Seeds are the addresses this process discovers the group through.
+func (g *Group) Seeds() []netip.AddrPort { return g.cfg.Seeds }
+
 // View is the current view (Epoch 0 before the first).
 func (g *Group) View() View { return g.view }
 
@@ -208,6 +212,15 @@ func (g *Group) Blocked() int64 {
 
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
+
+// Traffic returns the multicast counters of every view so far.
+func (g *Group) Traffic() Stats {
+	t := g.past
+	if g.mem != nil {
+		t.add(g.mem.Stats())
+	}
+	return t
+}
 
 // Leave asks to leave the group gracefully: the member stays until a view
 // without it is installed, so its last messages are delivered everywhere.
@@ -362,15 +375,6 @@ func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) {
 	g.ctlBufs = append(g.ctlBufs, b)
 	g.out = append(g.out, udp.Datagram{Buf: b, N: len(b), Addr: addr})
 	g.stats.ControlSent++
-}
-
-func (g *Group) broadcast(ranks []int, c *wire.Control) {
-	for _, r := range ranks {
-		if r != g.view.Self {
-			cc := *c
-			g.sendControl(g.view.Members[r].Addr, &cc)
-		}
-	}
 }
 
 // Receive processes one datagram from addr.

@@ -152,6 +152,24 @@ type Stats struct {
 	OtherEpoch        uint64 // datagrams of another view
 }
 
+func (s *Stats) add(o Stats) {
+	s.DatagramsSent += o.DatagramsSent
+	s.DatagramsReceived += o.DatagramsReceived
+	s.MessagesSent += o.MessagesSent
+	s.MessagesReceived += o.MessagesReceived
+	s.Delivered += o.Delivered
+	s.Duplicates += o.Duplicates
+	s.BeyondWindow += o.BeyondWindow
+	s.NoRoom += o.NoRoom
+	s.Retransmits += o.Retransmits
+	s.NAKsSent += o.NAKsSent
+	s.NAKsReceived += o.NAKsReceived
+	s.StatusSent += o.StatusSent
+	s.Malformed += o.Malformed
+	s.Foreign += o.Foreign
+	s.OtherEpoch += o.OtherEpoch
+}
+
 // New makes the member described by cfg with a new Sender.
 func New(cfg Config) (*Member, error) { return NewWithSender(cfg, nil) }
 

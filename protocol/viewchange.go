@@ -425,6 +425,9 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	if g.mem != nil && accepted != nil {
 		g.mem.Retire(g.mem.MessageBoundary(accepted.Cut[prev.Self]))
 	}
+	if g.mem != nil {
+		g.past.add(g.mem.Stats())
+	}
 	cfg := g.cfg.Member
 	cfg.Group, cfg.Epoch, cfg.Self = g.cfg.Group, p.Epoch, self
 	if cfg.HeartbeatTicks <= 0 {

@@ -1,0 +1,165 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cohort-vs/cohort/udp/memnet"
+)
+
+// members starts n engines (on net when not nil) that join one group and
+// waits until all see the full view. Views each member saw are recorded.
+type members struct {
+	engines []*Engine
+	groups  []*Group
+	mu      sync.Mutex
+	views   [][]View
+	ended   []error
+}
+
+func startMembers(t *testing.T, n int, net *memnet.Network, edit func(*Config)) *members {
+	t.Helper()
+	ms := &members{views: make([][]View, n), ended: make([]error, n)}
+	var seeds []string
+	for i := 0; i < n; i++ {
+		cfg := DefaultConfig()
+		if net != nil {
+			conn, err := net.Listen(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 2, 0, byte(i + 1)}), 7000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Conn = conn
+		}
+		if edit != nil {
+			edit(&cfg)
+		}
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		ms.engines = append(ms.engines, e)
+		seeds = append(seeds, e.Addr().String())
+	}
+	for i, e := range ms.engines {
+		i := i
+		g, err := e.Join(context.Background(), "members", seeds, Handlers{
+			Deliver: func(Message) {},
+			View: func(v View) {
+				ms.mu.Lock()
+				ms.views[i] = append(ms.views[i], v)
+				ms.mu.Unlock()
+			},
+			Ended: func(err error) {
+				ms.mu.Lock()
+				ms.ended[i] = err
+				ms.mu.Unlock()
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms.groups = append(ms.groups, g)
+	}
+	waitFullView(t, ms.groups)
+	return ms
+}
+
+func (ms *members) lastView(i int) View {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if len(ms.views[i]) == 0 {
+		return View{}
+	}
+	return ms.views[i][len(ms.views[i])-1]
+}
+
+func (ms *members) endedWith(i int) error {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.ended[i]
+}
+
+// A member that stops without a word is detected, and the survivors
+// install a view without it within a second.
+func TestCrashDetected(t *testing.T) {
+	ms := startMembers(t, 3, nil, nil)
+	crashed := ms.engines[2].Addr()
+	start := time.Now()
+	ms.engines[2].Close() // like kill -9: no leave, no more datagrams
+	waitFor(t, 5*time.Second, func() bool {
+		for i := 0; i < 2; i++ {
+			if len(ms.lastView(i).Members) != 2 {
+				return false
+			}
+		}
+		return true
+	}, "a view without the crashed member")
+	took := time.Since(start)
+	v := ms.lastView(0)
+	if len(v.Failed) != 1 || v.Failed[0].Addr != crashed {
+		t.Fatalf("view %+v does not name %v as failed", v, crashed)
+	}
+	// The defaults aim at 1 s (300 ms of silence, 150 ms of probes, a
+	// round); a loaded test machine may stretch it, so only a gross miss
+	// fails here.
+	t.Logf("crash to new view: %v", took)
+	if took > 3*time.Second {
+		t.Errorf("new view after %v", took)
+	}
+}
+
+// A member that leaves is told so, and the others see it leave.
+func TestLeave(t *testing.T) {
+	ms := startMembers(t, 3, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ms.groups[1].Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.endedWith(1); !errors.Is(err, ErrLeft) {
+		t.Fatalf("Ended got %v, want ErrLeft", err)
+	}
+	if err := ms.groups[1].Send(ctx, FIFO, []byte("x")); !errors.Is(err, ErrLeft) {
+		t.Fatalf("Send after Leave: %v", err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return len(ms.lastView(0).Members) == 2 }, "a view without the leaver")
+	if v := ms.lastView(0); len(v.Left) != 1 || v.Left[0].Addr != ms.engines[1].Addr() {
+		t.Fatalf("view %+v does not show the leave", v)
+	}
+}
+
+// A member cut off from the majority blocks (Send fails with ErrBlocked
+// after BlockTimeout) and installs no view of its own; the majority goes
+// on without it. After the partition heals it learns it was removed, and
+// with Rejoin it comes back as a new incarnation.
+func TestMinorityBlocksThenRejoins(t *testing.T) {
+	net := memnet.New(7)
+	t.Cleanup(func() { net.Close() })
+	ms := startMembers(t, 3, net, func(c *Config) {
+		c.BlockTimeout = time.Second
+		c.Rejoin = true
+	})
+	a, b, c := ms.engines[0].Addr(), ms.engines[1].Addr(), ms.engines[2].Addr()
+	net.Partition([]netip.AddrPort{a, b}, []netip.AddrPort{c})
+	waitFor(t, 5*time.Second, func() bool {
+		return len(ms.lastView(0).Members) == 2 && len(ms.lastView(1).Members) == 2
+	}, "the majority's view")
+	waitFor(t, 5*time.Second, func() bool {
+		return errors.Is(ms.groups[2].Send(context.Background(), FIFO, []byte("x")), ErrBlocked)
+	}, "the minority to block")
+	if n := len(ms.lastView(2).Members); n != 3 {
+		t.Fatalf("the minority installed a view of %d", n)
+	}
+	net.Heal()
+	waitFor(t, 10*time.Second, func() bool { return errors.Is(ms.endedWith(2), ErrRemoved) }, "the minority to learn it was removed")
+	waitFor(t, 10*time.Second, func() bool { return len(ms.lastView(0).Members) == 3 }, "the rejoin")
+	v := ms.lastView(0)
+	if len(v.Joined) != 1 || v.Joined[0].Addr != c || v.Joined[0].Incarnation == ms.groups[2].View().Members[2].Incarnation {
+		t.Fatalf("view after the rejoin: %+v", v)
+	}
+}
