@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cohort-vs/cohort/protocol"
 	"github.com/cohort-vs/cohort/ring"
@@ -216,6 +217,38 @@ func (g *Group) Leave(ctx context.Context) error {
 		return ctx.Err()
 	case <-g.stopCh:
 		return ErrClosed
+	}
+}
+
+// Flush returns once every message this member has sent or delivered so
+// far is held by every member of the view (or a view change has made the
+// survivors agree on them). What it buys: a flushed message survives the
+// crash of any minority of the group, as a message of a Paxos-like
+// protocol would, at the cost of waiting for the slowest member once
+// rather than on every message.
+func (g *Group) Flush(ctx context.Context) error {
+	g.e.protoMu.Lock()
+	point := g.proto.FlushPoint()
+	g.e.protoMu.Unlock()
+	g.e.poke()
+	t := time.NewTicker(g.e.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		g.e.protoMu.Lock()
+		done := g.proto.Flushed(point)
+		g.e.protoMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-g.endedCh:
+			return *g.ended.Load()
+		case <-g.stopCh:
+			return ErrClosed
+		}
 	}
 }
 

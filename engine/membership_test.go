@@ -163,3 +163,48 @@ func TestMinorityBlocksThenRejoins(t *testing.T) {
 		t.Fatalf("view after the rejoin: %+v", v)
 	}
 }
+
+// Flush returns only once every member holds what this one sent: while
+// one member is cut off it must not return, and once the link heals it
+// does.
+func TestFlush(t *testing.T) {
+	net := memnet.New(11)
+	t.Cleanup(func() { net.Close() })
+	ms := startMembers(t, 3, net, nil)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if err := ms.groups[0].Send(ctx, FIFO, []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ms.groups[0].Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Cut member 2 off from the sender only (it still hears member 1, so
+	// it is not removed quickly), and send more.
+	a, c := ms.engines[0].Addr(), ms.engines[2].Addr()
+	net.SetLink(a, c, memnet.Faults{Drop: 1})
+	for i := 0; i < 100; i++ {
+		if err := ms.groups[0].Send(ctx, FIFO, []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := ms.groups[0].Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush returned %v while a member could not hold the messages", err)
+	}
+	net.SetLink(a, c, memnet.Faults{})
+	long, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	if err := ms.groups[0].Flush(long); err != nil {
+		t.Fatal(err)
+	}
+	if len(ms.groups[0].View().Members) == 3 {
+		// Healed within the detector's patience: member 2 got the messages
+		// by retransmission, not by a view change.
+		if st := ms.groups[2].Stats(); st.MessagesReceived < 200 {
+			t.Fatalf("flushed, but member 2 received only %d messages", st.MessagesReceived)
+		}
+	}
+}

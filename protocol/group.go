@@ -630,3 +630,42 @@ func (g *Group) String() string {
 	s := [...]string{"discovering", "joining", "member", "ended"}[g.state]
 	return fmt.Sprintf("%s epoch %d rank %d", s, g.view.Epoch, g.view.Self)
 }
+
+// FlushPoint marks what a member has sent and delivered at one moment.
+type FlushPoint struct {
+	epoch     uint64
+	sent      uint64   // the Sender's last appended message (stash numbering)
+	delivered []uint64 // per rank of the view, the last delivered sequence number
+}
+
+// FlushPoint marks this member's messages sent (appended) and delivered
+// so far.
+func (g *Group) FlushPoint() FlushPoint {
+	p := FlushPoint{epoch: g.view.Epoch, sent: g.sender.stash.Head()}
+	if g.mem != nil {
+		for o := 0; o < g.mem.Ranks(); o++ {
+			p.delivered = append(p.delivered, g.mem.Delivered(o))
+		}
+	}
+	return p
+}
+
+// Flushed reports whether everything up to p is held by every member:
+// this member's own messages have been released from its stash (every
+// member has them), and what it delivered is held by all: by their
+// reports in the same view, or by view synchrony once a view change has
+// passed (the survivors all delivered it).
+func (g *Group) Flushed(p FlushPoint) bool {
+	if g.sender.stash.Tail() < p.sent {
+		return false
+	}
+	if g.view.Epoch != p.epoch || g.mem == nil {
+		return true
+	}
+	for o, d := range p.delivered {
+		if o != g.view.Self && g.mem.Stable(o) < d {
+			return false
+		}
+	}
+	return true
+}
