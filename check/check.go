@@ -189,3 +189,14 @@ func (h *History) Check(limit int) []Violation {
 	}
 	return out
 }
+
+// PayloadHash is the digest Sent and Delivered take: FNV-1a over the
+// payload, never 0 (0 means unknown).
+func PayloadHash(p []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range p {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return h | 1
+}

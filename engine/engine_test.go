@@ -51,7 +51,7 @@ func newCluster(t *testing.T, n int, cfg Config, configure func(i int, c *Config
 			if m.Sender.Addr != cl.engines[binary.LittleEndian.Uint32(m.Payload)].Addr() {
 				id.Sender = "forged:" + id.Sender
 			}
-			cl.hist.Delivered(name, id, ordName(m.Ordering), hashOf(m.Payload))
+			cl.hist.Delivered(name, id, ordName(m.Ordering), check.PayloadHash(m.Payload))
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -82,15 +82,6 @@ func ordName(o Ordering) string {
 	return check.Unordered
 }
 
-func hashOf(p []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range p {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h | 1
-}
-
 func makePayload(sender, n, size int) []byte {
 	p := make([]byte, max(size, 8))
 	binary.LittleEndian.PutUint32(p, uint32(sender))
@@ -105,7 +96,7 @@ func makePayload(sender, n, size int) []byte {
 func (cl *cluster) send(ctx context.Context, i, n, size int, o Ordering) error {
 	p := makePayload(i, n, size)
 	cl.mu.Lock()
-	cl.hist.Sent(check.MsgID{Sender: fmt.Sprintf("m%d", i), N: uint64(n)}, ordName(o), hashOf(p))
+	cl.hist.Sent(check.MsgID{Sender: fmt.Sprintf("m%d", i), N: uint64(n)}, ordName(o), check.PayloadHash(p))
 	cl.mu.Unlock()
 	return cl.groups[i].Send(ctx, o, p)
 }

@@ -361,14 +361,9 @@ func (w *world) handle(e *event) {
 		w.drain(e.to)
 		return
 	case evCrash:
-		// Crash a process while a majority of the others stay, and restart
-		// it later as a new incarnation.
-		l := w.live()
-		if len(l) < 3 {
-			return
-		}
-		i := l[w.rng.IntN(len(l))]
-		if !w.survivable(i) {
+		// Crash a process, and restart it later as a new incarnation.
+		i, ok := w.victim()
+		if !ok {
 			return
 		}
 		w.tracef("%s crashes", w.nodes[i].name)
@@ -376,12 +371,8 @@ func (w *world) handle(e *event) {
 		w.push(&event{at: w.now + 100_000 + w.rng.Int64N(500_000), kind: evRestart, to: i})
 		return
 	case evLeave:
-		l := w.live()
-		if len(l) < 3 {
-			return
-		}
-		i := l[w.rng.IntN(len(l))]
-		if !w.survivable(i) {
+		i, ok := w.victim()
+		if !ok {
 			return
 		}
 		w.tracef("%s leaves", w.nodes[i].name)
@@ -433,6 +424,16 @@ func (w *world) handle(e *event) {
 		w.scheduleConsume(e.to)
 	}
 	w.drain(e.to)
+}
+
+// victim picks a running process whose loss the group survives, if any.
+func (w *world) victim() (int, bool) {
+	l := w.live()
+	if len(l) < 3 {
+		return 0, false
+	}
+	i := l[w.rng.IntN(len(l))]
+	return i, w.survivable(i)
 }
 
 // survivable reports whether losing process i leaves a majority running
@@ -516,7 +517,7 @@ func (w *world) send(i int) {
 		panic(err) // the simulator never sends an oversized message
 	}
 	if n.sendDone == 0 && done > 0 {
-		w.hist.SentInView(check.MsgID{Sender: n.name, N: next}, orderName(flags), hashOf(p), n.epoch)
+		w.hist.SentInView(check.MsgID{Sender: n.name, N: next}, orderName(flags), check.PayloadHash(p), n.epoch)
 	}
 	n.sendDone = done
 	if done < len(p) {
@@ -621,7 +622,7 @@ func (w *world) record(i int, d protocol.Delivery) {
 		return
 	}
 	w.tracef("%s delivers %v in view %d", n.name, id, n.epoch)
-	w.hist.DeliveredInView(n.name, id, orderName(d.Flags), hashOf(d.Payload), n.epoch)
+	w.hist.DeliveredInView(n.name, id, orderName(d.Flags), check.PayloadHash(d.Payload), n.epoch)
 }
 
 // transmit puts a datagram on the simulated link from -> to.
@@ -672,15 +673,6 @@ func parsePayload(p []byte) (check.MsgID, bool) {
 	}
 	s, inc, n := binary.LittleEndian.Uint64(p), binary.LittleEndian.Uint64(p[8:]), binary.LittleEndian.Uint64(p[16:])
 	return check.MsgID{Sender: fmt.Sprintf("p%d.%d", s, inc), N: n}, true
-}
-
-func hashOf(p []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range p {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h | 1
 }
 
 // describe summarizes a datagram's frames for the trace.
