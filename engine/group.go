@@ -122,6 +122,7 @@ func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handle
 	case <-g.viewCh:
 		return g, nil
 	case <-g.endedCh:
+		e.remove(g)
 		return nil, *g.ended.Load()
 	case <-ctx.Done():
 		e.remove(g)

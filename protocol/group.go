@@ -424,21 +424,39 @@ func (g *Group) heard(id wire.MemberID) {
 
 // query asks addr for its view, at most once per retry interval.
 func (g *Group) query(addr netip.AddrPort) {
-	if t, ok := g.queried[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
+	if !g.rateLimit(addr) {
 		return
 	}
-	g.queried[addr] = g.now
 	g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
 }
 
 // answerStale tells a process in an older view what became of it.
 func (g *Group) answerStale(addr netip.AddrPort) {
+	if g.rateLimit(addr) {
+		g.answerQuery(addr)
+	}
+}
+
+// rateLimit allows one query or answer per address per retry interval.
+// Any address can send us datagrams, so the memory of who was answered
+// is bounded: past maxQueried entries it starts afresh.
+func (g *Group) rateLimit(addr netip.AddrPort) bool {
 	if t, ok := g.queried[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
-		return
+		return false
+	}
+	if len(g.queried) >= maxQueried {
+		clear(g.queried)
 	}
 	g.queried[addr] = g.now
-	g.answerQuery(addr)
+	return true
 }
+
+const (
+	maxQueried = 4096
+	// maxJoiners bounds the joins one view change takes; the others are
+	// asked to retry (they do, every RetryTicks) and join the next one.
+	maxJoiners = 64
+)
 
 func (g *Group) answerQuery(addr netip.AddrPort) {
 	if g.state != member {
@@ -566,7 +584,7 @@ func (g *Group) onJoin(j wire.MemberID) {
 				g.changes.Failed[m] = true
 			}
 		}
-		if !slices.Contains(g.changes.Joiners, j) {
+		if !slices.Contains(g.changes.Joiners, j) && len(g.changes.Joiners) < maxJoiners {
 			// A newer incarnation replaces an older one waiting to join.
 			g.changes.Joiners = slices.DeleteFunc(g.changes.Joiners, func(x wire.MemberID) bool { return x.Addr == j.Addr })
 			g.changes.Joiners = append(g.changes.Joiners, j)
