@@ -390,7 +390,12 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 			g.stats.ControlDropped++
 			return
 		}
-		g.heard(c.From)
+		// Only a member speaking from this view is alive in it: one stuck
+		// in an older view (say, unable to finish its flush) must be
+		// suspected and removed, not kept as a coordinator that cannot act.
+		if c.Epoch == g.view.Epoch {
+			g.heard(c.From)
+		}
 		g.control(from, h, c)
 		return
 	}

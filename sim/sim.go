@@ -449,7 +449,10 @@ func (w *world) survivable(i int) bool {
 	alive, staying, stayingAlive := 0, 0, 0
 	for _, m := range v.Members {
 		r := w.rank(m.Addr)
-		up := w.nodes[r].g != nil && w.nodes[r].inc == m.Incarnation
+		// Up means running in this very view: a member still catching up
+		// with an older one does not count towards the majority yet.
+		o := w.nodes[r].g
+		up := o != nil && w.nodes[r].inc == m.Incarnation && o.InView() && o.View().Epoch == v.Epoch && o.View().Founder == v.Founder
 		if !up || !w.nodes[r].leaving {
 			staying++
 		}
