@@ -202,6 +202,10 @@ func (g *Group) Ended() error { return g.endErr }
 // InView reports whether this process is in a view.
 func (g *Group) InView() bool { return g.state == member }
 
+// stuck: a view change has been under way for a whole round, as when
+// this member is cut off from its view's majority.
+func (g *Group) stuck() bool { return g.Blocked() > int64(g.cfg.RoundTicks) }
+
 // Blocked reports how many ticks a view change has been under way, or 0.
 func (g *Group) Blocked() int64 {
 	if g.blockedSince < 0 {
@@ -438,7 +442,7 @@ func (g *Group) query(addr netip.AddrPort) {
 // answerStale tells a process in an older view what became of it.
 func (g *Group) answerStale(addr netip.AddrPort) {
 	if g.rateLimit(addr) {
-		g.answerQuery(addr)
+		g.answerQuery(addr, wire.MemberID{})
 	}
 }
 
@@ -463,15 +467,21 @@ const (
 	maxJoiners = 64
 )
 
-func (g *Group) answerQuery(addr netip.AddrPort) {
+// answerQuery tells who (at addr) what this member's view makes of it: its
+// view, if who is in it; else that it is not a member. who is matched by
+// incarnation too: a process restarted at a member's address is not
+// that member. Without an identity (a data datagram), it is asked.
+func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 	if g.state != member {
 		return
 	}
-	for _, m := range g.view.Members {
-		if m.Addr == addr {
-			g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
-			return
-		}
+	if !who.Addr.IsValid() {
+		g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
+		return
+	}
+	if flush.Index(g.view.Members, who) >= 0 {
+		g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		return
 	}
 	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember})
 }
@@ -480,14 +490,14 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	switch c.Kind {
 	case wire.CtlDiscover:
 		if g.state == member {
-			g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install})
+			g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: g.stuck()})
 		} else if g.state == discovering {
 			g.peersSeen[from] = g.now
 			g.sendControl(from, &wire.Control{Kind: wire.CtlHere})
 		}
 	case wire.CtlHere:
 		if g.state == member && c.Proposal != nil {
-			g.meet(from, c.Proposal)
+			g.meet(from, c.Proposal, c.Blocked)
 		}
 		if g.state == discovering || g.state == joining {
 			if c.Proposal != nil {
@@ -550,7 +560,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 			g.heard(c.Target)
 		}
 	case wire.CtlViewQuery:
-		g.answerQuery(from)
+		g.answerQuery(from, c.From)
+		if g.state == member && c.Epoch > g.view.Epoch {
+			g.query(from) // the asker is in a newer view: what are we in it?
+		}
 	case wire.CtlNotMember:
 		// Only a member of this member's own view, at least as new, may say so.
 		if g.state == member && c.Epoch >= g.view.Epoch && flush.Index(g.view.Members, c.From) >= 0 {

@@ -80,13 +80,18 @@ func instanceLess(a, b *wire.Proposal) bool {
 }
 
 // meet handles another instance's view p, heard from addr, as a member
-// of this one.
-func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal) {
+// of this one. A blocked instance (no majority of its view left) always
+// gives way to a live one: its view's size is only a memory.
+func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 	mine := g.install
 	if p.Founder == mine.Founder || !g.isCoordinator() {
 		return
 	}
-	if !instanceLess(p, mine) {
+	stays := !instanceLess(p, mine)
+	if blocked := g.stuck(); blocked != otherBlocked {
+		stays = !blocked
+	}
+	if stays {
 		// This instance stays. The other may have no seed outside its
 		// view to find us by: tell it.
 		g.sendControl(addr, &wire.Control{Kind: wire.CtlHere, Proposal: mine})
@@ -324,6 +329,7 @@ func (g *Group) onPrepare(from netip.AddrPort, c *wire.Control) {
 func (g *Group) onPropose(from netip.AddrPort, c *wire.Control) {
 	p := c.Proposal
 	if g.state != member || p == nil || c.Epoch != g.view.Epoch || p.Epoch != g.view.Epoch+1 ||
+		p.Founder != g.install.Founder || flush.Index(g.view.Members, c.From) < 0 ||
 		c.Ballot.Less(g.promised) || len(p.Cut) != len(g.view.Members) || len(p.Holders) != len(g.view.Members) {
 		return
 	}
@@ -390,8 +396,8 @@ func (g *Group) onInstall(p *wire.Proposal) {
 	case ended:
 		return
 	}
-	if p.Epoch != g.view.Epoch+1 {
-		return
+	if p.Epoch != g.view.Epoch+1 || p.Founder != g.install.Founder {
+		return // not this instance's next view
 	}
 	if flush.Index(p.Members, g.cfg.Self) < 0 {
 		// A view without this member: it was removed, or it left.

@@ -441,6 +441,14 @@ func (w *world) victim() (int, bool) {
 // leave are gone: a group that loses its majority blocks by design
 // (primary partition), and a run in which it must never settles.
 func (w *world) survivable(i int) bool {
+	// A view change under way may be about to install a smaller view (an
+	// adopted proposal) whose majority the simulator cannot see: wait
+	// for it to finish.
+	for _, k := range w.live() {
+		if w.nodes[k].g.Blocked() > 0 {
+			return false
+		}
+	}
 	g := w.nodes[i].g
 	if !g.InView() {
 		return true

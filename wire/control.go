@@ -77,6 +77,7 @@ type Control struct {
 	Target    MemberID
 	Nonce     uint64
 	Installed bool     // Promise: the sender already installed Proposal
+	Blocked   bool     // Here: the sender's view is blocked (no majority)
 	Report    []uint64 // Promise: contiguous high marks, by rank
 	Proposal  *Proposal
 }
@@ -104,6 +105,9 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 	}
 	if c.Proposal != nil {
 		flags |= 2
+	}
+	if c.Blocked {
+		flags |= 4
 	}
 	b = append(b, flags)
 	b = appendU64s(b, c.Report)
@@ -159,6 +163,7 @@ func ParseControl(body []byte) (*Control, error) {
 	c.Nonce = d.uvarint()
 	flags := d.u8()
 	c.Installed = flags&1 != 0
+	c.Blocked = flags&4 != 0
 	c.Report = d.u64s()
 	if flags&2 != 0 {
 		p := &Proposal{Ballot: d.ballot(), Epoch: d.uvarint(), Founder: d.member()}
@@ -178,7 +183,7 @@ func ParseControl(body []byte) (*Control, error) {
 		return nil, d.err
 	case d.off != len(body):
 		return nil, ErrMalformed
-	case c.Kind == 0 || c.Kind >= ctlMax || flags&^3 != 0:
+	case c.Kind == 0 || c.Kind >= ctlMax || flags&^7 != 0:
 		return nil, ErrMalformed
 	}
 	return c, nil

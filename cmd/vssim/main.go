@@ -59,6 +59,8 @@ func main() {
 				for _, v := range res.Violations {
 					fmt.Printf("seed %d: %v\n", s, v)
 				}
+			} else {
+				fmt.Printf("seed %d: %v\n", s, res.Violations[0])
 			}
 			failedRuns++
 			violations += len(res.Violations)
