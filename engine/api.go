@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"io"
 	"net/netip"
 )
 
@@ -79,8 +80,41 @@ type Handlers struct {
 	// Ended is called once when membership ends: ErrLeft after Leave,
 	// ErrRemoved when the others installed a view without this member
 	// (suspected by mistake, or its side lost a merge). Nothing is
-	// delivered after it. Optional.
+	// delivered after it. Optional. When this member joined and could
+	// not restore the group's state (see Restore), it leaves the group and
+	// Ended receives an error wrapping ErrStateTransfer.
 	Ended func(error)
+
+	// Snapshot and Restore move the application's state to members that
+	// join (state transfer). Both are optional; without them no state
+	// moves: a joiner without Restore starts empty, and a joiner whose
+	// donor has no Snapshot reads ErrNoState at once in Restore.
+	//
+	// In a view with joiners (more precisely, members still restoring
+	// their state), the donor is the lowest-ranked member that is not
+	// restoring; when every member is new (a member forming a group)
+	// there is no donor and nothing is restored. The donor's Snapshot is
+	// called after its last delivery of the old view and before its first
+	// delivery of the new one (and before the new view's View handler):
+	// it writes the state to w. The state is compressed (zstd) into
+	// memory as it is written, so the donor holds the compressed state
+	// until every joiner has it; its own deliveries wait while Snapshot
+	// runs, the group's do not.
+	Snapshot func(w io.Writer) error
+	// Restore is called at a joiner before its first delivery and before
+	// its first View handler (so Join returns after it): it reads the
+	// donor's state from r until io.EOF and must replace the whole state.
+	// The group keeps running meanwhile: messages arriving during Restore
+	// are buffered (up to Config.StateBufferBytes; then flow control holds
+	// the senders back) and delivered after it returns. If the donor fails
+	// or a new view is installed before the state is complete, r returns
+	// an error, and Restore is called again with the state of the new
+	// view's donor; the joiner's first View handler then gets that view.
+	// If Restore returns an error (other than for such a restart), the
+	// donor's Snapshot failed, or no state comes for 30 s, this member
+	// leaves the group and Ended receives an error wrapping
+	// ErrStateTransfer.
+	Restore func(r io.Reader) error
 }
 
 // Errors callers can test with errors.Is.

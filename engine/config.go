@@ -45,6 +45,14 @@ type Config struct {
 	// control; nothing is dropped.
 	DeliveryQueue int
 
+	// StateBufferBytes bounds the message payloads a joining member keeps
+	// while its Handlers.Restore runs (state transfer): the group goes on
+	// meanwhile, and its messages are delivered after Restore returns.
+	// When the buffer is full the joiner stops taking messages and flow
+	// control holds the senders back until Restore is done. Default
+	// 256 MiB.
+	StateBufferBytes int
+
 	// TickInterval is the protocol's clock resolution. Default 1 ms.
 	TickInterval time.Duration
 	// StatusInterval is how often a member gossips its reception status
@@ -115,6 +123,7 @@ func DefaultConfig() Config {
 		WindowMessages:    32768,
 		WindowBytes:       4 << 20,
 		DeliveryQueue:     4096,
+		StateBufferBytes:  256 << 20,
 		TickInterval:      time.Millisecond,
 		StatusInterval:    2 * time.Millisecond,
 		NAKInterval:       4 * time.Millisecond,
@@ -144,6 +153,8 @@ func (c *Config) validate() error {
 		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
 	case c.DeliveryQueue < 1 || c.DeliveryQueue > 1<<20:
 		return bad("DeliveryQueue is %d; use 1 to 1048576", c.DeliveryQueue)
+	case c.StateBufferBytes < 0:
+		return bad("StateBufferBytes is negative")
 	case c.TickInterval < 100*time.Microsecond || c.TickInterval > time.Second:
 		return bad("TickInterval is %v; use 100µs to 1s", c.TickInterval)
 	case c.StatusInterval < c.TickInterval:

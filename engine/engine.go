@@ -345,6 +345,10 @@ func (e *Engine) dispatch(b *rxBatch) {
 			e.unknownGroup.Add(1)
 			continue
 		}
+		if buf[3] == wire.TypeState {
+			g.stateReceive(d.Addr, buf)
+			continue
+		}
 		g.proto.Receive(d.Addr, buf)
 	}
 }

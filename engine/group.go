@@ -12,6 +12,7 @@ import (
 
 	"github.com/cohort-vs/cohort/protocol"
 	"github.com/cohort-vs/cohort/ring"
+	"github.com/cohort-vs/cohort/udp"
 	"github.com/cohort-vs/cohort/wire"
 )
 
@@ -44,6 +45,31 @@ type Group struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// State transfer. The delivery goroutine hands new transfers to the
+	// protocol loop through newSends and newRecv (under xferMu).
+	xferMu      sync.Mutex
+	newSends    []*outXfer
+	newRecv     *inXfer
+	xferPending atomic.Bool // something for stateService to do
+	// Owned by the goroutine holding protoMu.
+	sends     []*outXfer
+	recv      *inXfer
+	xferBuf   []byte
+	xferOut   []udp.Datagram
+	doneSent  uint64        // the epoch of the StateDone this member sent
+	doneEpoch atomic.Uint64 // StateDone to send, for this epoch
+	restarts  atomic.Uint64 // state transfers started over
+	// Members that sent StateDone, noted by the protocol loop.
+	restMu   sync.Mutex
+	doneRest map[wire.MemberID]bool
+	// Owned by the delivery goroutine: restoring the state failed, nothing
+	// more is delivered; the first view was seen; members this one counts
+	// as restoring (see stateAtView).
+	failed  bool
+	known   bool
+	pending map[wire.MemberID]bool
+	endOnce sync.Once
 }
 
 // item is one entry of a group's delivery queue: a message, or an event
@@ -111,6 +137,8 @@ func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handle
 		stopCh:    make(chan struct{}),
 		endedCh:   make(chan struct{}),
 		viewCh:    make(chan struct{}),
+		doneRest:  map[wire.MemberID]bool{},
+		pending:   map[wire.MemberID]bool{},
 	}
 	if err := e.add(g); err != nil {
 		return nil, err
@@ -271,6 +299,7 @@ func (g *Group) Stats() Stats {
 // tick runs under the engine's protoMu.
 func (g *Group) tick() {
 	g.proto.Tick()
+	g.stateTick()
 	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch}
 	g.statsMu.Lock()
 	g.stats = st
@@ -323,6 +352,7 @@ func (g *Group) service() {
 		more := rd.More
 		g.proto.Advance()
 		if !more {
+			g.stateService()
 			return
 		}
 	}
@@ -347,18 +377,16 @@ func (g *Group) deliveryLoop() {
 				return
 			}
 		}
-		if it.ev != nil {
-			g.event(it.ev)
-		} else {
-			v := g.view.Load()
-			g.handlers.Deliver(Message{
-				Sender:   v.Members[it.d.Origin],
-				Rank:     it.d.Origin,
-				Seq:      it.d.Seq,
-				Ordering: Ordering(it.d.Flags & 3),
-				Payload:  it.d.Payload,
-			})
+		if ev := it.ev; ev != nil && ev.View != nil && !g.failed && g.needsRestore(ev.View) {
+			g.queue.Pop()
+			if !g.restore(ev) {
+				return
+			}
+			g.e.poke()
+			batch = 0
+			continue
 		}
+		g.handle(it)
 		g.queue.Pop()
 		if batch++; batch == 256 {
 			g.e.poke()
@@ -367,9 +395,34 @@ func (g *Group) deliveryLoop() {
 	}
 }
 
+// handle runs the application's handler for one item.
+func (g *Group) handle(it *item) {
+	switch {
+	case g.failed:
+		// Restoring the state failed: only the end of membership is
+		// still of interest (its handler has run already, unless the
+		// protocol ended membership first).
+		if it.ev != nil && it.ev.View == nil {
+			g.event(it.ev)
+		}
+	case it.ev != nil:
+		g.event(it.ev)
+	default:
+		v := g.view.Load()
+		g.handlers.Deliver(Message{
+			Sender:   v.Members[it.d.Origin],
+			Rank:     it.d.Origin,
+			Seq:      it.d.Seq,
+			Ordering: Ordering(it.d.Flags & 3),
+			Payload:  it.d.Payload,
+		})
+	}
+}
+
 // event hands a view or the end of membership to the application.
 func (g *Group) event(ev *protocol.Event) {
 	if ev.View != nil {
+		g.stateAtView(ev.View)
 		v := View{Group: g.name, Epoch: ev.View.Epoch, Self: ev.View.Self}
 		for _, m := range ev.View.Members {
 			v.Members = append(v.Members, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
@@ -394,14 +447,21 @@ func (g *Group) event(ev *protocol.Event) {
 	if errors.Is(ev.Err, protocol.ErrLeft) {
 		err = ErrLeft
 	}
-	g.ended.Store(&err)
-	close(g.endedCh)
-	if g.handlers.Ended != nil {
-		g.handlers.Ended(err)
-	}
-	if errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin {
-		go g.e.rejoin(g, ev.Redirect)
-	}
+	g.finish(err, ev)
+}
+
+// finish ends membership with err, once.
+func (g *Group) finish(err error, ev *protocol.Event) {
+	g.endOnce.Do(func() {
+		g.ended.Store(&err)
+		close(g.endedCh)
+		if g.handlers.Ended != nil {
+			g.handlers.Ended(err)
+		}
+		if ev != nil && errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin {
+			go g.e.rejoin(g, ev.Redirect)
+		}
+	})
 }
 
 func (g *Group) stop() {

@@ -18,7 +18,7 @@ import (
 //
 //	0  magic    2  0xC7 0x5B
 //	2  version  1  Version
-//	3  type     1  datagram type (TypeGroup)
+//	3  type     1  datagram type (TypeGroup, TypeControl, TypeState)
 //	4  flags    1  reserved, must be 0 in version 1
 //	5  auth     1  authentication scheme; 0 = none. Reserved so that an
 //	               authenticated datagram (nonce after the header, tag at the
@@ -40,6 +40,10 @@ const (
 const (
 	// TypeGroup is traffic between members of one group view: frames.
 	TypeGroup uint8 = 1
+	// TypeState carries state transfer messages between a donor and a
+	// joiner (package transfer). The header's epoch is the transfer's
+	// view; its sender rank is NoRank when the sender has none.
+	TypeState uint8 = 3
 )
 
 // Auth schemes.
@@ -98,7 +102,7 @@ func ParseHeader(b []byte) (Header, error) {
 	if h.Auth != AuthNone {
 		return Header{}, ErrAuth
 	}
-	if (h.Type != TypeGroup && h.Type != TypeControl) || h.Flags != 0 {
+	if (h.Type != TypeGroup && h.Type != TypeControl && h.Type != TypeState) || h.Flags != 0 {
 		return Header{}, ErrMalformed
 	}
 	return h, nil
