@@ -17,6 +17,13 @@
 // sendmmsg, no protocol at all) and "engine" (Group.Send and the Deliver
 // handler). Every message carries its send time in its first 8 bytes so
 // receivers record one-way latency.
+//
+// For correctness tests rather than measurements, RunMember runs one
+// member process (`vsbench member`) that logs every view, send and
+// delivery (docs/LOGS.md); Lab starts such processes on loopback and
+// follows their logs, and RunCrash (`vsbench crash`) kills or pauses one
+// member of a loaded group and reports, from the logs, how long the
+// survivors took to install a view without it.
 package bench
 
 import (

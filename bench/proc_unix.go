@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"os"
 	"os/exec"
 	"syscall"
 )
@@ -20,3 +21,10 @@ func configureProcess(cmd *exec.Cmd) {
 		return nil
 	}
 }
+
+// stopProcess suspends p (SIGSTOP), as a stalled host or a long pause
+// would.
+func stopProcess(p *os.Process) error { return p.Signal(syscall.SIGSTOP) }
+
+// continueProcess resumes a process stopped by stopProcess.
+func continueProcess(p *os.Process) error { return p.Signal(syscall.SIGCONT) }

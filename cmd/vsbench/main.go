@@ -6,6 +6,12 @@
 //	vsbench                          3 members, member 0 sends 64-byte FIFO messages, 5s per phase
 //	vsbench --senders all --size 1024
 //	vsbench --rate 100000 --json     paced sender, one JSON object on stdout
+//
+// Two subcommands run members for correctness tests rather than
+// measurements:
+//
+//	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
+//	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 package main
 
 import (
@@ -23,6 +29,14 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == bench.ChildCommand {
 		os.Exit(bench.ChildMain())
+	}
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case bench.MemberCommand:
+			os.Exit(memberMain(os.Args[2:]))
+		case bench.CrashCommand:
+			os.Exit(crashMain(os.Args[2:]))
+		}
 	}
 
 	def := bench.DefaultConfig()

@@ -1,0 +1,543 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cohort-vs/cohort/engine"
+)
+
+// MemberCommand is the subcommand that runs one member process
+// (RunMember): `vsbench member --listen ADDR --seeds ADDR,... --log FILE`.
+const MemberCommand = "member"
+
+// MemberConfig describes one member process: it joins a group, sends
+// fixed-size messages while it is in a view, keeps a digest of what it
+// delivered as its application state, and logs every view, send and
+// delivery to its event log (docs/LOGS.md).
+type MemberConfig struct {
+	Listen string   // UDP address to bind, "ip:port"
+	Seeds  []string // addresses of processes that may be members; none: form a group alone
+	Group  string
+	Order  string  // "fifo" or "unordered"
+	Rate   float64 // messages/s offered; 0: as fast as flow control allows
+	Size   int     // message size in bytes; grown to fit the message's id if smaller
+	// Duration is how long the member runs before it leaves; 0: until
+	// its context ends (a signal).
+	Duration time.Duration
+	// StateSize is the size of the application state a joiner would
+	// receive. Recorded in the log's start event only: the engine has no
+	// state transfer yet, so a joiner starts from an empty state.
+	StateSize int
+	Log       string // event log path; empty: no log
+	// Rejoin: when removed from the group, join again as a new
+	// incarnation and go on, instead of exiting with ExitRemoved.
+	Rejoin bool
+	// LeaveTimeout bounds the graceful Leave at the end.
+	LeaveTimeout time.Duration
+}
+
+// DefaultMemberConfig is what `vsbench member` runs with no flags.
+func DefaultMemberConfig() MemberConfig {
+	return MemberConfig{
+		Listen:       "127.0.0.1:0",
+		Group:        GroupName,
+		Order:        "fifo",
+		Size:         64,
+		LeaveTimeout: 5 * time.Second,
+	}
+}
+
+// Validate reports a setting that cannot run, saying what to fix.
+func (c *MemberConfig) Validate() error {
+	if _, err := netip.ParseAddrPort(c.Listen); err != nil {
+		return fmt.Errorf("listen address %q: want ip:port (%v)", c.Listen, err)
+	}
+	for _, s := range c.Seeds {
+		if _, err := netip.ParseAddrPort(s); err != nil {
+			return fmt.Errorf("seed %q: want ip:port (%v)", s, err)
+		}
+	}
+	switch {
+	case c.Group == "":
+		return errors.New("group name is empty")
+	case c.Order != "fifo" && c.Order != "unordered":
+		return fmt.Errorf("order is %q; use fifo or unordered", c.Order)
+	case c.Rate < 0:
+		return fmt.Errorf("rate is %v; use 0 (as fast as flow control allows) or a positive rate", c.Rate)
+	case c.Size < 0 || c.Size > 1<<20:
+		return fmt.Errorf("size is %d; use 0 to 1 MiB", c.Size)
+	case c.Duration < 0:
+		return fmt.Errorf("duration is %v; use 0 (until signalled) or more", c.Duration)
+	case c.StateSize < 0:
+		return fmt.Errorf("state size is %d; use 0 or more", c.StateSize)
+	case c.LeaveTimeout <= 0:
+		return fmt.Errorf("leave timeout is %v; use a positive duration", c.LeaveTimeout)
+	}
+	return nil
+}
+
+// Exit statuses of a member process.
+const (
+	ExitOK      = 0 // ran, then left gracefully (or was stopped before it joined)
+	ExitFailed  = 1 // bad settings, or an error (the engine's, the log's)
+	ExitRemoved = 3 // removed from the group (without Rejoin)
+	ExitNotLeft = 4 // the graceful Leave did not complete in time
+)
+
+// MemberID formats a member incarnation's ID as the logs write it:
+// "ip:port/incarnation".
+func MemberID(m engine.MemberID) string {
+	return m.Addr.String() + "/" + strconv.FormatUint(m.Incarnation, 10)
+}
+
+// RunMember runs one member until cfg.Duration has passed or ctx ends,
+// then stops sending, leaves the group and returns ExitOK; see the Exit
+// constants for the other outcomes. Diagnostics go to stderr.
+func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "vsbench member: "+format+"\n", args...)
+		return ExitFailed
+	}
+	if err := cfg.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	log, err := openEventLog(cfg.Log, func(err error) {
+		fmt.Fprintf(stderr, "vsbench member: writing the log: %v\n", err)
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer log.Close()
+
+	ecfg := engine.DefaultConfig()
+	ecfg.ListenAddr = cfg.Listen
+	ecfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// Rejoin is done here rather than by engine.Config.Rejoin: the engine
+	// rejoins under a new *Group that it does not hand back, so this
+	// process could not send as the new incarnation.
+	e, err := engine.New(ecfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	m := newMember(cfg, log, stderr)
+	m.logStart(e.Addr())
+	code := m.run(ctx, e)
+	e.Close() // waits for the delivery goroutines: no event after exit
+	if n := m.mismatched.Load(); n > 0 {
+		fmt.Fprintf(stderr, "vsbench member: %d deliveries carried another sender's id or none\n", n)
+	}
+	if log.Err() != nil && code == ExitOK {
+		code = ExitFailed
+	}
+	m.logExit(code)
+	return code
+}
+
+// member is one member process's state.
+type member struct {
+	cfg    MemberConfig
+	order  engine.Ordering
+	log    *eventLog
+	stderr io.Writer
+	group  []byte // the group name as a JSON string
+
+	epoch      atomic.Uint64 // the current incarnation's view, as delivered
+	mismatched atomic.Uint64 // deliveries whose payload named another sender
+
+	// Delivery goroutine only (incarnations follow one another: the next
+	// joins after the previous one's Ended handler returned).
+	state         uint64 // digest of the messages delivered (see deliver)
+	ids           map[engine.MemberID][]byte
+	deliverPrefix []byte
+	orderField    [2][]byte // by Ordering&1
+}
+
+// incarnation is one membership of this process in the group.
+type incarnation struct {
+	g     *engine.Group
+	self  string
+	ended chan struct{} // closed by the Ended handler, after its log line
+	// viewed: it installed a view (delivery goroutine only). A membership
+	// that ends before its first view has nothing to log.
+	viewed bool
+}
+
+func newMember(cfg MemberConfig, log *eventLog, stderr io.Writer) *member {
+	m := &member{cfg: cfg, log: log, stderr: stderr, ids: map[engine.MemberID][]byte{}}
+	m.group = appendJSONString(nil, cfg.Group)
+	m.order = engine.FIFO
+	if cfg.Order == "unordered" {
+		m.order = engine.Unordered
+	}
+	m.orderField[engine.Unordered] = []byte(`,"order":"unordered"`)
+	m.orderField[engine.FIFO] = []byte(`,"order":"fifo"`)
+	return m
+}
+
+func (m *member) run(ctx context.Context, e *engine.Engine) int {
+	if m.cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.cfg.Duration)
+		defer cancel()
+	}
+	seeds := m.cfg.Seeds
+	if len(seeds) == 0 {
+		seeds = []string{e.Addr().String()}
+	}
+	for {
+		inc := &incarnation{ended: make(chan struct{})}
+		m.state = 0 // a new incarnation starts empty: no state transfer yet
+		g, err := e.Join(ctx, m.cfg.Group, seeds, engine.Handlers{
+			Deliver: m.deliver,
+			View: func(v engine.View) {
+				inc.viewed = true
+				m.view(v)
+			},
+			Ended: func(err error) { m.ended(inc, err) },
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ExitOK // stopped before it joined
+			}
+			fmt.Fprintf(m.stderr, "vsbench member: join: %v\n", err)
+			if errors.Is(err, engine.ErrRemoved) {
+				if m.cfg.Rejoin {
+					sleepFor(ctx, 100*time.Millisecond)
+					continue
+				}
+				return ExitRemoved
+			}
+			return ExitFailed
+		}
+		v := g.View()
+		inc.g, inc.self = g, MemberID(v.Members[v.Self])
+
+		sendCtx, stopSending := context.WithCancel(ctx)
+		sendErr := make(chan error, 1)
+		go func() { sendErr <- m.send(sendCtx, inc) }()
+		// The sender returns when ctx ends, on a fatal error, or (nil)
+		// when Send reports the removal, which may be just before the
+		// Ended handler runs.
+		var fatal error
+		select {
+		case <-ctx.Done():
+			stopSending()
+			fatal = <-sendErr
+		case <-inc.ended:
+			stopSending()
+			fatal = <-sendErr
+		case fatal = <-sendErr:
+			stopSending()
+		}
+		if fatal != nil {
+			fmt.Fprintf(m.stderr, "vsbench member: send: %v\n", fatal)
+		} else if ctx.Err() == nil {
+			// Removed: wait for the handler (bounded, should it never come).
+			select {
+			case <-inc.ended:
+			case <-ctx.Done():
+			}
+		}
+		select {
+		case <-inc.ended:
+			// Removed: Leave was not asked for.
+			fmt.Fprintf(m.stderr, "vsbench member: %s removed from group %q in view %d\n", inc.self, m.cfg.Group, m.epoch.Load())
+			if fatal != nil {
+				return ExitFailed
+			}
+			if m.cfg.Rejoin && ctx.Err() == nil {
+				continue
+			}
+			return ExitRemoved
+		default:
+		}
+		code := m.leave(inc)
+		if fatal != nil {
+			code = ExitFailed
+		}
+		return code
+	}
+}
+
+// leave leaves gracefully and waits for the Ended handler.
+func (m *member) leave(inc *incarnation) int {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaveTimeout)
+	defer cancel()
+	err := inc.g.Leave(ctx)
+	if err == nil {
+		select {
+		case <-inc.ended:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, engine.ErrRemoved):
+		fmt.Fprintf(m.stderr, "vsbench member: %s removed from group %q while leaving\n", inc.self, m.cfg.Group)
+		return ExitRemoved
+	default:
+		fmt.Fprintf(m.stderr, "vsbench member: leave: %v\n", err)
+		return ExitNotLeft
+	}
+}
+
+// send sends until ctx ends or the incarnation is removed. Each message
+// carries its send time (8 bytes, little-endian unix ns), the length of
+// its id (1 byte) and its id "SENDER#N", then zeros up to the size. The
+// send event is logged before Send is called; a Send that fails is
+// logged as unsent (the message was not handed to the group).
+func (m *member) send(ctx context.Context, inc *incarnation) error {
+	idLen := len(inc.self) + 1 + 20
+	if idLen > 255 {
+		return fmt.Errorf("member id %q too long for a message id", inc.self)
+	}
+	payload := make([]byte, 0, max(m.cfg.Size, 9+idLen))
+	p := NewPacer(m.cfg.Rate, DefaultBurst(m.cfg.Rate), time.Now())
+	var n uint64
+	for ctx.Err() == nil {
+		k := p.Take(time.Now(), 256)
+		if k == 0 {
+			sleepFor(ctx, p.Delay())
+			continue
+		}
+		for ; k > 0 && ctx.Err() == nil; k-- {
+			n++
+			payload = append(payload[:8], 0)
+			payload = append(payload, inc.self...)
+			payload = append(payload, '#')
+			payload = strconv.AppendUint(payload, n, 10)
+			payload[8] = byte(len(payload) - 9)
+			for len(payload) < m.cfg.Size {
+				payload = append(payload, 0)
+			}
+			id := payload[9 : 9+int(payload[8])]
+			binary.LittleEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+			m.logSend(id)
+			err := inc.g.Send(ctx, m.order, payload)
+			if err == nil {
+				continue
+			}
+			m.logUnsent(id, err)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, engine.ErrRemoved):
+				return nil // the Ended handler tells run
+			case errors.Is(err, engine.ErrBlocked):
+				sleepFor(ctx, 10*time.Millisecond)
+			default:
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// sleepFor sleeps for d or until ctx ends.
+func sleepFor(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// FNV-1a, 64 bits.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvBytes(h uint64, b []byte) uint64 {
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h
+}
+
+func fnvUint64(h uint64, x uint64) uint64 {
+	for i := 0; i < 8; i++ {
+		h = (h ^ (x & 0xff)) * fnvPrime
+		x >>= 8
+	}
+	return h
+}
+
+// deliver is the Deliver handler: it folds the message into the state
+// and logs it. The state is the sum (mod 2^64) of each delivered
+// message's FNV-1a hash of sender ID, sequence number and payload: with
+// FIFO or unordered delivery, members deliver the same messages in a view
+// but may interleave senders differently, and a sum does not depend on
+// that order, so members that went through the same views hold the same
+// state.
+func (m *member) deliver(msg engine.Message) {
+	p := msg.Payload
+	sender := m.idBytes(msg.Sender)
+	var id []byte
+	if len(p) > 9 && int(p[8]) <= len(p)-9 {
+		id = p[9 : 9+int(p[8])]
+	}
+	if len(id) <= len(sender) || id[len(sender)] != '#' || !bytes.HasPrefix(id, sender) {
+		m.mismatched.Add(1)
+	}
+	h := fnvBytes(fnvOffset, sender)
+	h = fnvUint64(h, msg.Seq)
+	m.state += fnvBytes(h, p)
+
+	b := m.log.begin()
+	b = append(b, m.deliverPrefix...)
+	b = appendJSONString(b, id)
+	b = append(b, m.orderField[msg.Ordering&1]...)
+	m.log.end(b)
+}
+
+func (m *member) idBytes(id engine.MemberID) []byte {
+	b, ok := m.ids[id]
+	if !ok {
+		b = []byte(MemberID(id))
+		m.ids[id] = b
+	}
+	return b
+}
+
+// view is the View handler: it logs the view and the state at its start.
+func (m *member) view(v engine.View) {
+	m.epoch.Store(v.Epoch)
+	b := append(m.deliverPrefix[:0], `,"ev":"deliver","group":`...)
+	b = append(b, m.group...)
+	b = append(b, `,"view":`...)
+	b = strconv.AppendUint(b, v.Epoch, 10)
+	m.deliverPrefix = append(b, `,"id":`...)
+
+	ids := func(ms []engine.MemberID) []string {
+		out := make([]string, len(ms))
+		for i, x := range ms {
+			out[i] = MemberID(x)
+		}
+		return out
+	}
+	members := ids(v.Members)
+	b = m.log.begin()
+	b = m.appendHead(b, "view", v.Epoch)
+	b = append(b, `,"self":`...)
+	b = appendJSONString(b, members[v.Self])
+	b = append(b, `,"members":`...)
+	b = appendJSONStrings(b, members)
+	for _, f := range []struct {
+		name string
+		ms   []engine.MemberID
+	}{{"joined", v.Joined}, {"left", v.Left}, {"failed", v.Failed}} {
+		if len(f.ms) > 0 {
+			b = append(b, `,"`+f.name+`":`...)
+			b = appendJSONStrings(b, ids(f.ms))
+		}
+	}
+	m.log.end(b)
+
+	b = m.log.begin()
+	b = m.appendHead(b, "state", v.Epoch)
+	b = append(b, `,"hash":"`...)
+	b = appendHex64(b, m.state)
+	b = append(b, '"')
+	m.log.end(b)
+}
+
+// ended is the Ended handler.
+func (m *member) ended(inc *incarnation, err error) {
+	defer close(inc.ended)
+	if !inc.viewed {
+		return
+	}
+	what := "removed"
+	if errors.Is(err, engine.ErrLeft) {
+		what = "left"
+	}
+	b := m.log.begin()
+	b = m.appendHead(b, "ended", m.epoch.Load())
+	b = append(b, `,"err":"`+what+`"`...)
+	m.log.end(b)
+}
+
+// appendHead appends the fields every group event starts with.
+func (m *member) appendHead(b []byte, ev string, view uint64) []byte {
+	b = append(b, `,"ev":"`...)
+	b = append(b, ev...)
+	b = append(b, `","group":`...)
+	b = append(b, m.group...)
+	b = append(b, `,"view":`...)
+	return strconv.AppendUint(b, view, 10)
+}
+
+func (m *member) logSend(id []byte) {
+	b := m.log.begin()
+	b = m.appendHead(b, "send", m.epoch.Load())
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, m.orderField[m.order&1]...)
+	m.log.end(b)
+}
+
+func (m *member) logUnsent(id []byte, err error) {
+	b := m.log.begin()
+	b = m.appendHead(b, "unsent", m.epoch.Load())
+	b = append(b, `,"id":`...)
+	b = appendJSONString(b, id)
+	b = append(b, `,"err":`...)
+	b = appendJSONString(b, err.Error())
+	m.log.end(b)
+}
+
+func (m *member) logStart(addr netip.AddrPort) {
+	b := m.log.begin()
+	b = append(b, `,"ev":"start","group":`...)
+	b = append(b, m.group...)
+	b = append(b, `,"addr":`...)
+	b = appendJSONString(b, addr.String())
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(os.Getpid()), 10)
+	b = append(b, `,"seeds":`...)
+	b = appendJSONStrings(b, m.cfg.Seeds)
+	b = append(b, `,"order":`...)
+	b = appendJSONString(b, m.cfg.Order)
+	b = append(b, `,"rate":`...)
+	b = strconv.AppendFloat(b, m.cfg.Rate, 'g', -1, 64)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(m.cfg.Size), 10)
+	b = append(b, `,"state_size":`...)
+	b = strconv.AppendInt(b, int64(m.cfg.StateSize), 10)
+	m.log.end(b)
+}
+
+func (m *member) logExit(code int) {
+	b := m.log.begin()
+	b = append(b, `,"ev":"exit","group":`...)
+	b = append(b, m.group...)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	m.log.end(b)
+}
+
+func appendHex64(b []byte, x uint64) []byte {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, digits[(x>>uint(shift))&0xf])
+	}
+	return b
+}

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/engine"
+)
+
+func testID(port uint16, inc uint64) engine.MemberID {
+	return engine.MemberID{Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Incarnation: inc}
+}
+
+// payloadFor builds the payload a member sends as message n.
+func payloadFor(sender engine.MemberID, n string, size int) []byte {
+	id := MemberID(sender) + "#" + n
+	p := make([]byte, 9, size)
+	binary.LittleEndian.PutUint64(p, uint64(time.Now().UnixNano()))
+	p[8] = byte(len(id))
+	p = append(p, id...)
+	for len(p) < size {
+		p = append(p, 0)
+	}
+	return p
+}
+
+// The handlers' lines are what docs/LOGS.md says, and the checker reads
+// them.
+func TestMemberLogLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.log")
+	log, err := openEventLog(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultMemberConfig()
+	cfg.Group = `odd "name"`
+	m := newMember(cfg, log, os.Stderr)
+	a, b := testID(7001, 11), testID(7002, 22)
+	inc := &incarnation{self: MemberID(a), ended: make(chan struct{}), viewed: true}
+	m.logStart(a.Addr)
+	m.view(engine.View{Group: cfg.Group, Epoch: 3, Members: []engine.MemberID{a, b}, Self: 0, Joined: []engine.MemberID{a, b}})
+	m.logSend([]byte(MemberID(a) + "#1"))
+	m.deliver(engine.Message{Sender: a, Seq: 1, Ordering: engine.FIFO, Payload: payloadFor(a, "1", 64)})
+	m.deliver(engine.Message{Sender: b, Seq: 1, Ordering: engine.FIFO, Payload: payloadFor(b, "1", 64)})
+	m.logSend([]byte(MemberID(a) + "#2"))
+	m.logUnsent([]byte(MemberID(a)+"#2"), context.Canceled)
+	m.ended(inc, engine.ErrLeft)
+	m.logExit(ExitOK)
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	t.Logf("%s", data)
+
+	evs, err := check.ParseLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for i, ev := range evs {
+		kinds = append(kinds, ev.Ev)
+		if ev.T == 0 || (i > 0 && ev.T < evs[i-1].T) {
+			t.Errorf("event %d: t %d after %d", i, ev.T, evs[max(i-1, 0)].T)
+		}
+		if ev.Group != cfg.Group {
+			t.Errorf("event %d: group %q", i, ev.Group)
+		}
+	}
+	want := []string{"start", "view", "state", "send", "deliver", "deliver", "send", "unsent", "ended", "exit"}
+	if !reflect.DeepEqual(kinds, want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	v := evs[1]
+	if v.View != 3 || v.Self != MemberID(a) || !reflect.DeepEqual(v.Members, []string{MemberID(a), MemberID(b)}) {
+		t.Errorf("view event %+v", v)
+	}
+	if evs[2].Hash != "0000000000000000" {
+		t.Errorf("state at the first view %q", evs[2].Hash)
+	}
+	if d := evs[5]; d.ID != MemberID(b)+"#1" || d.Order != "fifo" || d.View != 3 {
+		t.Errorf("deliver event %+v", d)
+	}
+	if e := evs[8]; e.Err != "left" || e.View != 3 {
+		t.Errorf("ended event %+v", e)
+	}
+	if m.mismatched.Load() != 0 {
+		t.Errorf("%d mismatched deliveries", m.mismatched.Load())
+	}
+	h, err := check.ReadLogs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b's message is delivered but b has no log: only its sends are
+	// unknown, which the checker reports as never sent.
+	got := h.Check(0)
+	if len(got) != 1 || got[0].Rule != "integrity" || !strings.Contains(got[0].Detail, MemberID(b)) {
+		t.Errorf("violations %v, want only b's message as never sent", got)
+	}
+}
+
+// The state digest does not depend on the order in which senders'
+// messages interleave.
+func TestMemberStateOrderFree(t *testing.T) {
+	a, b := testID(7001, 1), testID(7002, 2)
+	msgs := []engine.Message{
+		{Sender: a, Seq: 1, Payload: payloadFor(a, "1", 64)},
+		{Sender: a, Seq: 2, Payload: payloadFor(a, "2", 64)},
+		{Sender: b, Seq: 1, Payload: payloadFor(b, "1", 64)},
+	}
+	state := func(order ...int) uint64 {
+		log, _ := openEventLog("", nil)
+		m := newMember(DefaultMemberConfig(), log, os.Stderr)
+		for _, i := range order {
+			m.deliver(msgs[i])
+		}
+		return m.state
+	}
+	if s1, s2 := state(0, 1, 2), state(2, 0, 1); s1 != s2 || s1 == 0 {
+		t.Errorf("states %x and %x", s1, s2)
+	}
+	if s1, s3 := state(0, 1, 2), state(0, 1); s1 == s3 {
+		t.Errorf("a missing message leaves the state at %x", s1)
+	}
+}
+
+// The Deliver handler allocates nothing.
+func TestMemberDeliverAllocs(t *testing.T) {
+	log, err := openEventLog(filepath.Join(t.TempDir(), "m.log"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	m := newMember(DefaultMemberConfig(), log, os.Stderr)
+	a := testID(7001, 1)
+	m.view(engine.View{Epoch: 1, Members: []engine.MemberID{a}})
+	msg := engine.Message{Sender: a, Seq: 1, Ordering: engine.FIFO, Payload: payloadFor(a, "12345", 64)}
+	m.deliver(msg)
+	if n := testing.AllocsPerRun(1000, func() { m.deliver(msg) }); n != 0 {
+		t.Errorf("%v allocations per delivery", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { m.logSend(msg.Payload[9:30]) }); n != 0 {
+		t.Errorf("%v allocations per send event", n)
+	}
+}
+
+// A member alone forms its group, sends, leaves at the end of its
+// duration and exits 0; its log checks clean.
+func TestRunMemberAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a member for a second")
+	}
+	cfg := DefaultMemberConfig()
+	cfg.Log = filepath.Join(t.TempDir(), "m.log")
+	cfg.Rate = 1000
+	cfg.Duration = time.Second
+	var stderr bytes.Buffer
+	if code := RunMember(context.Background(), cfg, &stderr); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	logs, err := check.LoadLogs(check.LogOptions{Stopped: true}, cfg.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := logs.History().Check(0); len(v) > 0 {
+		t.Fatal(v)
+	}
+	if len(logs.Incarnations) != 1 {
+		t.Fatalf("%d incarnations", len(logs.Incarnations))
+	}
+	in := logs.Incarnations[0]
+	if in.Ended != "left" || in.Sends < 100 || in.Deliveries != in.Sends {
+		t.Errorf("ended %q, %d sends, %d deliveries", in.Ended, in.Sends, in.Deliveries)
+	}
+}
+
+func TestMemberConfigValidate(t *testing.T) {
+	bad := []func(c *MemberConfig){
+		func(c *MemberConfig) { c.Listen = "nowhere" },
+		func(c *MemberConfig) { c.Seeds = []string{"127.0.0.1"} },
+		func(c *MemberConfig) { c.Group = "" },
+		func(c *MemberConfig) { c.Order = "total" },
+		func(c *MemberConfig) { c.Rate = -1 },
+		func(c *MemberConfig) { c.LeaveTimeout = 0 },
+	}
+	for i, edit := range bad {
+		c := DefaultMemberConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("case %d: no error", i)
+		}
+		if code := RunMember(context.Background(), c, &bytes.Buffer{}); code != ExitFailed {
+			t.Errorf("case %d: exit %d", i, code)
+		}
+	}
+	c := DefaultMemberConfig()
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}

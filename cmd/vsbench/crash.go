@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/cohort-vs/cohort/bench"
+)
+
+// crashMain runs `vsbench crash`: member processes on loopback under
+// load, one killed with SIGKILL (or stopped with SIGSTOP for --pause);
+// it prints, from the members' logs, the time from the kill to the new
+// view at each survivor (or the views that changed after the pause), and
+// checks the logs. It returns the exit status: 0 when every run was
+// clean.
+func crashMain(args []string) int {
+	def := bench.DefaultCrashConfig()
+	cfg := def
+	fs := flag.NewFlagSet("vsbench crash", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: vsbench crash [flags]")
+		fmt.Fprintln(fs.Output(), "Kills one member of a loaded group (or pauses it with --pause) and reports the time from the kill to the new view at each survivor.")
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&cfg.Members, "members", def.Members, "group size: one process per member")
+	fs.IntVar(&cfg.Victim, "victim", def.Victim, "rank of the member killed, in the full view (0: the coordinator)")
+	fs.Float64Var(&cfg.Rate, "rate", def.Rate, "messages/s sent by each member (0: as fast as flow control allows)")
+	fs.StringVar(&cfg.Order, "order", def.Order, "ordering: fifo or unordered")
+	fs.IntVar(&cfg.Size, "size", def.Size, "message size in bytes")
+	fs.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "load before the fault")
+	fs.DurationVar(&cfg.After, "after", def.After, "load after the new view (or after the pause)")
+	fs.DurationVar(&cfg.Pause, "pause", 0, "instead of killing the victim, stop it (SIGSTOP) for this long, then continue it")
+	fs.DurationVar(&cfg.Timeout, "timeout", def.Timeout, "bound on each wait (full view, new view, exits)")
+	fs.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
+	runs := fs.Int("runs", 1, "number of runs")
+	dir := fs.String("dir", "", "keep the members' logs under this `directory` (one subdirectory per run)")
+	asJSON := fs.Bool("json", false, "print one JSON object per run instead of a line")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 1
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vsbench crash: unexpected arguments %q\n", fs.Args())
+		return 1
+	}
+	if *runs < 1 {
+		fmt.Fprintln(os.Stderr, "vsbench crash: runs must be at least 1")
+		return 1
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench crash:", err)
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench crash: finding own executable:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	status := 0
+	var worst []time.Duration // per kill run, the slowest survivor
+	for i := 0; i < *runs; i++ {
+		c := cfg
+		if *dir != "" {
+			c.Dir = filepath.Join(*dir, fmt.Sprintf("run%d", i+1))
+			if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+				fmt.Fprintln(os.Stderr, "vsbench crash:", err)
+				return 1
+			}
+		}
+		res, err := bench.RunCrash(ctx, c, bench.ChildSpec{Path: exe}, os.Stderr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vsbench crash: run %d: %v\n", i+1, err)
+			status = 1
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if !res.OK() {
+			status = 1
+		}
+		if res.Mode == "kill" {
+			worst = append(worst, res.MaxDetection())
+		}
+		if *asJSON {
+			json.NewEncoder(os.Stdout).Encode(res)
+		} else {
+			fmt.Printf("run %d: %s\n", i+1, res.Summary())
+			for _, v := range res.Violations {
+				fmt.Printf("  violation: %v\n", v)
+			}
+			for _, v := range res.ViewsAfterPause {
+				fmt.Printf("  view after pause: %s\n", v)
+			}
+		}
+	}
+	if len(worst) > 1 && !*asJSON {
+		slices.Sort(worst)
+		fmt.Printf("slowest survivor per run over %d runs: min %v  median %v  max %v\n",
+			len(worst), worst[0].Round(time.Millisecond/10), worst[len(worst)/2].Round(time.Millisecond/10), worst[len(worst)-1].Round(time.Millisecond/10))
+	}
+	return status
+}

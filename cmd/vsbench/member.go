@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/cohort-vs/cohort/bench"
+)
+
+// memberMain runs `vsbench member`: one member process that joins a
+// group, sends, logs every event to --log, and leaves at the end of
+// --duration or on SIGTERM/SIGINT. It returns the exit status (see
+// bench.ExitOK and the other Exit constants).
+func memberMain(args []string) int {
+	def := bench.DefaultMemberConfig()
+	cfg := def
+	fs := flag.NewFlagSet("vsbench member", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: vsbench member --listen ADDR --seeds ADDR,... --log FILE [flags]")
+		fmt.Fprintln(fs.Output(), "One group member in its own process; the log format is described in docs/LOGS.md.")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Listen, "listen", def.Listen, "UDP address to bind, ip:port")
+	seeds := fs.String("seeds", "", "comma-separated addresses of processes that may be members (this one's may be among them); none: form a group alone")
+	fs.StringVar(&cfg.Group, "group", def.Group, "group name")
+	fs.StringVar(&cfg.Order, "order", def.Order, "ordering of the messages sent: fifo or unordered")
+	fs.Float64Var(&cfg.Rate, "rate", def.Rate, "messages/s sent (0: as fast as flow control allows)")
+	fs.IntVar(&cfg.Size, "size", def.Size, "message size in bytes (grown to fit the send time and the message id)")
+	fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long to run before leaving (0: until SIGTERM or SIGINT)")
+	fs.IntVar(&cfg.StateSize, "state-size", def.StateSize, "application state size in bytes (recorded only: no state transfer yet)")
+	fs.StringVar(&cfg.Log, "log", def.Log, "event log `file`, appended to (one JSON object a line)")
+	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3")
+	fs.DurationVar(&cfg.LeaveTimeout, "leave-timeout", def.LeaveTimeout, "how long the graceful leave at the end may take")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return bench.ExitOK
+		}
+		return bench.ExitFailed
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "vsbench member: unexpected arguments %q\n", fs.Args())
+		return bench.ExitFailed
+	}
+	cfg.Seeds = splitList(*seeds)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second signal ends the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	return bench.RunMember(ctx, cfg, os.Stderr)
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
