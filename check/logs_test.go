@@ -90,7 +90,6 @@ func twoMembers(t *testing.T, dir string, editB func(w *logWriter)) (string, str
 	return wa.write(dir, "a.log"), wb.write(dir, "b.log")
 }
 
-
 func TestReadLogs(t *testing.T) {
 	cases := []struct {
 		name  string

@@ -108,18 +108,19 @@ func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
 		}
 	}
 
+	own := map[MsgID]bool{} // messages their own senders delivered
+	for _, m := range members {
+		for _, d := range h.delivered[m] {
+			if d.id.Sender == m {
+				own[d.id] = true
+			}
+		}
+	}
 	for id := range h.sent {
 		if h.crashed[id.Sender] || h.gone[id.Sender] {
 			continue
 		}
-		found := false
-		for _, d := range h.delivered[id.Sender] {
-			if d.id == id {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !own[id] {
 			if add("self-delivery", "%s never delivered its own %v", id.Sender, id) {
 				return
 			}

@@ -8,9 +8,10 @@
 // heartbeats). A member silent for SilentTicks is probed, directly and
 // through up to Helpers other members (SWIM's indirect probe), so that one
 // lossy link or a busy receiver does not remove it; only if nothing is
-// heard for ProbeTicks more is it suspected. A member that notices its own
-// ticks ran late (its process was stalled) grants everyone the time it
-// lost, rather than blaming them for its own silence (Lifeguard's idea).
+// heard for ProbeTicks more is it suspected. Time is counted in the
+// protocol's logical ticks, which the engine does not advance across a
+// stall of its own process: a member does not blame others for the
+// silence its own stall caused (Lifeguard's idea).
 package detector
 
 // Config sets the detector's timing, in ticks.
@@ -50,17 +51,6 @@ func (d *Detector) Heard(r int) {
 		d.lastHeard[r] = d.now
 		d.probing[r] = -1
 		d.suspected[r] = false
-	}
-}
-
-// Stalled reports that this member itself was unable to run for a while:
-// everyone's silence so far is forgiven.
-func (d *Detector) Stalled() {
-	for r := range d.lastHeard {
-		d.lastHeard[r] = d.now
-		if d.probing[r] >= 0 {
-			d.probing[r] = d.now
-		}
 	}
 }
 

@@ -50,16 +50,3 @@ func TestAnswerDuringProbeClears(t *testing.T) {
 		}
 	}
 }
-
-func TestStallForgives(t *testing.T) {
-	d := New(Config{SilentTicks: 5, ProbeTicks: 5}, 2, 0, 0)
-	for i := 0; i < 4; i++ {
-		d.Tick(nil, nil)
-	}
-	d.Stalled() // this process was descheduled: others' silence is ours
-	for i := 0; i < 4; i++ {
-		if p, s := d.Tick(nil, nil); len(p)+len(s) > 0 {
-			t.Fatalf("acted on a stall: %v %v", p, s)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 )
@@ -41,7 +42,7 @@ type MemberID struct {
 	Incarnation uint64
 }
 
-func (m MemberID) String() string { return m.Addr.String() }
+func (m MemberID) String() string { return fmt.Sprintf("%v/%d", m.Addr, m.Incarnation) }
 
 // View is a group's membership: its epoch and members, oldest first (the
 // first is the coordinator), and what changed since the previous view.
@@ -84,6 +85,10 @@ type Handlers struct {
 	// not restore the group's state (see Restore), it leaves the group and
 	// Ended receives an error wrapping ErrStateTransfer.
 	Ended func(error)
+	// Rejoined is called, with Config.Rejoin, when a removed member has
+	// joined the group again as a new incarnation: the new *Group replaces
+	// the old one, whose methods now return ErrRemoved. Optional.
+	Rejoined func(*Group)
 
 	// Snapshot and Restore move the application's state to members that
 	// join (state transfer). Both are optional; without them no state

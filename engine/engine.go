@@ -53,6 +53,8 @@ type Engine struct {
 
 	incarnation atomic.Uint64 // last incarnation number handed out
 
+	stallTicks int // a tick this many intervals late means the process stalled
+
 	unknownGroup atomic.Uint64
 	malformed    atomic.Uint64
 	writeErrors  atomic.Uint64
@@ -98,6 +100,7 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.groupList.Store(&[]*Group{})
+	e.stallTicks = max(5, cfg.ticks(cfg.SuspectTimeout)/3)
 	// Incarnations start at the wall clock, so that a restarted process is
 	// a new member even at the same address.
 	e.incarnation.Store(uint64(time.Now().UnixNano()))
@@ -176,8 +179,15 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort) {
 		case <-ctx.Done():
 		}
 	}()
-	if _, err := e.Join(ctx, old.name, seeds, old.handlers); err != nil && !errors.Is(err, ErrClosed) {
-		e.log.Warn("cohort: rejoin failed", "group", old.name, "err", err)
+	g, err := e.Join(ctx, old.name, seeds, old.handlers)
+	if err != nil {
+		if !errors.Is(err, ErrClosed) {
+			e.log.Warn("cohort: rejoin failed", "group", old.name, "err", err)
+		}
+		return
+	}
+	if old.handlers.Rejoined != nil {
+		old.handlers.Rejoined(g)
 	}
 }
 
@@ -297,15 +307,20 @@ func (e *Engine) protocolLoop() {
 			e.protoMu.Lock()
 		case now := <-ticker.C:
 			e.protoMu.Lock()
-			// A tick far later than due means this process could not run:
-			// its failure detectors must not blame the others for it.
-			stalled := now.Sub(lastTick) > 5*e.cfg.TickInterval
+			// The protocol's clock is logical. When ticks come late (a busy
+			// machine drops ticker ticks), catch up, so timeouts keep to
+			// real time; after a real stall (this process did not run),
+			// advance one tick only: the silence it caused is no one
+			// else's, and must not get them suspected.
+			n := max(1, int(now.Sub(lastTick)/e.cfg.TickInterval))
 			lastTick = now
+			if n > e.stallTicks {
+				n = 1
+			}
 			for _, g := range *e.groupList.Load() {
-				if stalled {
-					g.proto.Stalled()
+				for i := 0; i < n; i++ {
+					g.tick()
 				}
-				g.tick()
 			}
 		case <-e.done:
 			return

@@ -458,8 +458,14 @@ func (g *Group) finish(err error, ev *protocol.Event) {
 		if g.handlers.Ended != nil {
 			g.handlers.Ended(err)
 		}
-		if ev != nil && errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin {
+		switch {
+		case ev != nil && errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin:
 			go g.e.rejoin(g, ev.Redirect)
+		default:
+			// Membership is over: unregister, so the engine stops serving
+			// it (asynchronously: this runs on the goroutine that stop
+			// waits for).
+			go g.e.remove(g)
 		}
 	})
 }

@@ -288,14 +288,6 @@ func (g *Group) Tick() {
 	}
 }
 
-// Stalled tells the group that its process could not run for a while:
-// the failure detector forgives the silence that caused.
-func (g *Group) Stalled() {
-	if g.det != nil {
-		g.det.Stalled()
-	}
-}
-
 // Consumed reports that the application is done with its oldest n
 // deliveries and events.
 func (g *Group) Consumed(n int) {
