@@ -103,7 +103,7 @@ func labKillAndJoin(t *testing.T, program ChildSpec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"--rate", "2000", "--duration", "60s"}
+	flags := []string{"--rate", "2000", "--duration", "60s", "--state-size", "1048576"}
 	var members []*LabMember
 	for i := 0; i < 4; i++ {
 		m, err := lab.Start(fmt.Sprintf("m%d", i), addrs[i], addrs[:4], flags...)

@@ -357,16 +357,17 @@ func (l *Logs) CheckStates(limit int) []Violation {
 	sort.Slice(ins, func(i, j int) bool { return ins[i].Name < ins[j].Name })
 	for i, p := range ins {
 		for _, q := range ins[i+1:] {
-			for k := 0; k < len(p.Views) && k < len(q.Views); k++ {
-				if p.Views[k].View != q.Views[k].View {
-					break
-				}
+			// At the start of any view both installed, both hold the state
+			// of everything delivered before it: an old member by
+			// delivering it, a joiner by restoring a donor's snapshot
+			// taken at the cut.
+			for k := 0; k < len(p.Views); k++ {
 				v := p.Views[k].View
 				hp, okp := p.States[v]
 				hq, okq := q.States[v]
 				if okp && okq && hp != hq {
 					out = append(out, Violation{Rule: "state", Detail: fmt.Sprintf(
-						"%s and %s installed the same views up to view %d but hold states %s and %s there", p.Name, q.Name, v, hp, hq)})
+						"%s and %s both installed view %d but held states %s and %s at its start", p.Name, q.Name, v, hp, hq)})
 					if limit > 0 && len(out) >= limit {
 						return out
 					}

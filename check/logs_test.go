@@ -325,8 +325,8 @@ func TestCheckStates(t *testing.T) {
 	wb := &logWriter{t: t}
 	wb.start().view(1, b, a, b).state(1, "00").view(2, b, a, b, c).state(2, "11")
 	wc := &logWriter{t: t}
-	// c joined in view 2 from an empty state: not comparable with a and b.
-	wc.start().view(2, c, a, b, c).state(2, "00").view(3, c, a, c).state(3, "99")
+	// c joined in view 2 and restored the donor's state taken at the cut.
+	wc.start().view(2, c, a, b, c).state(2, "11").view(3, c, a, c).state(3, "22")
 	paths := []string{wa.write(dir, "a.log"), wb.write(dir, "b.log"), wc.write(dir, "c.log")}
 	logs, err := LoadLogs(LogOptions{}, paths...)
 	if err != nil {
@@ -335,14 +335,16 @@ func TestCheckStates(t *testing.T) {
 	if v := logs.CheckStates(0); len(v) != 0 {
 		t.Fatalf("unexpected %v", v)
 	}
-	wb.state(2, "12") // b logs a different state at view 2 (the later line wins)
-	wb.write(dir, "b.log")
+	// A joiner that did not get the donor's state (or got another one).
+	wc2 := &logWriter{t: t}
+	wc2.start().view(2, c, a, b, c).state(2, "00").view(3, c, a, c).state(3, "22")
+	wc2.write(dir, "c.log")
 	logs, err = LoadLogs(LogOptions{}, paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := logs.CheckStates(0); len(v) != 1 || v[0].Rule != "state" {
-		t.Fatalf("got %v, want one state violation", v)
+	if v := logs.CheckStates(0); len(v) != 2 || v[0].Rule != "state" {
+		t.Fatalf("got %v, want a state violation against a and against b", v)
 	} else {
 		t.Log(v[0])
 	}
