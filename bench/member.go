@@ -278,10 +278,14 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 	}
 }
 
-// leave leaves gracefully and waits for the Ended handler.
+// leave flushes (every member then holds what this one sent and
+// delivered), leaves gracefully and waits for the Ended handler.
 func (m *member) leave(inc *incarnation) int {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaveTimeout)
 	defer cancel()
+	if err := inc.g.Flush(ctx); err != nil && !errors.Is(err, engine.ErrRemoved) {
+		fmt.Fprintf(m.stderr, "vsbench member: flush before leaving: %v\n", err)
+	}
 	err := inc.g.Leave(ctx)
 	if err == nil {
 		select {
