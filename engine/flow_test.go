@@ -17,17 +17,7 @@ import (
 func TestSlowHandlerPushesBack(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.WindowMessages, cfg.DeliveryQueue = 64, 16
-	var engines []*Engine
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		e, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		engines = append(engines, e)
-		addrs = append(addrs, e.Addr().String())
-	}
+	engines, addrs := newEngines(t, 3, cfg)
 	gate := make(chan struct{})
 	var slowCount, fastCount, otherCount atomic.Int64
 	var slow, other []*Group
@@ -154,17 +144,7 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	// starve the network poller.
 	var delivered, target atomic.Int64
 	arrived := make(chan struct{}, 1)
-	var engines []*Engine
-	var addrs []string
-	for i := 0; i < 2; i++ {
-		e, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		engines = append(engines, e)
-		addrs = append(addrs, e.Addr().String())
-	}
+	engines, addrs := newEngines(t, 2, cfg)
 	var groups []*Group
 	for i, e := range engines {
 		i := i
@@ -197,6 +177,24 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%.2f allocations per 10 messages", allocs)
 	}
+}
+
+// newEngines starts n engines with cfg, closed when the test ends, and
+// returns them with their addresses.
+func newEngines(t *testing.T, n int, cfg Config) ([]*Engine, []string) {
+	t.Helper()
+	var engines []*Engine
+	var addrs []string
+	for i := 0; i < n; i++ {
+		e, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		addrs = append(addrs, e.Addr().String())
+	}
+	return engines, addrs
 }
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
