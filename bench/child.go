@@ -255,9 +255,20 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	sendCtx, stopSending := context.WithDeadline(ctx, to)
 	defer stopSending()
 	sendErr := make(chan error, 1)
+	var order engine.Ordering
+	if cmd.Phase == PhaseEngine {
+		name := cmd.Order
+		if name == "" {
+			name = c.cfg.Order
+		}
+		var err error
+		if order, err = ParseOrder(name, c.cfg.Safe); err != nil {
+			return err
+		}
+	}
 	if c.cfg.Sending {
 		if cmd.Phase == PhaseEngine {
-			go func() { sendErr <- c.sendEngine(sendCtx, start, to) }()
+			go func() { sendErr <- c.sendEngine(sendCtx, order, start, to) }()
 		} else {
 			bs = &baselineSender{
 				conn: c.base, peers: c.peers, self: c.cfg.Index, size: c.cfg.Size,
@@ -283,7 +294,11 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	var stopProfile func()
 	if c.cfg.CPUProfile != "" {
 		var err error
-		if stopProfile, err = startProfile(fmt.Sprintf("%s.%s.m%d", c.cfg.CPUProfile, cmd.Phase, c.cfg.Index)); err != nil {
+		name := cmd.Phase
+		if cmd.Label != "" {
+			name = cmd.Label
+		}
+		if stopProfile, err = startProfile(fmt.Sprintf("%s.%s.m%d", c.cfg.CPUProfile, name, c.cfg.Index)); err != nil {
 			return err
 		}
 	}
@@ -339,15 +354,11 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	return nil
 }
 
-// sendEngine sends from start until ctx ends (the end of the window): in
-// a tight loop, or paced at the configured rate.
-func (c *child) sendEngine(ctx context.Context, start, end time.Time) error {
+// sendEngine sends with order from start until ctx ends (the end of the
+// window): in a tight loop, or paced at the configured rate.
+func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
-	order := engine.FIFO
-	if c.cfg.Order == "unordered" {
-		order = engine.Unordered
-	}
 	endNs := end.UnixNano()
 	if err := sleepCtx(ctx, start); err != nil {
 		return nil
@@ -390,6 +401,8 @@ func (c *child) close() {
 	}
 }
 
+// orderFlags is the baseline's packing of messages: unordered's, or
+// FIFO's for every other ordering (the baseline has none).
 func orderFlags(order string) uint8 {
 	if order == "unordered" {
 		return wire.OrderUnordered

@@ -14,8 +14,12 @@ type command struct {
 	Baseline []string `json:"baseline,omitempty"`
 
 	// phase: senders start at StartNs (unix ns); the measured window is
-	// [StartNs+WarmupNs, StartNs+WarmupNs+DurationNs).
+	// [StartNs+WarmupNs, StartNs+WarmupNs+DurationNs). Order is an engine
+	// phase's ordering ("": the setup's); Label, when set, names the
+	// phase in profile file names instead of Phase.
 	Phase      string `json:"phase,omitempty"`
+	Order      string `json:"order,omitempty"`
+	Label      string `json:"label,omitempty"`
 	StartNs    int64  `json:"start_ns,omitempty"`
 	WarmupNs   int64  `json:"warmup_ns,omitempty"`
 	DurationNs int64  `json:"duration_ns,omitempty"`
@@ -34,7 +38,8 @@ type childSetup struct {
 	Members    int     `json:"members"`
 	Sending    bool    `json:"sending"`
 	Size       int     `json:"size"`
-	Order      string  `json:"order"`
+	Order      string  `json:"order"` // the baseline's packing; engine phases' default
+	Safe       bool    `json:"safe,omitempty"`
 	Rate       float64 `json:"rate"`
 	CPUProfile string  `json:"cpuprofile,omitempty"`
 }

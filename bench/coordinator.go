@@ -42,12 +42,42 @@ const (
 )
 
 // Run starts one child process per member, measures the baseline and the
-// engine phases, and returns the merged report. The children are killed
-// (their whole process group, where the system has them) when ctx ends or
+// engine phases, and returns the merged report. cfg.Order must name one
+// ordering (RunOrders takes a list). The children are killed (their
+// whole process group, where the system has them) when ctx ends or
 // anything fails, and always waited for before Run returns.
 func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if orders, _ := cfg.Orders(); len(orders) != 1 {
+		return nil, fmt.Errorf("order %q lists %d orderings; Run measures one (see RunOrders)", cfg.Order, len(orders))
+	}
+	reps, err := RunOrders(ctx, cfg, opt)
+	if err != nil {
+		return nil, err
+	}
+	return reps[0], nil
+}
+
+// RunOrders is Run for every ordering cfg.Order lists: on the same child
+// processes and group, it measures the baseline once, then one engine
+// phase per ordering, in the order listed, and returns one report per
+// ordering, each holding the shared baseline. The baseline packs messages
+// as FIFO ones (unordered when only unordered is measured): it has no
+// ordering of its own.
+func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	orders, err := cfg.Orders()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range orders {
+		if _, err := ParseOrder(o, cfg.Safe); err != nil {
+			return nil, err
+		}
 	}
 	if opt.Child.Path == "" {
 		return nil, errors.New("bench: no child program")
@@ -63,6 +93,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 		ctx:    ctx,
 		events: make(chan childEvent, 4*cfg.Members),
 		quit:   make(chan struct{}),
+		multi:  len(orders) > 1,
 	}
 	graceful := false
 	defer func() { r.shutdown(graceful, cancel) }()
@@ -79,7 +110,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 	for i, k := range r.kids {
 		if err := k.send(command{Cmd: cmdSetup, Setup: &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
-			Size: cfg.Size, Order: cfg.Order, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
+			Size: cfg.Size, Order: baselineOrder(orders), Safe: cfg.Safe, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
 		}}); err != nil {
 			return nil, err
 		}
@@ -104,20 +135,47 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 		return nil, err
 	}
 
-	results := map[string][]MemberResult{}
-	for _, phase := range Phases {
-		res, err := r.phase(phase)
-		if err != nil {
+	baseline, err := r.phase(PhaseBaseline, "")
+	if err != nil {
+		return nil, err
+	}
+	engineResults := make([][]MemberResult, len(orders))
+	for i, o := range orders {
+		if engineResults[i], err = r.phase(PhaseEngine, o); err != nil {
+			if len(orders) > 1 {
+				err = fmt.Errorf("%s: %w", orderLabel(o, cfg.Safe), err)
+			}
 			return nil, err
 		}
-		results[phase] = res
 	}
 
 	for _, k := range r.kids {
 		k.send(command{Cmd: cmdExit}) // a child that is gone is killed below
 	}
 	graceful = true
-	return NewReport(cfg, results[PhaseBaseline], results[PhaseEngine])
+	var reps []*Report
+	for i, o := range orders {
+		c := cfg
+		c.Order = o
+		rep, err := NewReport(c, baseline, engineResults[i])
+		if err != nil {
+			return nil, err
+		}
+		reps = append(reps, rep)
+	}
+	return reps, nil
+}
+
+// baselineOrder is the ordering whose packing the baseline copies: FIFO's,
+// unless every ordering measured is unordered (the encodings differ only
+// in the flags byte).
+func baselineOrder(orders []string) string {
+	for _, o := range orders {
+		if o != "unordered" {
+			return "fifo"
+		}
+	}
+	return "unordered"
 }
 
 // run is one coordinator's state.
@@ -131,6 +189,10 @@ type run struct {
 	errMu  sync.Mutex    // serializes the children's stderr lines
 
 	progress map[progressKey][]float64
+	// multi: several orderings, so each engine phase is labelled with its
+	// own (engineLabel, "engine/total") in progress lines and profiles.
+	multi       bool
+	engineLabel string
 }
 
 type childProc struct {
@@ -254,11 +316,17 @@ func (r *run) await(want string, timeout time.Duration, on func(i int, ev event)
 	return nil
 }
 
-// phase runs one phase on every child and returns their results by index.
-func (r *run) phase(name string) ([]MemberResult, error) {
+// phase runs one phase on every child and returns their results by index;
+// order is the engine phase's ordering.
+func (r *run) phase(name, order string) ([]MemberResult, error) {
+	var label string
+	if r.multi && name == PhaseEngine {
+		r.engineLabel = name + "/" + orderLabel(order, r.cfg.Safe)
+		label = name + "-" + order
+	}
 	start := time.Now().Add(phaseLead)
 	for _, k := range r.kids {
-		if err := k.send(command{Cmd: cmdPhase, Phase: name, StartNs: start.UnixNano(),
+		if err := k.send(command{Cmd: cmdPhase, Phase: name, Order: order, Label: label, StartNs: start.UnixNano(),
 			WarmupNs: r.cfg.Warmup.Nanoseconds(), DurationNs: r.cfg.Duration.Nanoseconds()}); err != nil {
 			return nil, err
 		}
@@ -306,8 +374,12 @@ func (r *run) showProgress(i int, ev event) {
 	for _, x := range rates {
 		lo, hi = min(lo, x), max(hi, x)
 	}
+	label := ev.Phase
+	if ev.Phase == PhaseEngine && r.engineLabel != "" {
+		label = r.engineLabel
+	}
 	fmt.Fprintf(r.opt.Progress, "%-8s %5.1fs  delivered msgs/s per member: min %s  max %s\n",
-		ev.Phase, ev.ElapsedS, groupDigits(lo), groupDigits(hi))
+		label, ev.ElapsedS, groupDigits(lo), groupDigits(hi))
 }
 
 // shutdown ends every child and waits for it. Gracefully, children told

@@ -26,10 +26,11 @@ const CrashCommand = "crash"
 type CrashConfig struct {
 	Members int
 	// Victim is the victim's rank in the full view: 0 is the coordinator
-	// (the oldest member).
+	// (the oldest member), or VictimCoordinator.
 	Victim int
 	Rate   float64 // messages/s per member; 0: as fast as flow control allows
-	Order  string
+	Order  string  // one of OrderNames
+	Safe   bool    // members send safe messages
 	Size   int
 	Warmup time.Duration // load before the fault
 	// After is how long the load goes on after the new view (kill) or
@@ -42,6 +43,25 @@ type CrashConfig struct {
 	Dir     string // for the logs; "": a temporary directory, removed at the end
 	// Procs is each member's GOMAXPROCS; 0: max(1, CPUs/Members).
 	Procs int
+}
+
+// VictimCoordinator as CrashConfig.Victim picks the coordinator of the
+// view current at the fault (rank 0, the oldest member, which also
+// sequences total-order messages), read from the members' logs just
+// before the fault rather than from the full view.
+const VictimCoordinator = -1
+
+// ParseVictim reads the --victim flag: "coordinator" (VictimCoordinator)
+// or a rank in the full view.
+func ParseVictim(s string) (int, error) {
+	if s == "coordinator" {
+		return VictimCoordinator, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("victim %q: want a rank in the full view (0: the coordinator) or \"coordinator\" (the coordinator at the time of the fault)", s)
+	}
+	return n, nil
 }
 
 // DefaultCrashConfig is what `vsbench crash` runs with no flags.
@@ -63,18 +83,17 @@ func (c *CrashConfig) Validate() error {
 	switch {
 	case c.Members < 2 || c.Members > 64:
 		return fmt.Errorf("members is %d; use 2 to 64", c.Members)
-	case c.Victim < 0 || c.Victim >= c.Members:
-		return fmt.Errorf("victim rank is %d; use 0 (the coordinator) to %d", c.Victim, c.Members-1)
+	case c.Victim != VictimCoordinator && (c.Victim < 0 || c.Victim >= c.Members):
+		return fmt.Errorf("victim rank is %d; use 0 (the coordinator) to %d, or coordinator", c.Victim, c.Members-1)
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v", c.Rate)
-	case c.Order != "fifo" && c.Order != "unordered":
-		return fmt.Errorf("order is %q; use fifo or unordered", c.Order)
 	case c.Warmup < 0 || c.After < 0 || c.Pause < 0:
 		return errors.New("negative duration")
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout is %v", c.Timeout)
 	}
-	return nil
+	_, err := ParseOrder(c.Order, c.Safe)
+	return err
 }
 
 // Detection is one survivor's view of a kill.
@@ -82,17 +101,22 @@ type Detection struct {
 	Member string        `json:"member"` // the survivor's ID
 	View   uint64        `json:"view"`   // its first view without the victim
 	After  time.Duration `json:"after_ns"`
+	// FirstDelivery is the time from the kill to the survivor's first
+	// delivery in that view (0: none logged): with total order and the
+	// coordinator killed, when ordered delivery resumed.
+	FirstDelivery time.Duration `json:"first_delivery_ns,omitempty"`
 }
 
 // CrashResult is what a run found in the members' logs.
 type CrashResult struct {
 	Mode    string    `json:"mode"` // "kill" or "pause"
+	Order   string    `json:"order"`
 	Victim  string    `json:"victim"`
 	Rank    int       `json:"victim_rank"`
-	Members []string  `json:"members"` // the full view before the fault
+	Members []string  `json:"members"` // the view before the fault
 	FaultAt time.Time `json:"fault_at"`
-	// Kill: each survivor's first view without the victim, in order of
-	// the full view.
+	// Kill: each survivor's first view without the victim, in the order
+	// of Members.
 	Detections []Detection `json:"detections,omitempty"`
 	// Pause: the views any member logged between the stop and the end of
 	// the load; none when the pause went unsuspected.
@@ -115,6 +139,30 @@ func (r *CrashResult) MaxDetection() time.Duration {
 	return d
 }
 
+// silent counts the survivors that logged no delivery in their new view.
+func (r *CrashResult) silent() int {
+	n := 0
+	for _, x := range r.Detections {
+		if x.FirstDelivery == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// MaxFirstDelivery is the longest time from the kill to a survivor's
+// first delivery in its new view (0 if a survivor logged none).
+func (r *CrashResult) MaxFirstDelivery() time.Duration {
+	var d time.Duration
+	for _, x := range r.Detections {
+		if x.FirstDelivery == 0 {
+			return 0
+		}
+		d = max(d, x.FirstDelivery)
+	}
+	return d
+}
+
 // OK reports whether the run found nothing wrong: no violation, no bad
 // exit, every survivor saw the kill, and no view changed after a pause.
 func (r *CrashResult) OK() bool {
@@ -125,15 +173,24 @@ func (r *CrashResult) OK() bool {
 // Summary is the result in one line.
 func (r *CrashResult) Summary() string {
 	var b strings.Builder
+	who := fmt.Sprintf("rank %d", r.Rank)
+	if r.Rank == 0 {
+		who += ", the coordinator"
+	}
 	switch r.Mode {
 	case "kill":
-		fmt.Fprintf(&b, "kill -9 of rank %d (%s): kill→view", r.Rank, r.Victim)
+		fmt.Fprintf(&b, "%s: kill -9 of %s (%s): kill→view", r.Order, who, r.Victim)
 		for _, d := range r.Detections {
 			fmt.Fprintf(&b, " %s", ms(d.After))
 		}
 		fmt.Fprintf(&b, " (max %s)", ms(r.MaxDetection()))
+		if d := r.MaxFirstDelivery(); d > 0 {
+			fmt.Fprintf(&b, ", kill→first delivery in it max %s", ms(d))
+		} else if n := r.silent(); n > 0 {
+			fmt.Fprintf(&b, "; %d survivors delivered nothing in it", n)
+		}
 	case "pause":
-		fmt.Fprintf(&b, "SIGSTOP of rank %d (%s): %d view changes after it", r.Rank, r.Victim, len(r.ViewsAfterPause))
+		fmt.Fprintf(&b, "%s: SIGSTOP of %s (%s): %d view changes after it", r.Order, who, r.Victim, len(r.ViewsAfterPause))
 	}
 	fmt.Fprintf(&b, "; %d sends, %d deliveries, %d violations", r.Sends, r.Deliveries, len(r.Violations))
 	if len(r.Exits) > 0 {
@@ -173,6 +230,9 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 		"--rate", strconv.FormatFloat(cfg.Rate, 'g', -1, 64), "--order", cfg.Order,
 		"--size", strconv.Itoa(cfg.Size), "--duration", safety.String(),
 	}
+	if cfg.Safe {
+		flags = append(flags, "--safe")
+	}
 	var members []*LabMember
 	for i, a := range addrs {
 		m, err := lab.Start(fmt.Sprintf("m%d", i), a, addrs, flags...)
@@ -190,10 +250,26 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 	if err != nil {
 		return nil, err
 	}
-	res := &CrashResult{Mode: "kill", Members: full.Members, Rank: cfg.Victim, Victim: full.Members[cfg.Victim]}
+	res := &CrashResult{Mode: "kill", Order: orderLabel(cfg.Order, cfg.Safe), Members: full.Members, Rank: cfg.Victim}
 	if cfg.Dir != "" {
 		res.Dir = cfg.Dir
 	}
+	sleepFor(ctx, cfg.Warmup)
+	if cfg.Victim == VictimCoordinator {
+		// The coordinator now: rank 0 of the latest view any member logged.
+		var cur check.LogEvent
+		for _, m := range members {
+			v, ok, err := m.LastView()
+			if err != nil {
+				return nil, err
+			}
+			if ok && v.View > cur.View {
+				cur = v
+			}
+		}
+		res.Members, res.Rank = cur.Members, 0
+	}
+	res.Victim = res.Members[res.Rank]
 	var victim *LabMember
 	var others []*LabMember
 	for _, m := range members {
@@ -206,7 +282,6 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 	if victim == nil {
 		return nil, fmt.Errorf("no member logged itself as %s", res.Victim)
 	}
-	sleepFor(ctx, cfg.Warmup)
 
 	var killed []string
 	if cfg.Pause > 0 {
@@ -264,14 +339,20 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 		res.Sends += in.Sends
 		res.Deliveries += in.Deliveries
 	}
-	for _, id := range full.Members {
+	for _, id := range res.Members {
 		in := logs.Incarnation(id)
 		if in == nil || id == res.Victim {
 			continue
 		}
 		if res.Mode == "kill" {
 			if v, ok := FirstViewWithout(in.Views, res.Victim, res.FaultAt); ok {
-				res.Detections = append(res.Detections, Detection{Member: id, View: v.View, After: time.Duration(v.T - res.FaultAt.UnixNano())})
+				d := Detection{Member: id, View: v.View, After: time.Duration(v.T - res.FaultAt.UnixNano())}
+				if t, ok, err := firstDelivery(in.File, v); err != nil {
+					return nil, err
+				} else if ok {
+					d.FirstDelivery = time.Duration(t - res.FaultAt.UnixNano())
+				}
+				res.Detections = append(res.Detections, d)
 			}
 		}
 	}
@@ -286,4 +367,27 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 		sort.Strings(res.ViewsAfterPause)
 	}
 	return res, nil
+}
+
+// errFound stops a log scan.
+var errFound = errors.New("found")
+
+// firstDelivery returns the time of the first delivery a log holds in
+// the view v (a view event of that log), at or after v.
+func firstDelivery(path string, v check.LogEvent) (int64, bool, error) {
+	var t int64
+	err := check.ScanLog(path, func(ev *check.LogEvent) error {
+		if ev.Ev == check.EvDeliver && ev.View == v.View && ev.T >= v.T {
+			t = ev.T
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return t, true, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return 0, false, nil
 }

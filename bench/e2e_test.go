@@ -129,3 +129,52 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("cancellation took %v", d)
 	}
 }
+
+// Several orderings in one run: the same processes measure the baseline
+// once, then the engine once per ordering.
+func TestEndToEndOrders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs for a few seconds")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	cfg.Order = "unordered,fifo"
+	cfg.Rate = 20000
+	cfg.Duration = 500 * time.Millisecond
+	cfg.Warmup = 100 * time.Millisecond
+	var progress, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	child := ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}}
+	if _, err := Run(ctx, cfg, Options{Child: child, Stderr: &stderr}); err == nil {
+		t.Error("Run took a list of orderings")
+	}
+	reps, err := RunOrders(ctx, cfg, Options{Child: child, Progress: &progress, Stderr: &stderr})
+	if err != nil {
+		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
+	}
+	if len(reps) != 2 {
+		t.Fatalf("%d reports", len(reps))
+	}
+	for i, o := range []string{"unordered", "fifo"} {
+		r := reps[i]
+		if r.Setup.Order != o || r.Engine.MsgsPerSec <= 0 || r.Engine.Sent == 0 || r.Ratio <= 0 {
+			t.Errorf("%s: %+v", o, r)
+		}
+		if r.Baseline.MsgsPerSec != reps[0].Baseline.MsgsPerSec {
+			t.Errorf("%s: not the shared baseline", o)
+		}
+		if !strings.Contains(progress.String(), "engine/"+o+" ") {
+			t.Errorf("no progress line for engine/%s:\n%s", o, progress.String())
+		}
+	}
+	var table bytes.Buffer
+	if err := WriteTables(&table, reps); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+}

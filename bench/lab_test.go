@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/engine"
 )
 
 // The lab tests run real `vsbench member` processes on loopback, built
@@ -256,6 +258,92 @@ func TestLabCrash(t *testing.T) {
 		}
 	}
 	t.Logf("%s", stdout.String())
+}
+
+// engineSupports reports whether the engine sends with ordering o (causal,
+// total and safe delivery come in stages): it forms a group alone and
+// sends one message.
+func engineSupports(t *testing.T, o engine.Ordering) bool {
+	t.Helper()
+	e, err := engine.New(engine.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := e.Join(ctx, "probe", []string{e.Addr().String()}, engine.Handlers{Deliver: func(engine.Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = g.Send(ctx, o, []byte("probe"))
+	if errors.Is(err, engine.ErrUnsupported) {
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+// TestLabOrders: kill -9 under full load with causal, total and safe
+// messages, the coordinator (total order's sequencer) among the victims;
+// the logs must satisfy every rule, the new ones included. Each case is
+// skipped while the engine does not support its ordering.
+func TestLabOrders(t *testing.T) {
+	program := buildVsbench(t)
+	cases := []struct {
+		order  string
+		safe   bool
+		victim int
+	}{
+		{"total", false, VictimCoordinator},
+		{"causal", false, 1},
+		{"total", true, VictimCoordinator},
+		{"fifo", true, 2},
+	}
+	for _, c := range cases {
+		name := orderLabel(c.order, c.safe)
+		o, err := ParseOrder(c.order, c.safe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(name, func(t *testing.T) {
+			if !engineSupports(t, o) {
+				t.Skipf("the engine does not support %v yet", o)
+			}
+			for i := 0; i < labRuns(t); i++ {
+				cfg := DefaultCrashConfig()
+				cfg.Members, cfg.Rate = 4, 0
+				cfg.Order, cfg.Safe, cfg.Victim = c.order, c.safe, c.victim
+				cfg.Warmup, cfg.After = 500*time.Millisecond, 500*time.Millisecond
+				var stderr bytes.Buffer
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				res, err := RunCrash(ctx, cfg, program, &stderr)
+				cancel()
+				if err != nil {
+					t.Fatalf("%v\nmembers' standard error:\n%s", err, stderr.String())
+				}
+				t.Log(res.Summary())
+				if c.victim == VictimCoordinator && res.Victim != res.Members[0] {
+					t.Errorf("victim %s is not the coordinator of %v", res.Victim, res.Members)
+				}
+				if len(res.Detections) != len(res.Members)-1 {
+					t.Errorf("%d of %d survivors saw the kill", len(res.Detections), len(res.Members)-1)
+				}
+				for _, v := range res.Violations {
+					t.Error(v)
+				}
+				for _, e := range res.Exits {
+					t.Error(e)
+				}
+				if t.Failed() {
+					t.Logf("members' standard error:\n%s", stderr.String())
+					return
+				}
+			}
+		})
+	}
 }
 
 // TestLabRemoved: two members of five are stopped long enough to be

@@ -24,20 +24,22 @@ const MemberCommand = "member"
 // MemberConfig describes one member process: it joins a group, sends
 // fixed-size messages while it is in a view, keeps a digest of what it
 // delivered as its application state, and logs every view, send and
-// delivery to its event log (docs/LOGS.md).
+// delivery to its event log (docs/LOGS.md). The send events, interleaved
+// with the deliveries in one file, tell the checker what the member had
+// delivered before each send (for the causal rule).
 type MemberConfig struct {
 	Listen string   // UDP address to bind, "ip:port"
 	Seeds  []string // addresses of processes that may be members; none: form a group alone
 	Group  string
-	Order  string  // "fifo" or "unordered"
+	Order  string  // one of OrderNames
+	Safe   bool    // send safe messages (engine.Safe or-ed with Order)
 	Rate   float64 // messages/s offered; 0: as fast as flow control allows
 	Size   int     // message size in bytes; grown to fit the message's id if smaller
 	// Duration is how long the member runs before it leaves; 0: until
 	// its context ends (a signal).
 	Duration time.Duration
-	// StateSize is the size of the padding of the application state that
-	// receive. Recorded in the log's start event only: the engine has no
-	// state transfer yet, so a joiner starts from an empty state.
+	// StateSize is the size of the padding of the application state,
+	// moved to every joiner by state transfer (docs/LOGS.md).
 	StateSize int
 	Log       string // event log path; empty: no log
 	// Rejoin: when removed from the group, join again as a new
@@ -68,11 +70,12 @@ func (c *MemberConfig) Validate() error {
 			return fmt.Errorf("seed %q: want ip:port (%v)", s, err)
 		}
 	}
+	if _, err := ParseOrder(c.Order, c.Safe); err != nil {
+		return err
+	}
 	switch {
 	case c.Group == "":
 		return errors.New("group name is empty")
-	case c.Order != "fifo" && c.Order != "unordered":
-		return fmt.Errorf("order is %q; use fifo or unordered", c.Order)
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (as fast as flow control allows) or a positive rate", c.Rate)
 	case c.Size < 0 || c.Size > 1<<20:
@@ -166,7 +169,7 @@ type member struct {
 	restored      restoreInfo // the last state restored from a donor, to log
 	ids           map[engine.MemberID][]byte
 	deliverPrefix []byte
-	orderField    [2][]byte // by Ordering&1
+	orderField    [8][]byte // by Ordering&7: the ordering and the safe flag
 }
 
 // incarnation is one membership of this process in the group.
@@ -182,12 +185,19 @@ type incarnation struct {
 func newMember(cfg MemberConfig, log *eventLog, stderr io.Writer) *member {
 	m := &member{cfg: cfg, log: log, stderr: stderr, ids: map[engine.MemberID][]byte{}}
 	m.group = appendJSONString(nil, cfg.Group)
-	m.order = engine.FIFO
-	if cfg.Order == "unordered" {
-		m.order = engine.Unordered
+	o, err := ParseOrder(cfg.Order, cfg.Safe)
+	if err != nil {
+		o = engine.FIFO // RunMember validated cfg: only tests get here
 	}
-	m.orderField[engine.Unordered] = []byte(`,"order":"unordered"`)
-	m.orderField[engine.FIFO] = []byte(`,"order":"fifo"`)
+	m.order = o
+	for i := range m.orderField {
+		o := engine.Ordering(i)
+		f := `,"order":"` + OrderNames[o&3] + `"`
+		if o&engine.Safe != 0 {
+			f += `,"safe":true`
+		}
+		m.orderField[i] = []byte(f)
+	}
 	return m
 }
 
@@ -455,12 +465,12 @@ func fillPadding(b []byte, x uint64) uint64 {
 }
 
 // deliver is the Deliver handler: it folds the message into the state
-// and logs it. The state is the sum (mod 2^64) of each delivered
-// message's FNV-1a hash of sender ID, sequence number and payload: with
-// FIFO or unordered delivery, members deliver the same messages in a view
-// but may interleave senders differently, and a sum does not depend on
-// that order, so members that went through the same views hold the same
-// state.
+// and logs it with its ordering and safe flag. The state is the sum (mod
+// 2^64) of each delivered message's FNV-1a hash of sender ID, sequence
+// number and payload: with FIFO, causal or unordered delivery, members
+// deliver the same messages in a view but may interleave senders
+// differently, and a sum does not depend on that order, so members that
+// went through the same views hold the same state.
 func (m *member) deliver(msg engine.Message) {
 	p := msg.Payload
 	sender := m.idBytes(msg.Sender)
@@ -478,7 +488,7 @@ func (m *member) deliver(msg engine.Message) {
 	b := m.log.begin()
 	b = append(b, m.deliverPrefix...)
 	b = appendJSONString(b, id)
-	b = append(b, m.orderField[msg.Ordering&1]...)
+	b = append(b, m.orderField[msg.Ordering&7]...)
 	m.log.end(b)
 }
 
@@ -572,7 +582,7 @@ func (m *member) logSend(id []byte) {
 	b = m.appendHead(b, "send", m.epoch.Load())
 	b = append(b, `,"id":`...)
 	b = appendJSONString(b, id)
-	b = append(b, m.orderField[m.order&1]...)
+	b = append(b, m.orderField[m.order&7]...)
 	m.log.end(b)
 }
 
@@ -596,8 +606,7 @@ func (m *member) logStart(addr netip.AddrPort) {
 	b = strconv.AppendInt(b, int64(os.Getpid()), 10)
 	b = append(b, `,"seeds":`...)
 	b = appendJSONStrings(b, m.cfg.Seeds)
-	b = append(b, `,"order":`...)
-	b = appendJSONString(b, m.cfg.Order)
+	b = append(b, m.orderField[m.order&7]...)
 	b = append(b, `,"rate":`...)
 	b = strconv.AppendFloat(b, m.cfg.Rate, 'g', -1, 64)
 	b = append(b, `,"size":`...)

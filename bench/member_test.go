@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +188,8 @@ func TestMemberConfigValidate(t *testing.T) {
 		func(c *MemberConfig) { c.Listen = "nowhere" },
 		func(c *MemberConfig) { c.Seeds = []string{"127.0.0.1"} },
 		func(c *MemberConfig) { c.Group = "" },
-		func(c *MemberConfig) { c.Order = "total" },
+		func(c *MemberConfig) { c.Order = "sequenced" },
+		func(c *MemberConfig) { c.Order = "" },
 		func(c *MemberConfig) { c.Rate = -1 },
 		func(c *MemberConfig) { c.LeaveTimeout = 0 },
 	}
@@ -201,8 +203,74 @@ func TestMemberConfigValidate(t *testing.T) {
 			t.Errorf("case %d: exit %d", i, code)
 		}
 	}
-	c := DefaultMemberConfig()
-	if err := c.Validate(); err != nil {
-		t.Error(err)
+	for _, o := range OrderNames {
+		c := DefaultMemberConfig()
+		c.Order, c.Safe = o, o == "total"
+		if err := c.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// Deliveries and sends of every ordering, safe or not, are logged with
+// their "order" and "safe" fields, which the checker reads back.
+func TestMemberLogOrders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.log")
+	log, err := openEventLog(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultMemberConfig()
+	cfg.Order, cfg.Safe = "total", true
+	m := newMember(cfg, log, os.Stderr)
+	if m.order != engine.Total|engine.Safe {
+		t.Fatalf("order %v", m.order)
+	}
+	a := testID(7001, 11)
+	m.logStart(a.Addr)
+	m.view(engine.View{Epoch: 1, Members: []engine.MemberID{a}})
+	var want []string
+	n := 0
+	for _, o := range []engine.Ordering{engine.Unordered, engine.FIFO, engine.Causal, engine.Total, engine.FIFO | engine.Safe, engine.Total | engine.Safe} {
+		n++
+		id := MemberID(a) + "#" + strconv.Itoa(n)
+		m.order = o
+		m.logSend([]byte(id))
+		m.deliver(engine.Message{Sender: a, Seq: uint64(n), Ordering: o, Payload: payloadFor(a, strconv.Itoa(n), 64)})
+		want = append(want, o.String(), o.String())
+	}
+	m.ended(&incarnation{ended: make(chan struct{}), viewed: true}, engine.ErrLeft)
+	m.logExit(ExitOK)
+	log.Close()
+	evs, err := check.ParseLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Ev != check.EvStart || evs[0].Order != "total" || !evs[0].Safe {
+		t.Errorf("start event %+v", evs[0])
+	}
+	var got []string
+	for _, ev := range evs {
+		if ev.Ev == check.EvSend || ev.Ev == check.EvDeliver {
+			s := ev.Order
+			if ev.Safe {
+				s += "+safe"
+			}
+			got = append(got, s)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("orders logged %v, want %v", got, want)
+	}
+	h, err := check.ReadLogsWith(check.LogOptions{Stopped: true}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Check(0); len(v) != 0 {
+		t.Errorf("unexpected %v", v)
+	}
+	msg := engine.Message{Sender: a, Seq: 1, Ordering: engine.Total | engine.Safe, Payload: payloadFor(a, "1", 64)}
+	if n := testing.AllocsPerRun(100, func() { m.deliver(msg) }); n != 0 {
+		t.Errorf("%v allocations per delivery", n)
 	}
 }

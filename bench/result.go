@@ -87,7 +87,8 @@ type Setup struct {
 	Members    int     `json:"members"`
 	Senders    int     `json:"senders"`
 	Size       int     `json:"size"`
-	Order      string  `json:"order"`
+	Order      string  `json:"order"` // one of OrderNames
+	Safe       bool    `json:"safe,omitempty"`
 	DurationS  float64 `json:"duration_s"`
 	Rate       float64 `json:"rate"`
 	Go         string  `json:"go"`
@@ -111,6 +112,7 @@ func NewSetup(cfg Config) Setup {
 		Senders:    cfg.Senders,
 		Size:       cfg.Size,
 		Order:      cfg.Order,
+		Safe:       cfg.Safe,
 		DurationS:  cfg.Duration.Seconds(),
 		Rate:       cfg.Rate,
 		Go:         runtime.Version(),
@@ -192,7 +194,18 @@ func NewReport(cfg Config, baseline, eng []MemberResult) (*Report, error) {
 
 // WriteTable prints the report for people.
 func (r *Report) WriteTable(w io.Writer) error {
-	s := r.Setup
+	return WriteTables(w, []*Report{r})
+}
+
+// WriteTables prints the reports of one RunOrders for people: one table
+// with a row per ordering's engine phase and one for their shared
+// baseline, each ordering's ratio to the baseline and, with several
+// orderings, each one's rate relative to the first.
+func WriteTables(w io.Writer, reps []*Report) error {
+	if len(reps) == 0 {
+		return errors.New("no report")
+	}
+	s := reps[0].Setup
 	rate := "unlimited"
 	if s.Rate > 0 {
 		rate = groupDigits(s.Rate) + " msgs/s per sender"
@@ -201,8 +214,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if s.Senders == s.Members {
 		senders = "all"
 	}
+	labels := make([]string, len(reps))
+	for i, r := range reps {
+		labels[i] = orderLabel(r.Setup.Order, r.Setup.Safe)
+	}
 	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s\n",
-		s.Members, senders, s.Size, s.Order, s.DurationS, rate)
+		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate)
 	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tretransmits\tkernel drops\t")
@@ -211,13 +228,34 @@ func (r *Report) WriteTable(w io.Writer) error {
 			groupDigits(p.MsgsPerSec), p.MBPerSec, p.Latency.P50, p.Latency.P90, p.Latency.P99,
 			p.Latency.P999, p.Latency.Max, p.AllocsPerMsg, p.Retransmits, p.KernelDrops)
 	}
-	row("engine", r.Engine)
-	row("baseline", r.Baseline)
+	for i, r := range reps {
+		name := "engine"
+		if len(reps) > 1 {
+			name += " " + labels[i]
+		}
+		row(name, r.Engine)
+	}
+	row("baseline", reps[0].Baseline)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\nengine/baseline: %.1f%% (msgs/s, slowest member; per member engine %s, baseline %s)\n",
-		100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec))
+	if len(reps) == 1 {
+		r := reps[0]
+		_, err := fmt.Fprintf(w, "\nengine/baseline: %.1f%% (msgs/s, slowest member; per member engine %s, baseline %s)\n",
+			100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec))
+		return err
+	}
+	fmt.Fprintln(w)
+	first := reps[0].Engine.MsgsPerSec
+	for i, r := range reps {
+		rel := ""
+		if i > 0 && first > 0 {
+			rel = fmt.Sprintf(", %.1f%% of %s", 100*r.Engine.MsgsPerSec/first, labels[0])
+		}
+		fmt.Fprintf(w, "engine %s/baseline: %.1f%%%s (msgs/s, slowest member; per member %s)\n",
+			labels[i], 100*r.Ratio, rel, rates(r.Engine.MemberMsgsPerSec))
+	}
+	_, err := fmt.Fprintf(w, "baseline per member: %s\n", rates(reps[0].Baseline.MemberMsgsPerSec))
 	return err
 }
 

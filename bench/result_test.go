@@ -261,3 +261,136 @@ func equalFloats(a, b []float64) bool {
 	}
 	return true
 }
+
+func TestParseOrders(t *testing.T) {
+	for list, want := range map[string][]string{
+		"fifo":                       {"fifo"},
+		"total":                      {"total"},
+		"fifo,total":                 {"fifo", "total"},
+		" unordered , causal,total ": {"unordered", "causal", "total"},
+	} {
+		got, err := ParseOrders(list)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%q: %v, %v; want %v", list, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "fifo,", "fifo,fifo", "sequenced", "fifo,safe", "FIFO"} {
+		if _, err := ParseOrders(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		} else {
+			t.Logf("%q: %v", bad, err)
+		}
+	}
+	for i, name := range OrderNames {
+		o, err := ParseOrder(name, true)
+		if err != nil || int(o&3) != i || o&4 == 0 || o.String() != name+"+safe" {
+			t.Errorf("%s: %v %v", name, o, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Order = "fifo,total"
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	cfg.Order = "fifo,lifo"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "unordered, fifo, causal or total") {
+		t.Errorf("bad order list: %v", err)
+	}
+	if got := baselineOrder([]string{"unordered"}); got != "unordered" {
+		t.Errorf("baseline of unordered packs as %s", got)
+	}
+	if got := baselineOrder([]string{"unordered", "total"}); got != "fifo" {
+		t.Errorf("baseline of unordered,total packs as %s", got)
+	}
+}
+
+func TestParseVictim(t *testing.T) {
+	if n, err := ParseVictim("coordinator"); n != VictimCoordinator || err != nil {
+		t.Errorf("coordinator: %d %v", n, err)
+	}
+	if n, err := ParseVictim("2"); n != 2 || err != nil {
+		t.Errorf("2: %d %v", n, err)
+	}
+	for _, bad := range []string{"-1", "sequencer", ""} {
+		if _, err := ParseVictim(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	cfg := DefaultCrashConfig()
+	cfg.Victim, cfg.Order, cfg.Safe = VictimCoordinator, "total", true
+	if err := cfg.Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, edit := range []func(c *CrashConfig){
+		func(c *CrashConfig) { c.Victim = 5 },
+		func(c *CrashConfig) { c.Victim = -2 },
+		func(c *CrashConfig) { c.Order = "fifo,total" },
+	} {
+		c := DefaultCrashConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+// Several orderings: one report each, sharing the baseline; the table
+// has a row per ordering and their ratios; --json prints an array of
+// single-ordering reports.
+func TestReportsSeveralOrders(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Safe = true
+	mk := func(rate uint64) []MemberResult {
+		var rs []MemberResult
+		for i := 0; i < cfg.Members; i++ {
+			rs = append(rs, MemberResult{Index: i, Delivered: rate, ElapsedNs: 1e9, Histogram: encodeHist(t, 10, 20, 30)})
+		}
+		return rs
+	}
+	base := mk(4000)
+	var reps []*Report
+	for i, o := range []string{"fifo", "total"} {
+		c := cfg
+		c.Order = o
+		rep, err := NewReport(c, base, mk(uint64(2000/(i+1))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	var table bytes.Buffer
+	if err := WriteTables(&table, reps); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+	for _, want := range []string{"fifo+safe, total+safe", "engine fifo+safe", "engine total+safe", "baseline",
+		"engine fifo+safe/baseline: 50.0%", "engine total+safe/baseline: 25.0%, 50.0% of fifo+safe"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	b, err := json.Marshal(reps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arr []json.RawMessage
+	if err := json.Unmarshal(b, &arr); err != nil || len(arr) != 2 {
+		t.Fatalf("not an array of 2: %v\n%s", err, b)
+	}
+	for i, raw := range arr {
+		m := checkReportJSON(t, raw)
+		setup := m["setup"].(map[string]any)
+		if setup["order"] != []string{"fifo", "total"}[i] || setup["safe"] != true {
+			t.Errorf("report %d: setup %v", i, setup)
+		}
+	}
+	// One ordering, not safe: the shape and table of before.
+	rep, err := NewReport(DefaultConfig(), base, mk(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(rep)
+	if m := checkReportJSON(t, b); m["setup"].(map[string]any)["safe"] != nil {
+		t.Errorf("safe key without --safe: %s", b)
+	}
+}

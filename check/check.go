@@ -2,7 +2,31 @@
 // sends and deliveries, without looking at the protocol's internals. The
 // simulator feeds it directly; the real-process tests feed it from the
 // members' delivery logs. It knows only what the application saw: who sent
-// which message with which ordering, and who delivered it in what order.
+// which message with which ordering (and whether safe), what each member
+// had delivered when it sent, and who delivered it in what order.
+//
+// The rules, by the Rule name of their violations:
+//
+//   - integrity: nothing is delivered that was not sent, and a message is
+//     delivered with the payload, ordering and safe flag it was sent with;
+//   - exactly-once: no member delivers a message twice;
+//   - fifo, total-fifo, causal (sender order): each member delivers one
+//     sender's FIFO, causal and total messages in the order they were
+//     sent (unordered messages are exempt);
+//   - total: in each view, any two members deliver the total-order
+//     messages both delivered there in the same relative order;
+//   - causal: when a member sent a causal message m1 after it delivered
+//     m0 (of any ordering), every member that delivers m1 delivered m0
+//     before it, if it was in the view in which the sender delivered m0
+//     (a later joiner has m0's effect through state transfer);
+//   - safe: a safe message delivered in view v by anyone (crashed
+//     members included) is delivered in v by every member that survived
+//     v (installed a later view, or ended the history in v neither
+//     crashed nor gone);
+//   - completeness (no views recorded): every member that did not crash
+//     delivered every message of every sender that did not crash;
+//   - views, same-view, virtual-synchrony, final-view, self-delivery
+//     (views recorded): see checkViews.
 package check
 
 import (
@@ -39,6 +63,10 @@ type sent struct {
 	order string
 	hash  uint64
 	view  uint64 // the sender's view when it sent (0: unknown)
+	// before is how many deliveries the sender had recorded when it sent:
+	// the send's place in the sender's sequence of events.
+	before int
+	safe   bool
 }
 
 type delivery struct {
@@ -46,6 +74,15 @@ type delivery struct {
 	order string
 	hash  uint64
 	view  uint64 // the deliverer's view (0: unknown)
+	safe  bool
+}
+
+// orderName is an ordering as the details name it: "total+safe".
+func orderName(order string, safe bool) string {
+	if safe {
+		return order + "+safe"
+	}
+	return order
 }
 
 // install is one view a member installed.
@@ -81,24 +118,41 @@ func (h *History) Member(name string) {
 }
 
 // Sent records that id.Sender sent id. hash is a digest of the payload, or
-// 0 when unknown.
+// 0 when unknown. Call it when the application calls Send: the send takes
+// its place among id.Sender's deliveries recorded so far (the causal rule
+// takes those as delivered before the send), so id.Sender must be the
+// sending member's name as its deliveries record it.
 func (h *History) Sent(id MsgID, order string, hash uint64) {
-	h.sent[id] = sent{order: order, hash: hash}
+	h.SentAs(id, order, false, hash, 0)
 }
 
 // Delivered records that member delivered id, in the order of calls.
 func (h *History) Delivered(member string, id MsgID, order string, hash uint64) {
-	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash})
+	h.DeliveredAs(member, id, order, false, hash, 0)
 }
 
 // SentInView is Sent for a member that was in view epoch when it sent.
 func (h *History) SentInView(id MsgID, order string, hash uint64, epoch uint64) {
-	h.sent[id] = sent{order: order, hash: hash, view: epoch}
+	h.SentAs(id, order, false, hash, epoch)
 }
 
 // DeliveredInView is Delivered in the deliverer's view epoch.
 func (h *History) DeliveredInView(member string, id MsgID, order string, hash uint64, epoch uint64) {
-	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash, view: epoch})
+	h.DeliveredAs(member, id, order, false, hash, epoch)
+}
+
+// SentAs is Sent with every attribute of the send: order is Unordered,
+// FIFO, Causal or Total; safe says the message was sent safe (uniform
+// delivery, or-ed with the ordering); epoch is the sender's view when it
+// sent (0: unknown).
+func (h *History) SentAs(id MsgID, order string, safe bool, hash uint64, epoch uint64) {
+	h.sent[id] = sent{order: order, hash: hash, view: epoch, before: len(h.delivered[id.Sender]), safe: safe}
+}
+
+// DeliveredAs is Delivered with every attribute of the delivery, as
+// SentAs takes them; epoch is the deliverer's view (0: unknown).
+func (h *History) DeliveredAs(member string, id MsgID, order string, safe bool, hash uint64, epoch uint64) {
+	h.delivered[member] = append(h.delivered[member], delivery{id: id, order: order, hash: hash, view: epoch, safe: safe})
 }
 
 // Installed records that member installed view epoch with these members
@@ -129,7 +183,8 @@ func (h *History) Check(limit int) []Violation {
 	sort.Strings(members)
 	for _, m := range members {
 		seen := map[MsgID]bool{}
-		lastFIFO := map[string]uint64{}
+		// per sender, the last message delivered in sender order
+		lastFIFO := map[string]delivery{}
 		for _, d := range h.delivered[m] {
 			s, ok := h.sent[d.id]
 			switch {
@@ -142,8 +197,8 @@ func (h *History) Check(limit int) []Violation {
 				if add("integrity", "%s delivered %v with a payload that differs from the one sent", m, d.id) {
 					return out
 				}
-			case s.order != d.order:
-				if add("integrity", "%s delivered %v as %s; it was sent as %s", m, d.id, d.order, s.order) {
+			case s.order != d.order || s.safe != d.safe:
+				if add("integrity", "%s delivered %v as %s; it was sent as %s", m, d.id, orderName(d.order, d.safe), orderName(s.order, s.safe)) {
 					return out
 				}
 			}
@@ -153,13 +208,23 @@ func (h *History) Check(limit int) []Violation {
 				}
 			}
 			seen[d.id] = true
-			if d.order == FIFO {
-				if last := lastFIFO[d.id.Sender]; d.id.N < last {
-					if add("fifo", "%s delivered %v after %s#%d", m, d.id, d.id.Sender, last) {
+			if senderOrdered(d.order) {
+				// Every ordering but unordered keeps each sender's order,
+				// across orderings too (the engine delivers all of a
+				// sender's messages in send order).
+				if last, ok := lastFIFO[d.id.Sender]; ok && d.id.N < last.id.N {
+					rule := "fifo"
+					switch {
+					case d.order == Total && last.order == Total:
+						rule = "total-fifo"
+					case d.order == Causal || last.order == Causal:
+						rule = "causal"
+					}
+					if add(rule, "%s delivered %v (%s) after %v (%s), which its sender sent later", m, d.id, d.order, last.id, last.order) {
 						return out
 					}
 				} else {
-					lastFIFO[d.id.Sender] = d.id.N
+					lastFIFO[d.id.Sender] = d
 				}
 			}
 		}
@@ -187,7 +252,17 @@ func (h *History) Check(limit int) []Violation {
 	if h.dynamic {
 		h.checkViews(add)
 	}
+	if limit > 0 && len(out) >= limit {
+		return out
+	}
+	h.checkOrders(add)
 	return out
+}
+
+// senderOrdered reports whether an ordering delivers each sender's
+// messages in send order.
+func senderOrdered(order string) bool {
+	return order == FIFO || order == Causal || order == Total
 }
 
 // PayloadHash is the digest Sent and Delivered take: FNV-1a over the

@@ -40,7 +40,8 @@ type LogEvent struct {
 	Left    []string `json:"left,omitempty"`    // view
 	Failed  []string `json:"failed,omitempty"`  // view
 	ID      string   `json:"id,omitempty"`      // send, unsent, deliver: "SENDER#N"
-	Order   string   `json:"order,omitempty"`   // send, deliver
+	Order   string   `json:"order,omitempty"`   // start, send, deliver
+	Safe    bool     `json:"safe,omitempty"`    // start, send, deliver: sent safe
 	Hash    string   `json:"hash,omitempty"`    // state: 16 hex digits
 	Err     string   `json:"err,omitempty"`     // ended: "left" or "removed"; unsent: why
 	Addr    string   `json:"addr,omitempty"`    // start
@@ -115,8 +116,8 @@ type lineParser struct {
 	group string
 }
 
-// parseFlat decodes the common lines fast: an object of string and
-// integer values only, strings without escapes. It returns false for
+// parseFlat decodes the common lines fast: an object of string, integer
+// and boolean values only, strings without escapes. It returns false for
 // anything else (arrays, escapes, unknown keys, malformed text), which
 // the standard decoder then reads or rejects.
 func (p *lineParser) parseFlat(b []byte, ev *LogEvent) bool {
@@ -140,15 +141,23 @@ func (p *lineParser) parseFlat(b []byte, ev *LogEvent) bool {
 		}
 		var str []byte
 		var num int64
+		var flag, isFlag bool
 		isStr := b[0] == '"'
-		if isStr {
+		switch {
+		case isStr:
 			e := bytes.IndexByte(b[1:], '"')
 			if e < 0 {
 				return false
 			}
 			str = b[1 : e+1]
 			b = b[e+2:]
-		} else {
+		case bytes.HasPrefix(b, []byte("true")):
+			flag, isFlag = true, true
+			b = b[4:]
+		case bytes.HasPrefix(b, []byte("false")):
+			isFlag = true
+			b = b[5:]
+		default:
 			e := bytes.IndexByte(b, ',')
 			if e < 0 {
 				e = len(b)
@@ -203,12 +212,18 @@ func (p *lineParser) parseFlat(b []byte, ev *LogEvent) bool {
 			ev.Err = string(str)
 		case "addr":
 			ev.Addr = string(str)
+		case "safe":
+			ev.Safe = flag
 		default:
 			return false
 		}
 		switch string(key) {
 		case "t", "view", "pid", "code":
-			if isStr {
+			if isStr || isFlag {
+				return false
+			}
+		case "safe":
+			if !isFlag {
 				return false
 			}
 		default:
@@ -298,8 +313,9 @@ func ReadLogs(paths ...string) (*History, error) {
 // Each log is one process, or several if a process was restarted with the
 // same file (a "start" event begins each); each distinct member ID its
 // views name as "self" is a member of the history. Views are recorded
-// with Installed, sends with SentInView (unless an "unsent" event says
-// Send failed), deliveries with DeliveredInView, "ended" with Gone.
+// with Installed, sends with SentAs (unless an "unsent" event says Send
+// failed) at their place among the member's deliveries, deliveries with
+// DeliveredAs, "ended" with Gone.
 // A member incarnation that stops without "ended" is recorded as crashed
 // when its process was restarted or exited, and, at the end of its log,
 // as opt says.
@@ -382,6 +398,8 @@ func (l *Logs) CheckStates(limit int) []Violation {
 type sendRec struct {
 	order  string
 	view   uint64
+	before int // the sender's deliveries logged before its send line
+	safe   bool
 	unsent bool
 }
 
@@ -465,7 +483,10 @@ func (b *logBuilder) file(path string, stopped bool) error {
 			if _, dup := b.sends[id]; dup {
 				return fmt.Errorf("%s: %s sent twice", where(), ev.ID)
 			}
-			b.sends[id] = sendRec{order: ev.Order, view: ev.View}
+			// The send line is written before Send is called, and each
+			// delivery line inside the Deliver handler, under one lock:
+			// the deliveries logged before it were delivered before Send.
+			b.sends[id] = sendRec{order: ev.Order, view: ev.View, before: len(h.delivered[cur.Name]), safe: ev.Safe}
 			cur.Sends++
 		case EvDeliver:
 			if cur == nil {
@@ -477,7 +498,7 @@ func (b *logBuilder) file(path string, stopped bool) error {
 				// payload. The checker reports it as never sent.
 				id = MsgID{Sender: "(unreadable id " + strconv.Quote(ev.ID) + ")"}
 			}
-			h.DeliveredInView(cur.Name, id, ev.Order, 0, ev.View)
+			h.DeliveredAs(cur.Name, id, ev.Order, ev.Safe, 0, ev.View)
 			cur.Deliveries++
 		case EvEnded:
 			if cur == nil {
@@ -505,7 +526,7 @@ func (b *logBuilder) finish() {
 	h := b.logs.hist
 	for id, s := range b.sends {
 		if !s.unsent {
-			h.SentInView(id, s.order, 0, s.view)
+			h.sent[id] = sent{order: s.order, view: s.view, before: s.before, safe: s.safe}
 		}
 	}
 	for _, in := range b.logs.Incarnations {

@@ -40,6 +40,26 @@ func (w *logWriter) send(v int, id string) *logWriter {
 	return w.add(`"ev":"send","group":"g","view":%d,"id":%q,"order":"fifo"`, v, id)
 }
 
+// sendAs logs a send with an ordering and, if safe, the safe flag.
+func (w *logWriter) sendAs(v int, id, order string, safe bool) *logWriter {
+	return w.add(`"ev":"send","group":"g","view":%d,"id":%q,"order":%q%s`, v, id, order, safeField(safe))
+}
+
+// deliverAs logs deliveries with an ordering and, if safe, the safe flag.
+func (w *logWriter) deliverAs(v int, order string, safe bool, ids ...string) *logWriter {
+	for _, id := range ids {
+		w.add(`"ev":"deliver","group":"g","view":%d,"id":%q,"order":%q%s`, v, id, order, safeField(safe))
+	}
+	return w
+}
+
+func safeField(safe bool) string {
+	if safe {
+		return `,"safe":true`
+	}
+	return ""
+}
+
 func (w *logWriter) unsent(v int, id string) *logWriter {
 	return w.add(`"ev":"unsent","group":"g","view":%d,"id":%q,"err":"context canceled"`, v, id)
 }
@@ -284,6 +304,8 @@ func TestParseFlat(t *testing.T) {
 		`{"t":5,"ev":"ended","group":"g","view":2,"err":"left"}`,
 		`{"t":5,"ev":"exit","group":"g","code":0}`,
 		`{"t":5,"ev":"unsent","group":"g","view":2,"id":"x#1","err":"context canceled"}`,
+		`{"t":5,"ev":"deliver","group":"g","view":2,"id":"x#1","order":"total","safe":true}`,
+		`{"t":5,"ev":"send","group":"g","view":2,"id":"x#1","order":"causal","safe":false}`,
 	}
 	for _, l := range lines {
 		var fast, std LogEvent
@@ -308,6 +330,10 @@ func TestParseFlat(t *testing.T) {
 		`{"t":"1","ev":"deliver"}`,                                            // string for a number
 		`{"t":1,"ev":"deliver"`,                                               // torn
 		`{"t":1 ,"ev":"deliver"}`,                                             // spacing
+		`{"t":1,"ev":"deliver","safe":"true"}`,                                // string for a boolean
+		`{"t":1,"ev":"deliver","safe":1}`,                                     // number for a boolean
+		`{"t":true,"ev":"deliver"}`,                                           // boolean for a number
+		`{"t":1,"ev":"deliver","safe":truex}`,                                 // malformed
 	}
 	for _, l := range declined {
 		var ev LogEvent
@@ -345,6 +371,83 @@ func TestCheckStates(t *testing.T) {
 	}
 	if v := logs.CheckStates(0); len(v) != 2 || v[0].Rule != "state" {
 		t.Fatalf("got %v, want a state violation against a and against b", v)
+	} else {
+		t.Log(v[0])
+	}
+}
+
+// Causal, total and safe messages in logs: the send lines, interleaved
+// with the deliveries, give what each sender had delivered before it
+// sent; the order and safe fields give the rules their messages.
+func TestReadLogsOrders(t *testing.T) {
+	// a sends a#1 (total, safe); b delivers it, then sends b#1 (causal);
+	// c delivers b#1, then a#1 (bad), or a#1 then b#1 (good).
+	build := func(dir string, cFirst ...string) []string {
+		wa := &logWriter{t: t}
+		wa.start().view(1, a, a, b, c).sendAs(1, a+"#1", "total", true).
+			deliverAs(1, "total", true, a+"#1").deliverAs(1, "causal", false, b+"#1").ended(1, "left").exit(0)
+		wb := &logWriter{t: t}
+		wb.start().view(1, b, a, b, c).deliverAs(1, "total", true, a+"#1").sendAs(1, b+"#1", "causal", false).
+			deliverAs(1, "causal", false, b+"#1").ended(1, "left").exit(0)
+		wc := &logWriter{t: t}
+		wc.start().view(1, c, a, b, c)
+		for _, id := range cFirst {
+			if id == a+"#1" {
+				wc.deliverAs(1, "total", true, id)
+			} else {
+				wc.deliverAs(1, "causal", false, id)
+			}
+		}
+		wc.ended(1, "left").exit(0)
+		return []string{wa.write(dir, "a.log"), wb.write(dir, "b.log"), wc.write(dir, "c.log")}
+	}
+	dir := t.TempDir()
+	h, err := ReadLogs(build(dir, a+"#1", b+"#1")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Check(0); len(v) != 0 {
+		t.Fatalf("unexpected %v", v)
+	}
+	h, err = ReadLogs(build(dir, b+"#1", a+"#1")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Check(0); len(v) != 1 || v[0].Rule != "causal" {
+		t.Fatalf("got %v, want one causal violation", v)
+	} else {
+		t.Log(v[0])
+	}
+	// c misses the safe message and is still running in view 1 at the
+	// end, the others having left: no other rule compares c with them,
+	// the safe rule does.
+	paths := build(dir, b+"#1")
+	wc := &logWriter{t: t}
+	wc.start().view(1, c, a, b, c).deliverAs(1, "causal", false, b+"#1")
+	paths[2] = wc.write(dir, "c.log")
+	h, err = ReadLogs(paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := map[string]bool{}
+	for _, v := range h.Check(0) {
+		rules[v.Rule] = true
+		t.Log(v)
+	}
+	if !rules["safe"] || !rules["causal"] {
+		t.Fatalf("rules %v, want safe and causal", rules)
+	}
+	// Delivered without the flag it was sent with.
+	wc = &logWriter{t: t}
+	wc.start().view(1, c, a, b, c).deliverAs(1, "total", false, a+"#1").deliverAs(1, "causal", false, b+"#1").ended(1, "left").exit(0)
+	paths = build(dir)
+	paths[2] = wc.write(dir, "c.log")
+	h, err = ReadLogs(paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := h.Check(0); len(v) == 0 || v[0].Rule != "integrity" {
+		t.Fatalf("got %v, want an integrity violation", v)
 	} else {
 		t.Log(v[0])
 	}

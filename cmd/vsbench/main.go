@@ -6,12 +6,26 @@
 //	vsbench                          3 members, member 0 sends 64-byte FIFO messages, 5s per phase
 //	vsbench --senders all --size 1024
 //	vsbench --rate 100000 --json     paced sender, one JSON object on stdout
+//	vsbench --order fifo,total       each ordering in its own engine phase on the same processes
+//	vsbench --order total --safe     safe (uniform) delivery, or-ed with the ordering
+//
+// --order takes unordered, fifo, causal or total, or a comma-separated
+// list of them: the baseline is measured once, then the engine once per
+// ordering, in the order listed, on the same processes and group, so
+// their rates compare directly. With --json, one ordering prints one
+// report object; a list prints a JSON array of such objects, one per
+// ordering in the order listed, each with the same (shared) baseline and
+// its own setup.order and ratio. --safe or-s engine.Safe into every
+// ordering (setup.safe is then true). The baseline has no ordering: it
+// packs messages as FIFO ones whatever the ordering (unordered ones when
+// only unordered is measured).
 //
 // Two subcommands run members for correctness tests rather than
 // measurements:
 //
 //	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
+//	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
 package main
 
 import (
@@ -44,7 +58,8 @@ func main() {
 	flag.IntVar(&cfg.Members, "members", def.Members, "group size: one process per member")
 	senders := flag.String("senders", "1", `sending members: "1" (member 0) or "all"`)
 	flag.IntVar(&cfg.Size, "size", def.Size, "message size in bytes (at least 8: the send timestamp)")
-	flag.StringVar(&cfg.Order, "order", def.Order, "ordering: fifo or unordered")
+	flag.StringVar(&cfg.Order, "order", def.Order, "ordering: unordered, fifo, causal or total, or a comma-separated list of them, each measured in turn on the same processes")
+	flag.BoolVar(&cfg.Safe, "safe", false, "safe (uniform) delivery, or-ed with the ordering")
 	flag.DurationVar(&cfg.Duration, "duration", def.Duration, "measured time of each phase")
 	flag.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "unmeasured warm-up at the start of each phase")
 	flag.Float64Var(&cfg.Rate, "rate", 0, "messages/s offered per sender (0: as fast as possible)")
@@ -59,6 +74,9 @@ func main() {
 	if cfg.Senders, err = bench.ParseSenders(*senders, cfg.Members); err != nil {
 		fail(err)
 	}
+	if err := cfg.Validate(); err != nil {
+		fail(err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fail(fmt.Errorf("finding own executable: %w", err))
@@ -66,7 +84,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, cfg, bench.Options{
+	reps, err := bench.RunOrders(ctx, cfg, bench.Options{
 		Child:    bench.ChildSpec{Path: exe, Args: []string{bench.ChildCommand}},
 		Progress: os.Stderr,
 	})
@@ -76,9 +94,13 @@ func main() {
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
+		if len(reps) == 1 {
+			err = enc.Encode(reps[0]) // the single-ordering shape
+		} else {
+			err = enc.Encode(reps)
+		}
 	} else {
-		err = rep.WriteTable(os.Stdout)
+		err = bench.WriteTables(os.Stdout, reps)
 	}
 	if err != nil {
 		fail(err)
