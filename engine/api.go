@@ -8,22 +8,49 @@ import (
 )
 
 // Ordering says in what order a message is delivered relative to others.
+//
+// One group may mix every ordering. Whatever their orderings, one
+// sender's messages are delivered at every member in the order it sent
+// them: a message waits for the conditions of every earlier message of
+// its sender. Beyond that:
+//
+//   - Unordered and FIFO messages wait for nothing else.
+//   - A Causal message waits for every message, of any ordering, that its
+//     sender had delivered before it sent it.
+//   - Total messages are delivered in one order at every member, which
+//     extends each sender's order and is causal among Total messages (a
+//     Total message sent after delivering another comes after it). Total
+//     messages are not ordered against other senders' messages of the
+//     other orderings.
+//   - Safe, or-ed with any ordering, delays delivery until every member
+//     holds the message and everything the member delivered before it. If
+//     any member delivers a Safe message, even one that crashes right
+//     after, every member that survives the view delivers it, and a Safe
+//     Total message comes in the same place of the order everywhere.
+//
+// At a view change every survivor delivers the same messages of the old
+// view before the new view. If the member that orders Total messages (the
+// sequencer) fails, what some survivor had already ordered is delivered in
+// that order and the rest of the old view's Total messages by sender rank,
+// identically at every survivor.
 type Ordering uint8
 
 // Orderings. Safe may be or-ed with any of them.
 const (
-	// Unordered: reliable, delivered as soon as it arrives.
+	// Unordered: reliable; no order promised beyond the sender's.
 	Unordered Ordering = 0
-	// FIFO: delivered in send order with respect to the same sender's
-	// other FIFO messages.
+	// FIFO: delivered in the sender's send order.
 	FIFO Ordering = 1
 	// Causal: delivered after every message its sender had delivered
-	// before sending it. Not available yet (ErrUnsupported).
+	// before sending it. Its vector timestamp costs a few bytes per
+	// message; see protocol.MaxCausalMembers for the largest view.
 	Causal Ordering = 2
-	// Total: one delivery order at every member. Not available yet.
+	// Total: one delivery order at every member, set by a sequencer
+	// (Config.SequencerRank) that orders ranges of messages without
+	// waiting for anyone.
 	Total Ordering = 3
-	// Safe delays delivery until every member holds the message. Not
-	// available yet.
+	// Safe delays delivery until every member holds the message (uniform
+	// delivery). It costs about one more network hop of latency.
 	Safe Ordering = 4
 )
 

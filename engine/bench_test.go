@@ -16,13 +16,22 @@ func BenchmarkGroup(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		for _, members := range []int{2, 3} {
 			b.Run(fmt.Sprintf("members=%d/size=%d", members, size), func(b *testing.B) {
-				benchGroup(b, members, size)
+				benchGroup(b, members, size, FIFO)
 			})
 		}
 	}
 }
 
-func benchGroup(b *testing.B, members, size int) {
+// BenchmarkOrdering compares the orderings, 3 members, 64 bytes, sent by
+// the last member (not the sequencer, so total order takes the records'
+// round trip).
+func BenchmarkOrdering(b *testing.B) {
+	for _, o := range []Ordering{FIFO, Causal, Total, FIFO | Safe, Total | Safe} {
+		b.Run(o.String(), func(b *testing.B) { benchGroup(b, 3, 64, o) })
+	}
+}
+
+func benchGroup(b *testing.B, members, size int, order Ordering) {
 	cfg := DefaultConfig()
 	var engines []*Engine
 	var addrs []string
@@ -56,7 +65,7 @@ func benchGroup(b *testing.B, members, size int) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if err := groups[0].Send(ctx, FIFO, payload); err != nil {
+		if err := groups[members-1].Send(ctx, order, payload); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cohort-vs/cohort/protocol"
 	"github.com/cohort-vs/cohort/udp"
 )
 
@@ -44,6 +45,14 @@ type Config struct {
 	// the member stops delivering and its senders are held back by flow
 	// control; nothing is dropped.
 	DeliveryQueue int
+
+	// SequencerRank is the rank, in every view, of the member that orders
+	// Total messages: 0 (the default) is the coordinator, the oldest
+	// member, which changes least often. In a view with no member of that
+	// rank the coordinator orders. Every member of a group must use the
+	// same value. Moving the work off the coordinator helps when it is
+	// also a busy sender.
+	SequencerRank int
 
 	// StateBufferBytes bounds the message payloads a joining member keeps
 	// while its Handlers.Restore runs (state transfer): the group goes on
@@ -153,6 +162,8 @@ func (c *Config) validate() error {
 		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
 	case c.DeliveryQueue < 1 || c.DeliveryQueue > 1<<20:
 		return bad("DeliveryQueue is %d; use 1 to 1048576", c.DeliveryQueue)
+	case c.SequencerRank < 0 || c.SequencerRank >= protocol.MaxMembers:
+		return bad("SequencerRank is %d; use 0 (the coordinator) to %d", c.SequencerRank, protocol.MaxMembers-1)
 	case c.StateBufferBytes < 0:
 		return bad("StateBufferBytes is negative")
 	case c.TickInterval < 100*time.Microsecond || c.TickInterval > time.Second:

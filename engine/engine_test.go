@@ -51,7 +51,7 @@ func newCluster(t *testing.T, n int, cfg Config, configure func(i int, c *Config
 			if m.Sender.Addr != cl.engines[binary.LittleEndian.Uint32(m.Payload)].Addr() {
 				id.Sender = "forged:" + id.Sender
 			}
-			cl.hist.Delivered(name, id, ordName(m.Ordering), check.PayloadHash(m.Payload))
+			cl.hist.DeliveredAs(name, id, ordName(m.Ordering), m.Ordering&Safe != 0, check.PayloadHash(m.Payload), 0)
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -76,10 +76,7 @@ func waitFullView(t *testing.T, groups []*Group) {
 }
 
 func ordName(o Ordering) string {
-	if o == FIFO {
-		return check.FIFO
-	}
-	return check.Unordered
+	return [...]string{check.Unordered, check.FIFO, check.Causal, check.Total}[o&3]
 }
 
 func makePayload(sender, n, size int) []byte {
@@ -96,7 +93,7 @@ func makePayload(sender, n, size int) []byte {
 func (cl *cluster) send(ctx context.Context, i, n, size int, o Ordering) error {
 	p := makePayload(i, n, size)
 	cl.mu.Lock()
-	cl.hist.Sent(check.MsgID{Sender: fmt.Sprintf("m%d", i), N: uint64(n)}, ordName(o), check.PayloadHash(p))
+	cl.hist.SentAs(check.MsgID{Sender: fmt.Sprintf("m%d", i), N: uint64(n)}, ordName(o), o&Safe != 0, check.PayloadHash(p), 0)
 	cl.mu.Unlock()
 	return cl.groups[i].Send(ctx, o, p)
 }
@@ -129,6 +126,43 @@ func (cl *cluster) verify() {
 	defer cl.mu.Unlock()
 	if v := cl.hist.Check(5); len(v) > 0 {
 		cl.t.Fatal(v)
+	}
+}
+
+// Every member sends every ordering, safe or not, small and large, at
+// once: the checker sees one total order, causal order, FIFO and
+// uniformity.
+func TestAllOrderingsMixed(t *testing.T) {
+	cfg := DefaultConfig()
+	cl := newCluster(t, 3, cfg, nil)
+	const each = 2000
+	orders := []Ordering{FIFO, Causal, Total, Unordered, Total | Safe, Causal | Safe, FIFO}
+	var wg sync.WaitGroup
+	for i := range cl.groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 1; n <= each; n++ {
+				size := 64
+				if n%97 == 0 {
+					size = 3*cfg.MaxDatagram + n // fragmented
+				}
+				if err := cl.send(context.Background(), i, n, size, orders[(n+i)%len(orders)]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	cl.waitDelivered(3*each, 20*time.Second)
+	cl.verify()
+	var ordered uint64
+	for _, g := range cl.groups {
+		ordered += g.Stats().OrderRecords
+	}
+	if ordered == 0 {
+		t.Fatal("no order records made or received")
 	}
 }
 
@@ -194,8 +228,8 @@ func TestSendErrors(t *testing.T) {
 	if err := g.Send(context.Background(), FIFO, make([]byte, 1001)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized: %v", err)
 	}
-	if err := g.Send(context.Background(), Total, nil); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("total: %v", err)
+	if err := g.Send(context.Background(), Ordering(8), nil); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("unknown ordering: %v", err)
 	}
 	e := cl.engines[0]
 	if _, err := e.Join(context.Background(), "test", []string{e.Addr().String()}, Handlers{Deliver: func(Message) {}}); !errors.Is(err, ErrJoined) {

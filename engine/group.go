@@ -116,6 +116,7 @@ func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handle
 			DeliveryQueue: c.DeliveryQueue,
 			StatusTicks:   c.ticks(c.StatusInterval), NAKTicks: c.ticks(c.NAKInterval),
 			MaxOutDatagrams: 64,
+			Sequencer:       c.SequencerRank,
 		},
 		DiscoverTicks: c.ticks(c.DiscoverTimeout),
 		RetryTicks:    c.ticks(c.RetryInterval),
@@ -178,8 +179,8 @@ func (g *Group) View() View {
 // member (flow control) until ctx ends. During a view change the message
 // waits for the new view. Send allocates nothing.
 func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
-	if o&^FIFO != 0 {
-		return fmt.Errorf("%w: %v", ErrUnsupported, o)
+	if o&^(Total|Safe) != 0 {
+		return fmt.Errorf("%w: %d", ErrUnsupported, o)
 	}
 	if err := g.ended.Load(); err != nil {
 		return *err
@@ -187,7 +188,12 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 	if g.blocked.Load() {
 		return ErrBlocked
 	}
-	flags := uint8(o & 3)
+	if o&Total == Causal {
+		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.MaxDatagram) {
+			return fmt.Errorf("%w: causal messages in a view of %d members need a MaxDatagram above %d", ErrTooLarge, len(v.Members), g.e.cfg.MaxDatagram)
+		}
+	}
+	flags := uint8(o & (Total | Safe))
 	g.sender.Lock()
 	defer g.sender.Unlock()
 	done := 0
@@ -413,7 +419,7 @@ func (g *Group) handle(it *item) {
 			Sender:   v.Members[it.d.Origin],
 			Rank:     it.d.Origin,
 			Seq:      it.d.Seq,
-			Ordering: Ordering(it.d.Flags & 3),
+			Ordering: Ordering(it.d.Flags) & (Total | Safe),
 			Payload:  it.d.Payload,
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,18 @@ type members struct {
 }
 
 func startMembers(t *testing.T, n int, net *memnet.Network, edit func(*Config)) *members {
+	t.Helper()
+	return startMembersDeliver(t, n, net, edit, func(int) func(Message) { return func(Message) {} })
+}
+
+// startMembersWith starts n members on loopback whose deliveries go to
+// deliver(i).
+func startMembersWith(t *testing.T, n int, deliver func(i int) func(Message)) *members {
+	t.Helper()
+	return startMembersDeliver(t, n, nil, nil, deliver)
+}
+
+func startMembersDeliver(t *testing.T, n int, net *memnet.Network, edit func(*Config), deliver func(i int) func(Message)) *members {
 	t.Helper()
 	ms := &members{views: make([][]View, n), ended: make([]error, n)}
 	var seeds []string
@@ -48,7 +61,7 @@ func startMembers(t *testing.T, n int, net *memnet.Network, edit func(*Config)) 
 	for i, e := range ms.engines {
 		i := i
 		g, err := e.Join(context.Background(), "members", seeds, Handlers{
-			Deliver: func(Message) {},
+			Deliver: deliver(i),
 			View: func(v View) {
 				ms.mu.Lock()
 				ms.views[i] = append(ms.views[i], v)
@@ -207,4 +220,51 @@ func TestFlush(t *testing.T) {
 			t.Fatalf("flushed, but member 2 received only %d messages", st.MessagesReceived)
 		}
 	}
+}
+
+// A member crashes while every member sends as fast as it can: the
+// survivors install a view without it and go on delivering in it.
+func TestCrashUnderFullLoad(t *testing.T) {
+	var delivered [4]atomic.Int64
+	ms := startMembersWith(t, 4, func(i int) func(Message) {
+		return func(Message) { delivered[i].Add(1) }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]byte, 64)
+			for ctx.Err() == nil {
+				if err := ms.groups[i].Send(ctx, FIFO, p); err != nil && ctx.Err() == nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(300 * time.Millisecond) // full windows everywhere
+	ms.engines[3].Close()
+	waitFor(t, 5*time.Second, func() bool {
+		for i := 0; i < 3; i++ {
+			if len(ms.lastView(i).Members) != 3 {
+				return false
+			}
+		}
+		return true
+	}, "a view without the crashed member")
+	var at [3]int64
+	for i := range at {
+		at[i] = delivered[i].Load()
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		for i := range at {
+			if delivered[i].Load() < at[i]+10000 {
+				return false
+			}
+		}
+		return true
+	}, "deliveries in the new view")
 }

@@ -51,7 +51,14 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 		q.Ballot = b
 		return &q
 	}
-	n := len(view)
+	// One cut entry per origin of the view's messages: every report has
+	// that many (the ranks and the order stream).
+	n := 0
+	for _, p := range promises {
+		if p != nil {
+			n = max(n, len(p.Report))
+		}
+	}
 	prop := &wire.Proposal{Ballot: b, Epoch: epoch + 1, Cut: make([]uint64, n), Holders: make([]uint16, n)}
 	// A joiner at the address of a member is that member restarted: the
 	// old incarnation goes.

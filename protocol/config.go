@@ -30,6 +30,9 @@ type Config struct {
 	HeartbeatTicks  int
 	NAKTicks        int // ask again for a missing message at most every NAKTicks ticks
 	MaxOutDatagrams int // datagrams produced by one Ready, at most
+	// Sequencer is the rank that orders total-order messages (0: the
+	// coordinator, the oldest member).
+	Sequencer int
 }
 
 // MaxMembers is the largest view the wire format addresses (ranks are 16
@@ -44,9 +47,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("protocol: a view needs 1 to %d members, not %d", MaxMembers, len(c.Members))
 	case c.Self < 0 || c.Self >= len(c.Members):
 		return fmt.Errorf("protocol: Self rank %d is not in the view of %d members", c.Self, len(c.Members))
+	case c.Sequencer < 0 || c.Sequencer >= len(c.Members):
+		return fmt.Errorf("protocol: Sequencer rank %d is not in the view of %d members", c.Sequencer, len(c.Members))
 	case c.MaxDatagram < 512 || c.MaxDatagram > 65507:
 		return fmt.Errorf("protocol: MaxDatagram %d must be between 512 and 65507 bytes", c.MaxDatagram)
-	case wire.StatusSize(len(c.Members))+wire.HeaderSize > c.MaxDatagram:
+	case wire.StatusSize(len(c.Members)+1)+wire.HeaderSize > c.MaxDatagram:
 		return fmt.Errorf("protocol: MaxDatagram %d cannot hold a status frame for %d members", c.MaxDatagram, len(c.Members))
 	case c.MaxMessageSize < 1:
 		return errors.New("protocol: MaxMessageSize must be positive")

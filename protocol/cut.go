@@ -35,9 +35,12 @@ func (m *Member) Freeze(report []uint64) []uint64 {
 func (m *Member) Frozen() bool { return m.frozen }
 
 // SetCut fixes what this member delivers in its view: every message of
-// rank o up to cut[o], and nothing beyond. Missing messages are asked of
-// holders[o]. The member must be frozen.
+// origin o up to cut[o], and nothing beyond. Missing messages are asked of
+// holders[o]. Once the whole cut is here, what the lost members' order
+// records and causal pasts left undeliverable is settled (see
+// completeFlush). The member must be frozen.
 func (m *Member) SetCut(cut []uint64, holders []int) {
+	m.ord.cutSet = true
 	for o := range m.peers {
 		p := &m.peers[o]
 		p.limit = cut[o]
@@ -52,6 +55,29 @@ func (m *Member) SetCut(cut []uint64, holders []int) {
 		}
 		m.trackGap(p)
 	}
+}
+
+// Finalize says that the cut set last is the view's outcome: its install
+// was decided, which happens only once every member of the next view held
+// the cut. Safe messages of the cut are then held by every survivor and
+// may be delivered. Until then a safe message waits for every member of
+// the view, failed ones included: a cut proposed but not chosen must not
+// let a member deliver a safe message that the chosen outcome leaves out.
+func (m *Member) Finalize() { m.ord.final = true }
+
+// CutHeld reports whether this member holds every message up to the cut:
+// nobody needs it to retransmit anything of the view any more.
+func (m *Member) CutHeld() bool {
+	for o := range m.peers {
+		p := &m.peers[o]
+		if p.limit == noLimit {
+			return false
+		}
+		if o != m.self && p.win.Contiguous() < p.limit {
+			return false
+		}
+	}
+	return true
 }
 
 // CutConsumed reports whether every message up to the cut has been
@@ -106,7 +132,7 @@ func (m *Member) Stable(o int) uint64 {
 	if o != m.self {
 		s = p.win.Contiguous()
 	}
-	for r := range m.peers {
+	for r := 0; r < m.n; r++ {
 		if r != m.self && r != o {
 			s = min(s, m.peers[r].contiguous[o])
 		}
@@ -125,3 +151,7 @@ func (m *Member) Delivered(o int) uint64 {
 
 // Ranks is the number of members in the view.
 func (m *Member) Ranks() int { return m.n }
+
+// Origins is the number of message origins: the ranks and the order
+// stream. Reports and cuts have one entry per origin.
+func (m *Member) Origins() int { return m.origins }

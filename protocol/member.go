@@ -41,7 +41,8 @@ type Ready struct {
 	More bool
 }
 
-// peer is what a member keeps about one rank of the view (itself too).
+// peer is what a member keeps about one origin of messages: a rank of the
+// view (itself too), or the view's order stream.
 type peer struct {
 	addr netip.AddrPort
 	win  *ring.Window // messages received from this origin (nil for self)
@@ -68,6 +69,12 @@ type peer struct {
 
 	reasm    []byte // fragments of the message being reassembled
 	reasmLen int
+
+	// Total order (see order.go).
+	scanNext    uint64 // next message to examine ahead of delivery: at the sequencer to count total-order messages, everywhere to read the order stream
+	totals      uint64 // total-order messages among those scanned
+	delivTotals uint64 // total-order messages delivered; the next one is number delivTotals+1
+	announced   bool   // the message at deliverNext is total-order and was made available to the orderer
 }
 
 // pendingDelivery identifies a delivery the application still holds.
@@ -83,13 +90,20 @@ type rtxRequest struct {
 }
 
 // Member is the protocol state of one member in one group view.
+//
+// Origins of messages are the view's ranks 0..n-1 and, as origin n, the
+// view's order stream: the sequencer's total-order records, sent, held,
+// repaired and flushed exactly like a member's messages.
 type Member struct {
-	cfg    Config
-	self   int
-	n      int
-	sender *Sender
-	peers  []peer
-	now    int64
+	cfg     Config
+	self    int
+	n       int // ranks
+	origins int // ranks and the order stream
+	stream  int // origin of the order stream (n)
+	seqRank int // rank of the sequencer
+	sender  *Sender
+	peers   []peer
+	now     int64
 
 	sentUpTo uint64 // own messages up to here have been multicast once
 	// seqBase is the stash's sequence number just before this view's first
@@ -130,6 +144,8 @@ type Member struct {
 	statusD []uint64
 	touched []bool // origins that received data in this datagram
 
+	ord ordering
+
 	stats Stats
 }
 
@@ -150,6 +166,9 @@ type Stats struct {
 	Malformed         uint64 // datagrams or frames that failed to decode
 	Foreign           uint64 // datagrams of another group or from a non-member
 	OtherEpoch        uint64 // datagrams of another view
+	OrderRecords      uint64 // order records received (or made, at the sequencer)
+	OrderedAtFlush    uint64 // total-order messages a view change ordered by rank (their records were lost with the sequencer)
+	Truncated         uint64 // messages of a failed sender left out of a view: their causal past was lost with it
 }
 
 func (s *Stats) add(o Stats) {
@@ -168,6 +187,9 @@ func (s *Stats) add(o Stats) {
 	s.Malformed += o.Malformed
 	s.Foreign += o.Foreign
 	s.OtherEpoch += o.OtherEpoch
+	s.OrderRecords += o.OrderRecords
+	s.OrderedAtFlush += o.OrderedAtFlush
+	s.Truncated += o.Truncated
 }
 
 // New makes the member described by cfg with a new Sender.
@@ -185,13 +207,16 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		cfg:        cfg,
 		self:       cfg.Self,
 		n:          n,
+		origins:    n + 1,
+		stream:     n,
+		seqRank:    cfg.Sequencer,
 		sender:     sender,
-		peers:      make([]peer, n),
+		peers:      make([]peer, n+1),
 		pending:    make([]pendingDelivery, cfg.DeliveryQueue),
 		rtxBase:    make([]rtxRequest, 64),
-		statusC:    make([]uint64, n),
-		statusD:    make([]uint64, n),
-		touched:    make([]bool, n),
+		statusC:    make([]uint64, n+1),
+		statusD:    make([]uint64, n+1),
+		touched:    make([]bool, n+1),
 		bufs:       make([][]byte, cfg.MaxOutDatagrams),
 		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
 		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),
@@ -200,26 +225,44 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		m.sender = newSender(&cfg)
 	}
 	m.seqBase = m.sender.stash.Tail()
+	// The previous view's Retire freed room in the window: the first Ready
+	// says so, or senders waiting for room would wait for good.
+	m.released = true
 	m.rtx = m.rtxBase[:0]
 	for i := range m.bufs {
 		m.bufs[i] = make([]byte, cfg.MaxDatagram)
 	}
 	for i := range m.peers {
 		p := &m.peers[i]
-		p.addr = cfg.Members[i]
+		owner := i
+		if i == m.stream {
+			owner = m.seqRank
+		}
+		p.addr = cfg.Members[owner]
 		p.deliverNext = 1
-		p.contiguous = make([]uint64, n)
-		p.delivered = make([]uint64, n)
+		p.scanNext = 1
+		p.contiguous = make([]uint64, n+1)
+		p.delivered = make([]uint64, n+1)
 		p.gapSince = -1
 		p.limit = noLimit
-		p.nakTo = i
+		p.nakTo = owner
 		if i != m.self {
 			// Twice the sender's window: the sender may learn of stability
-			// a little before this member does.
+			// a little before this member does. The sequencer keeps its
+			// own order stream in a window too.
 			p.win = ring.NewWindow(2*cfg.WindowMessages, 2*cfg.WindowBytes)
 		}
 	}
+	m.ord.init(m)
 	return m, nil
+}
+
+// owner is the rank that sends origin o's messages.
+func (m *Member) owner(o int) int {
+	if o == m.stream {
+		return m.seqRank
+	}
+	return o
 }
 
 // Sender is where the application appends messages.
@@ -334,7 +377,7 @@ func (m *Member) Receive(from netip.AddrPort, b []byte) {
 
 func (m *Member) receiveData(body []byte) {
 	d := &m.data
-	if d.Reset(body) != nil || int(d.Origin) >= m.n || int(d.Origin) == m.self {
+	if d.Reset(body) != nil || int(d.Origin) >= m.origins || m.owner(int(d.Origin)) == m.self {
 		m.stats.Malformed++
 		return
 	}
@@ -351,6 +394,10 @@ func (m *Member) receiveData(body []byte) {
 		case ring.Stored:
 			m.stats.MessagesReceived++
 			m.touched[o] = true
+			if d.Flags&wire.FlagSafe != 0 {
+				// Everyone waits to learn that everyone holds it: say so now.
+				m.statusDue = true
+			}
 			if d.Seq > p.knownSent {
 				p.knownSent = d.Seq
 			}
@@ -370,8 +417,16 @@ func (m *Member) receiveData(body []byte) {
 // afterData delivers what became deliverable from origin o and tracks gaps.
 func (m *Member) afterData(o int) {
 	p := &m.peers[o]
-	m.deliverInOrder(o)
+	if o == m.stream {
+		m.scanStream()
+	} else {
+		if m.ord.seq != nil {
+			m.scanRank(o)
+		}
+		m.deliverFrom(o)
+	}
 	m.statusDirty = true
+	m.ord.stableDirty = true
 	m.trackGap(p)
 }
 
@@ -388,7 +443,7 @@ func (m *Member) trackGap(p *peer) {
 
 func (m *Member) receiveStatus(sender int, body []byte) {
 	n, err := wire.ReadStatus(body, m.statusC, m.statusD)
-	if err != nil || n != m.n {
+	if err != nil || n != m.origins {
 		m.stats.Malformed++
 		return
 	}
@@ -398,9 +453,14 @@ func (m *Member) receiveStatus(sender int, body []byte) {
 		p.contiguous[i] = max(p.contiguous[i], m.statusC[i])
 		p.delivered[i] = max(p.delivered[i], m.statusD[i])
 	}
-	if p.contiguous[sender] > p.knownSent {
-		p.knownSent = p.contiguous[sender]
-		m.trackGap(p)
+	m.ord.stableDirty = true
+	// What an origin's sender says it sent is known to exist.
+	for o := range m.peers {
+		q := &m.peers[o]
+		if o != m.self && m.owner(o) == sender && p.contiguous[o] > q.knownSent {
+			q.knownSent = p.contiguous[o]
+			m.trackGap(q)
+		}
 	}
 }
 
@@ -409,7 +469,7 @@ func (m *Member) receiveStatus(sender int, body []byte) {
 // sender that crashed, and no single member is a bottleneck for repairs.
 func (m *Member) receiveNAK(sender int, body []byte) {
 	r := &m.naks
-	if r.Reset(body) != nil || int(r.Origin) >= m.n || int(r.Origin) == sender {
+	if r.Reset(body) != nil || int(r.Origin) >= m.origins || int(r.Origin) == sender {
 		m.stats.Malformed++
 		return
 	}
@@ -439,52 +499,4 @@ func (m *Member) deliver(origin int, seq uint64, flags uint8, payload []byte) {
 		m.ownPending++
 	}
 	m.stats.Delivered++
-}
-
-// deliverInOrder moves origin o's in-order cursor over every contiguous
-// message, delivering those not yet delivered and reassembling fragments.
-func (m *Member) deliverInOrder(o int) {
-	p := &m.peers[o]
-	last := min(p.win.Contiguous(), p.limit)
-	for p.deliverNext <= last && m.pendingLen < len(m.pending) {
-		seq := p.deliverNext
-		if p.win.Mark(seq)&markDelivered != 0 {
-			p.deliverNext++
-			continue
-		}
-		flags, total, payload, _ := p.win.Get(seq)
-		if flags&wire.FlagFrag == 0 {
-			m.deliver(o, seq, flags, payload)
-			p.win.SetMark(seq, markDelivered)
-			p.deliverNext++
-			continue
-		}
-		if flags&wire.FlagFragFirst != 0 {
-			// Large messages are rare and big: one allocation each is cheap
-			// next to their copy.
-			p.reasm = make([]byte, total)
-			p.reasmLen = 0
-		}
-		if p.reasm == nil || p.reasmLen+len(payload) > len(p.reasm) ||
-			(flags&wire.FlagFragLast != 0 && p.reasmLen+len(payload) != len(p.reasm)) {
-			// Fragments out of shape: a sender bug or a forgery. Skip them;
-			// the message is lost for this member and counted.
-			m.stats.Malformed++
-			p.reasm = nil
-			p.win.SetMark(seq, markDelivered|markConsumed)
-			p.deliverNext++
-			continue
-		}
-		p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
-		if flags&wire.FlagFragLast != 0 {
-			m.deliver(o, seq, flags, p.reasm)
-			p.win.SetMark(seq, markDelivered)
-			p.reasm = nil // the application's delivery holds it now
-		} else {
-			// The bytes are copied out: the fragment itself is done with.
-			p.win.SetMark(seq, markDelivered|markConsumed)
-		}
-		p.deliverNext++
-	}
-	m.advanceConsumed(p)
 }

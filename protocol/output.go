@@ -8,20 +8,18 @@ import (
 // Ready packs everything the member has to say into datagrams, collects
 // deliveries, and frees stable messages. The result is valid until Advance.
 func (m *Member) Ready() Ready {
-	for o := range m.peers {
-		if o != m.self {
-			m.deliverInOrder(o)
-		}
-	}
+	m.deliverAll()
 	more := false
 	more = !m.packRetransmits() || more
 	more = !m.packNAKs() || more
 	more = !m.packData() || more
+	m.makeRecords()
+	more = !m.packStream() || more
 	// Own messages are delivered in the round that multicasts them (the
 	// driver sends Datagrams before it hands out Deliveries), not in the
 	// next one: that would hold them until the next wake-up of the
 	// driver, up to a tick later.
-	m.deliverOwn()
+	m.deliverAll()
 	if m.statusDue {
 		if m.bufsUsed < len(m.bufs) {
 			b := m.startDatagram()
@@ -43,32 +41,6 @@ func (m *Member) Advance() {
 	m.released = false
 }
 
-// deliverOwn delivers this member's own messages to itself, in send order,
-// once they have been multicast.
-func (m *Member) deliverOwn() {
-	p := &m.peers[m.self]
-	for p.deliverNext <= min(m.sentUpTo, p.limit) && m.pendingLen < len(m.pending) {
-		flags, total, payload, _ := m.sender.stash.Get(m.seqBase + p.deliverNext)
-		seq := p.deliverNext
-		p.deliverNext++
-		if flags&wire.FlagFrag == 0 {
-			m.deliver(m.self, seq, flags, payload)
-			continue
-		}
-		if flags&wire.FlagFragFirst != 0 {
-			p.reasm, p.reasmLen = make([]byte, total), 0
-		}
-		p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
-		if flags&wire.FlagFragLast != 0 {
-			m.deliver(m.self, seq, flags, p.reasm)
-			p.reasm = nil
-		}
-		// A fragment before the last stays unconsumed, so the stash keeps
-		// the message whole until it is delivered: a view that ends inside
-		// it makes the sender send it all again in the next view.
-	}
-}
-
 func (m *Member) startDatagram() []byte {
 	b := m.bufs[m.bufsUsed]
 	m.bufsUsed++
@@ -79,7 +51,7 @@ func (m *Member) startDatagram() []byte {
 
 // multicast queues b[:n] for every other member.
 func (m *Member) multicast(b []byte, n int) {
-	for r := range m.peers {
+	for r := 0; r < m.n; r++ { // ranks, not the order stream
 		if r != m.self {
 			m.out = append(m.out, udp.Datagram{Buf: b[:n], N: n, Addr: m.peers[r].addr})
 		}
@@ -92,7 +64,7 @@ func (m *Member) unicast(b []byte, n int, to int) {
 
 // putStatus writes this member's status frame and marks status as sent.
 func (m *Member) putStatus(b []byte) int {
-	for o := range m.peers {
+	for o := range m.peers { // every origin, the order stream too
 		p := &m.peers[o]
 		if o == m.self {
 			m.statusC[o], m.statusD[o] = m.sentUpTo, p.consumed
@@ -122,6 +94,7 @@ func (m *Member) packData() bool {
 		n := m.packRun(b, wire.HeaderSize, m.self, m.sentUpTo+1, head, len(b))
 		m.stats.MessagesSent += (m.lastRunEnd - m.sentUpTo)
 		m.sentUpTo = m.lastRunEnd
+		m.ord.stableDirty = true
 		if m.statusDue && len(b)-n >= wire.StatusSize(m.n) {
 			n += m.putStatus(b[n:])
 		}
@@ -142,6 +115,15 @@ func (m *Member) packRun(b []byte, off int, origin int, from, to uint64, limit i
 		flags, total, payload, ok := m.held(origin, seq)
 		if !ok {
 			break
+		}
+		if origin == m.self && flags&wire.OrderMask == wire.OrderCausal && (flags&wire.FlagFrag == 0 || flags&wire.FlagFragFirst != 0) {
+			ts := m.stampOwn(seq, seq > m.sentUpTo)
+			if off+wire.MessageSize(flags, total, len(ts)+len(payload)) > limit {
+				break
+			}
+			off += wire.PutMessagePrefixed(b[off:], flags, total, ts, payload)
+			count++
+			continue
 		}
 		sz := wire.MessageSize(flags, total, len(payload))
 		if off+sz > limit {
@@ -230,6 +212,31 @@ func (m *Member) compactRTX() {
 	m.rtx = m.rtxBase[:n]
 }
 
+// packStream multicasts the order stream's new messages (at the
+// sequencer).
+func (m *Member) packStream() bool {
+	if m.ord.seq == nil {
+		return true
+	}
+	w := m.peers[m.stream].win
+	// Released already (every member holds them, or there is no other
+	// member): nothing to send.
+	m.ord.streamSent = max(m.ord.streamSent, w.Base())
+	if m.n == 1 {
+		m.ord.streamSent = w.Highest()
+	}
+	for m.ord.streamSent < w.Highest() {
+		if m.bufsUsed == len(m.bufs) {
+			return false
+		}
+		b := m.startDatagram()
+		n := m.packRun(b, wire.HeaderSize, m.stream, m.ord.streamSent+1, w.Highest(), len(b))
+		m.ord.streamSent = m.lastRunEnd
+		m.multicast(b, n)
+	}
+	return true
+}
+
 // packNAKs asks each origin with an old gap for the missing messages.
 func (m *Member) packNAKs() bool {
 	for o := range m.peers {
@@ -284,7 +291,7 @@ func (m *Member) release() {
 	for o := range m.peers {
 		p := &m.peers[o]
 		stable := p.consumed
-		for r := range m.peers {
+		for r := 0; r < m.n; r++ {
 			if r != m.self && (r != o || o == m.self) {
 				stable = min(stable, m.peers[r].delivered[o])
 			}

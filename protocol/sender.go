@@ -50,14 +50,18 @@ func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
 	if len(payload) > s.maxSize {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), s.maxSize)
 	}
-	if len(payload) <= s.fragSize {
+	fragSize := s.fragSize
+	if flags&wire.OrderMask == wire.OrderCausal {
+		fragSize -= causalReserve(s.fragSize) // room for the timestamp
+	}
+	if len(payload) <= fragSize {
 		if _, err := s.stash.Append(flags, 0, payload, true); err != nil {
 			return 0, nil
 		}
 		return len(payload), nil
 	}
 	for done < len(payload) {
-		end := min(done+s.fragSize, len(payload))
+		end := min(done+fragSize, len(payload))
 		f := flags | wire.FlagFrag
 		if done == 0 {
 			f |= wire.FlagFragFirst

@@ -229,7 +229,7 @@ func (g *Group) onPromise(c *wire.Control) {
 		g.finishRound()
 		return
 	}
-	if len(c.Report) != len(g.view.Members) {
+	if len(c.Report) != g.mem.Origins() {
 		return
 	}
 	r.promises[rank] = c
@@ -330,7 +330,7 @@ func (g *Group) onPropose(from netip.AddrPort, c *wire.Control) {
 	p := c.Proposal
 	if g.state != member || p == nil || c.Epoch != g.view.Epoch || p.Epoch != g.view.Epoch+1 ||
 		p.Founder != g.install.Founder || flush.Index(g.view.Members, c.From) < 0 ||
-		c.Ballot.Less(g.promised) || len(p.Cut) != len(g.view.Members) || len(p.Holders) != len(g.view.Members) {
+		c.Ballot.Less(g.promised) || len(p.Cut) != g.mem.Origins() || len(p.Holders) != g.mem.Origins() {
 		return
 	}
 	if !g.mem.Frozen() {
@@ -363,18 +363,22 @@ func sameOutcome(a, b *wire.Proposal) bool {
 	return a.Epoch == b.Epoch && a.Founder == b.Founder && slices.Equal(a.Members, b.Members) && slices.Equal(a.Cut, b.Cut)
 }
 
-// maybeFlushed answers Flushed once the accepted cut is consumed, and
+// maybeFlushed answers Flushed once the accepted cut is held, and
 // installs a view whose install was waiting for that.
 func (g *Group) maybeFlushed() {
-	if g.accepted == nil || !g.mem.CutConsumed() {
+	if g.accepted == nil {
 		return
 	}
 	if p := g.pendingInstall; p != nil {
-		g.pendingInstall = nil
-		g.installView(p, g.accepted)
+		if g.mem.CutConsumed() {
+			g.pendingInstall = nil
+			g.installView(p, g.accepted)
+		}
 		return
 	}
-	if g.flushed || !g.flushTo.IsValid() {
+	// Holding the cut is enough to answer: safe messages of the cut may
+	// wait for the outcome to be final (the install) to be delivered.
+	if g.flushed || !g.flushTo.IsValid() || !g.mem.CutHeld() {
 		return
 	}
 	g.flushed = true
@@ -416,6 +420,7 @@ func (g *Group) onInstall(p *wire.Proposal) {
 		g.accept(p)
 		g.flushed = false
 	}
+	g.mem.Finalize()
 	if !g.mem.CutConsumed() {
 		g.pendingInstall = p
 		return
@@ -436,6 +441,9 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	}
 	cfg := g.cfg.Member
 	cfg.Group, cfg.Epoch, cfg.Self = g.cfg.Group, p.Epoch, self
+	if cfg.Sequencer >= len(p.Members) {
+		cfg.Sequencer = 0 // a smaller view: the coordinator orders
+	}
 	if cfg.HeartbeatTicks <= 0 {
 		// Several heartbeats per silence window: a few lost datagrams must
 		// not look like a crash.

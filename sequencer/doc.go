@@ -14,8 +14,9 @@
 //
 // [Sequencer] turns observations into records; [Orderer], at every member,
 // combines records with data availability and yields deliveries in global
-// order. [Merge] and [Complete] are the pure functions a view change needs
-// to agree on the order of the messages the old view left unordered.
+// order. The protocol carries records reliably in the view's order stream
+// (see the protocol package), so a view change agrees on them like on any
+// other message, and orders what they leave unordered by rank.
 //
 // # Guarantees
 //

@@ -3,8 +3,8 @@ package sequencer
 // Orderer delivers messages in global order at one member: a message is
 // next when its order record has arrived and its data is available. It
 // keeps the records it has seen, sorted and disjoint, from the release
-// point (see Release) on: those delivered, for a later view change, and
-// those ahead of delivery, which may arrive out of order or duplicated.
+// point (see Release) on: those ahead of delivery may arrive out of order
+// or duplicated.
 // It is not safe for concurrent use.
 type Orderer struct {
 	avail     []uint64 // per sender: data contiguous up to
@@ -174,6 +174,28 @@ func (o *Orderer) Next() (sender int, seq uint64, global uint64, ok bool) {
 	return r.Sender, seq, global, true
 }
 
+// Peek returns what Next would return, without delivering it.
+func (o *Orderer) Peek() (sender int, seq uint64, global uint64, ok bool) {
+	for o.cur < o.hi && o.set[o.cur].End() <= o.next {
+		o.cur++
+	}
+	if o.cur == o.hi {
+		return 0, 0, 0, false
+	}
+	r := &o.set[o.cur]
+	if r.Global > o.next {
+		return 0, 0, 0, false
+	}
+	seq = r.First + (o.next - r.Global)
+	if seq != o.delivered[r.Sender]+1 || o.avail[r.Sender] < seq {
+		return 0, 0, 0, false
+	}
+	return r.Sender, seq, o.next, true
+}
+
+// Room is how many more records the set can take without dropping any.
+func (o *Orderer) Room() int { return len(o.set) - (o.hi - o.lo) }
+
 // Release forgets the records wholly below global number stable (delivered
 // everywhere, so no view change will need them). Records not yet delivered
 // here are kept.
@@ -188,11 +210,4 @@ func (o *Orderer) Release(stable uint64) {
 	if o.lo == o.hi {
 		o.lo, o.hi, o.cur = 0, 0, 0
 	}
-}
-
-// Known appends the records it holds (delivered and not released, and
-// ahead of delivery), sorted by global number, to dst: this member's
-// contribution to Merge at a view change.
-func (o *Orderer) Known(dst []Record) []Record {
-	return append(dst, o.set[o.lo:o.hi]...)
 }

@@ -34,12 +34,19 @@ type Options struct {
 	SendGap     int64   // mean time between one member's sends, µs
 	SlowConsume float64 // probability a delivery is consumed late
 	LargeShare  float64 // share of messages larger than a datagram
+	// OrderMix picks the orderings sent: 0, every ordering in equal shares
+	// (a fifth of them safe); 1, mostly total; 2, mostly causal; 3, FIFO
+	// and unordered only.
+	OrderMix int
 
 	// Faults, each at a random time in the fault window.
-	Crashes    int // a process crashes (and restarts later, as a new incarnation)
-	Joins      int // a new process joins
-	Leaves     int // a member leaves gracefully
-	Partitions int // the processes split in two for a while, then heal
+	Crashes int // a process crashes (and restarts later, as a new incarnation)
+	// SequencerCrashes: the sequencer of the current view crashes (and
+	// restarts later), whatever it was ordering at that moment.
+	SequencerCrashes int
+	Joins            int // a new process joins
+	Leaves           int // a member leaves gracefully
+	Partitions       int // the processes split in two for a while, then heal
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -58,25 +65,27 @@ func RandomOptions(seed uint64) Options {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	dmin := int64(20 + r.IntN(200))
 	return Options{
-		Seed:        seed,
-		Members:     2 + r.IntN(4),
-		Messages:    30 + r.IntN(120),
-		Loss:        r.Float64() * 0.30,
-		Duplicate:   r.Float64() * 0.10,
-		Reorder:     r.Float64() * 0.20,
-		DelayMin:    dmin,
-		DelayMax:    dmin + int64(r.IntN(3000)),
-		SendGap:     int64(200 + r.IntN(3000)),
-		SlowConsume: r.Float64() * 0.2,
-		LargeShare:  r.Float64() * 0.05,
-		Crashes:     r.IntN(3),
-		Joins:       r.IntN(3),
-		Leaves:      r.IntN(2),
-		Partitions:  r.IntN(2),
-		TickMicros:  1000,
-		FaultWindow: 1_500_000,
-		SendUntil:   2_000_000,
-		TimeLimit:   60_000_000,
+		Seed:             seed,
+		Members:          2 + r.IntN(4),
+		Messages:         30 + r.IntN(120),
+		Loss:             r.Float64() * 0.30,
+		Duplicate:        r.Float64() * 0.10,
+		Reorder:          r.Float64() * 0.20,
+		DelayMin:         dmin,
+		DelayMax:         dmin + int64(r.IntN(3000)),
+		SendGap:          int64(200 + r.IntN(3000)),
+		SlowConsume:      r.Float64() * 0.2,
+		LargeShare:       r.Float64() * 0.05,
+		Crashes:          r.IntN(3),
+		Joins:            r.IntN(3),
+		Leaves:           r.IntN(2),
+		Partitions:       r.IntN(2),
+		SequencerCrashes: r.IntN(2),
+		OrderMix:         r.IntN(4),
+		TickMicros:       1000,
+		FaultWindow:      1_500_000,
+		SendUntil:        2_000_000,
+		TimeLimit:        60_000_000,
 		Protocol: protocol.GroupConfig{
 			Member: protocol.Config{
 				MaxDatagram:     1200,
@@ -102,7 +111,7 @@ func RandomOptions(seed uint64) Options {
 // duplication, reordering and delay only.
 func StaticOptions(seed uint64) Options {
 	o := RandomOptions(seed)
-	o.Crashes, o.Joins, o.Leaves, o.Partitions = 0, 0, 0, 0
+	o.Crashes, o.Joins, o.Leaves, o.Partitions, o.SequencerCrashes = 0, 0, 0, 0, 0
 	return o
 }
 
@@ -209,6 +218,9 @@ func Run(opt Options) Result {
 	}
 	for k := 0; k < opt.Joins; k++ {
 		w.push(&event{at: w.faultTime(), kind: evJoin, to: opt.Members + k})
+	}
+	for k := 0; k < opt.SequencerCrashes; k++ {
+		w.push(&event{at: w.faultTime(), kind: evCrash, to: -2})
 	}
 	for k := 0; k < opt.Crashes; k++ {
 		w.push(&event{at: w.faultTime(), kind: evCrash, to: -1})
@@ -363,6 +375,9 @@ func (w *world) handle(e *event) {
 	case evCrash:
 		// Crash a process, and restart it later as a new incarnation.
 		i, ok := w.victim()
+		if e.to == -2 {
+			i, ok = w.sequencer()
+		}
 		if !ok {
 			return
 		}
@@ -436,6 +451,18 @@ func (w *world) victim() (int, bool) {
 	return i, w.survivable(i)
 }
 
+// sequencer picks the process that orders total-order messages in its
+// view, if the group survives its loss.
+func (w *world) sequencer() (int, bool) {
+	for _, i := range w.live() {
+		g := w.nodes[i].g
+		if g.InView() && g.View().Self == min(w.opt.Protocol.Member.Sequencer, len(g.View().Members)-1) && len(g.View().Members) >= 3 {
+			return i, w.survivable(i)
+		}
+	}
+	return 0, false
+}
+
 // survivable reports whether losing process i leaves a majority running
 // of its view, and of the view that remains once the members told to
 // leave are gone: a group that loses its majority blocks by design
@@ -494,16 +521,37 @@ func (w *world) sizeFor(sender int, inc, n uint64) int {
 	}
 }
 
-func orderFor(sender int, n uint64) uint8 {
-	if (uint64(sender)+n)%3 == 0 {
-		return wire.OrderUnordered
+// orderFor picks the ordering and safe flag of a sender's message n.
+func (w *world) orderFor(sender int, inc, n uint64) uint8 {
+	r := rand.New(rand.NewPCG(w.opt.Seed^uint64(sender)<<40^inc<<52, n^0x0de5))
+	var order uint8
+	switch f := r.Float64(); w.opt.OrderMix {
+	case 1: // mostly total
+		order = [4]uint8{wire.OrderTotal, wire.OrderTotal, wire.OrderTotal, wire.OrderFIFO}[r.IntN(4)]
+	case 2: // mostly causal
+		order = [4]uint8{wire.OrderCausal, wire.OrderCausal, wire.OrderCausal, wire.OrderTotal}[r.IntN(4)]
+	case 3:
+		if f < 0.3 {
+			return wire.OrderUnordered
+		}
+		return wire.OrderFIFO
+	default:
+		order = uint8(r.IntN(4))
 	}
-	return wire.OrderFIFO
+	if r.IntN(5) == 0 {
+		order |= wire.FlagSafe
+	}
+	return order
 }
 
 func orderName(flags uint8) string {
-	if flags&wire.OrderMask == wire.OrderUnordered {
+	switch flags & wire.OrderMask {
+	case wire.OrderUnordered:
 		return check.Unordered
+	case wire.OrderCausal:
+		return check.Causal
+	case wire.OrderTotal:
+		return check.Total
 	}
 	return check.FIFO
 }
@@ -522,13 +570,13 @@ func (w *world) send(i int) {
 	}
 	next := n.sentN + 1
 	p := payloadFor(i, n.inc, next, w.sizeFor(i, n.inc, next))
-	flags := orderFor(i, next)
+	flags := w.orderFor(i, n.inc, next)
 	done, err := n.g.Sender().TrySend(flags, p, n.sendDone)
 	if err != nil {
 		panic(err) // the simulator never sends an oversized message
 	}
 	if n.sendDone == 0 && done > 0 {
-		w.hist.SentInView(check.MsgID{Sender: n.name, N: next}, orderName(flags), check.PayloadHash(p), n.epoch)
+		w.hist.SentAs(check.MsgID{Sender: n.name, N: next}, orderName(flags), flags&wire.FlagSafe != 0, check.PayloadHash(p), n.epoch)
 	}
 	n.sendDone = done
 	if done < len(p) {
@@ -629,11 +677,11 @@ func (w *world) record(i int, d protocol.Delivery) {
 	id, ok := parsePayload(d.Payload)
 	if !ok {
 		w.tracef("%s delivers an unparsable payload from rank %d seq %d flags %x: %d bytes %x", n.name, d.Origin, d.Seq, d.Flags, len(d.Payload), d.Payload[:min(len(d.Payload), 32)])
-		w.hist.DeliveredInView(n.name, check.MsgID{Sender: "?"}, orderName(d.Flags), 0, n.epoch)
+		w.hist.DeliveredAs(n.name, check.MsgID{Sender: "?"}, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, 0, n.epoch)
 		return
 	}
 	w.tracef("%s delivers %v in view %d", n.name, id, n.epoch)
-	w.hist.DeliveredInView(n.name, id, orderName(d.Flags), check.PayloadHash(d.Payload), n.epoch)
+	w.hist.DeliveredAs(n.name, id, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, check.PayloadHash(d.Payload), n.epoch)
 }
 
 // transmit puts a datagram on the simulated link from -> to.

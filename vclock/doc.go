@@ -1,6 +1,5 @@
-// Package vclock provides causal delivery for one member of one group
-// view: vector timestamps, a queue that releases messages in causal order,
-// and a compact wire encoding of a timestamp.
+// Package vclock provides the vector timestamps of causal delivery for one
+// group view and their compact wire encoding.
 //
 // # Timestamps
 //
@@ -19,31 +18,20 @@
 // # Views
 //
 // Timestamps are reset at every view install: a new view starts every
-// counter at zero, ranks are those of the new view, and a Queue belongs to
-// one view. That is sound because the flush that ends a view delivers every
-// message of the old view (up to the agreed cut) before the new view is
-// installed, and the new view numbers sequences from 1 again. A message of
-// the new view therefore causally follows every message of the old one at
-// every member, which view-synchronous delivery already guarantees; only
+// counter at zero and ranks are those of the new view. That is sound
+// because the flush that ends a view delivers every message of the old
+// view (up to the agreed cut) before the new view is installed, and the
+// new view numbers sequences from 1 again. A message of the new view
+// therefore causally follows every message of the old one at every
+// member, which view-synchronous delivery already guarantees; only
 // dependencies inside the view need to be tracked, and they are all
 // between ranks of that view.
 //
-// # Queue
-//
-// A Queue holds, per sender, the messages received in FIFO order but not
-// yet causally deliverable, in a preallocated ring, and returns them in a
-// causal order with Next. See Queue for the cost model.
-//
 // # Use in a member
 //
-// A member makes one Queue per view (New(n, capacity), or Reset when the
-// size is unchanged). Where FIFO delivery hands the application the next
-// in-order message of origin o, causal delivery instead decodes its
-// timestamp (ReadTimestamp, then vt[o] = seq) and pushes it with a handle
-// to find the payload again; a false Push leaves the message where it is,
-// and the cursor tries again after Next made room. The member then calls
-// Next until it reports nothing, delivering each message it returns. Its
-// own messages go through Push too, stamped with Stamp when they are given
-// their sequence number (they are deliverable at once, and they advance
-// the member's own counter, which others' timestamps refer to).
+// The protocol package stamps a causal message when its sender first
+// multicasts it (and keeps the stamp for retransmissions), and its
+// per-sender delivery cursor, stopped at a causal message, checks the
+// condition above against what it has delivered of every rank: the
+// receive window is the queue, and only each sender's head is checked.
 package vclock

@@ -93,6 +93,21 @@ func PutMessage(b []byte, flags uint8, total int, payload []byte) int {
 	return n
 }
 
+// PutMessagePrefixed writes one message whose payload is prefix followed
+// by payload (a causal message's timestamp, then the application's bytes)
+// and returns its size, MessageSize(flags, total, len(prefix)+len(payload)).
+func PutMessagePrefixed(b []byte, flags uint8, total int, prefix, payload []byte) int {
+	b[0] = flags
+	n := 1
+	if flags&FlagFragFirst != 0 {
+		n += binary.PutUvarint(b[n:], uint64(total))
+	}
+	n += binary.PutUvarint(b[n:], uint64(len(prefix)+len(payload)))
+	n += copy(b[n:], prefix)
+	n += copy(b[n:], payload)
+	return n
+}
+
 // FinishFrame sets the length field of the frame that starts at b and
 // ends at b[end].
 func FinishFrame(b []byte, end int) {

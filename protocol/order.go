@@ -1,0 +1,562 @@
+package protocol
+
+import (
+	"github.com/cohort-vs/cohort/ring"
+	"github.com/cohort-vs/cohort/sequencer"
+	"github.com/cohort-vs/cohort/vclock"
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// Delivery order. Every origin's messages are delivered in the order it
+// sent them, whatever their orderings (per-sender FIFO holds across
+// orderings); each origin has one cursor, deliverNext, that stops at the
+// first message whose ordering does not allow it yet:
+//
+//   - Unordered and FIFO: once held, with everything before it.
+//   - Causal: once every message its sender had delivered when it sent it
+//     has been delivered here. The sender stamps the message, when it first
+//     multicasts it, with what it has delivered of every rank (vclock);
+//     the cursor checks only that head message, O(ranks).
+//   - Total: in the order of the sequencer's records. The head is made
+//     available to the orderer; the orderer hands out the next message in
+//     global order once its record and its data are both here.
+//   - Safe (a flag on any ordering): once every member holds it, and holds
+//     everything this member delivered before it (data and order records):
+//     whoever delivers it, even if it crashes right after, the survivors
+//     hold all it saw and deliver it too, in the same order. In a view
+//     change, once the outcome is decided (every survivor holds the cut).
+//
+// A fragmented message waits at its first fragment for its causal past,
+// and at its last for its order and its safety; fragments in between are
+// copied out as they come, so a message larger than the window passes.
+
+// maxRecordsPerMessage bounds the records in one order-stream message, so
+// that it fits one datagram.
+func maxRecordsPerMessage(cfg *Config) int {
+	return max(1, cfg.FragmentSize()/sequencer.RecordSizeMax)
+}
+
+// causalReserve is the room a causal message keeps for its timestamp in
+// its datagram (or its first fragment's). A view's timestamps must fit
+// it: see MaxCausalMembers.
+func causalReserve(fragSize int) int { return fragSize / 4 }
+
+// maxStampEntry bounds one encoded timestamp entry: sequence numbers within
+// a view stay below 2^35.
+const maxStampEntry = 5
+
+// MaxCausalMembers is the largest view in which causal messages can be
+// sent with datagrams of maxDatagram bytes.
+func MaxCausalMembers(maxDatagram int) int {
+	c := Config{MaxDatagram: maxDatagram}
+	return (causalReserve(c.FragmentSize()) - 2) / maxStampEntry
+}
+
+// fedMsg is an order-stream message whose records went to the orderer.
+type fedMsg struct {
+	seq uint64 // its sequence number in the stream
+	end uint64 // global number after its last record
+}
+
+// ordering is a member's causal, total and safe delivery state.
+type ordering struct {
+	orderer *sequencer.Orderer
+	seq     *sequencer.Sequencer // at the sequencer only
+	recs    []sequencer.Record   // decoding scratch
+	recBuf  []byte               // encoding scratch
+	maxRecs int
+
+	fed     []fedMsg // stream messages fed, oldest first, not yet all delivered
+	fedHead int
+	// needStream is the order-stream message holding the record of the
+	// last total-order message delivered: a safe delivery waits until
+	// every member holds it.
+	needStream uint64
+	observeDue bool   // a sequencer observation was refused: repeat it
+	streamSent uint64 // order-stream messages multicast (at the sequencer)
+
+	vt      []uint64 // timestamp scratch
+	stamps  []uint64 // own causal timestamps by stash slot, n per slot (made on first use)
+	stampTS []byte   // encoded timestamp scratch
+
+	stable      []uint64 // per origin: held by every member that counts
+	stableDirty bool
+	cutSet      bool // a view change set the cut
+	final       bool // the cut is the view's decided outcome: every survivor holds it
+
+	blocked     bool // a cursor waits for a causal past or safety: deliveries may unblock it
+	safeWaiting bool // a delivery waits only for others to say they hold something
+	dead        bool // the flush ordered what the records could not: deliver the rest by rank
+}
+
+func (o *ordering) init(m *Member) {
+	o.maxRecs = maxRecordsPerMessage(&m.cfg)
+	o.orderer = sequencer.NewOrderer(m.n, 8192)
+	o.recs = make([]sequencer.Record, 0, 2*o.maxRecs)
+	o.fed = make([]fedMsg, 0, 8192)
+	o.vt = make([]uint64, m.n)
+	o.stable = make([]uint64, m.origins)
+	o.stableDirty = true
+	if m.self == m.seqRank {
+		o.seq = sequencer.NewSequencer(m.n, 1024)
+		o.recBuf = make([]byte, 0, m.cfg.FragmentSize())
+	}
+}
+
+// deliverAll delivers everything the orderings allow, then, at the end of
+// a flush, what only the flush can order.
+func (m *Member) deliverAll() {
+	m.scanStream() // a cut may have raised the stream's limit
+	for {
+		m.ord.blocked, m.ord.safeWaiting = false, false
+		progress := false
+		for o := 0; o < m.n; o++ {
+			if m.deliverFrom(o) {
+				progress = true
+			}
+		}
+		if m.deliverTotal() {
+			progress = true
+		}
+		if progress && m.ord.blocked {
+			continue // a delivery may satisfy a waiting causal past
+		}
+		if !progress && m.completeFlush() {
+			continue
+		}
+		return
+	}
+}
+
+// held up to: what origin o's cursor may reach.
+func (m *Member) heldUpTo(o int) uint64 {
+	p := &m.peers[o]
+	if o == m.self {
+		return min(m.sentUpTo, p.limit)
+	}
+	return min(p.win.Contiguous(), p.limit)
+}
+
+// deliverFrom moves origin o's cursor over every message its ordering
+// allows, and reports whether it delivered anything.
+func (m *Member) deliverFrom(o int) bool {
+	p := &m.peers[o]
+	last := m.heldUpTo(o)
+	delivered := false
+	for p.deliverNext <= last && m.pendingLen < len(m.pending) {
+		seq := p.deliverNext
+		if o != m.self && p.win.Mark(seq)&markDelivered != 0 {
+			p.deliverNext++
+			continue
+		}
+		flags, total, payload, _ := m.held(o, seq)
+		if flags&(wire.FlagFrag|wire.FlagSafe|wire.OrderCausal) == 0 {
+			// Unordered or FIFO, whole: the hot path.
+			m.deliver(o, seq, flags, payload)
+			if o != m.self {
+				p.win.SetMark(seq, markDelivered)
+			}
+			p.deliverNext++
+			delivered = true
+			continue
+		}
+		order := flags & wire.OrderMask
+		begins := flags&wire.FlagFrag == 0 || flags&wire.FlagFragFirst != 0
+		ends := flags&wire.FlagFrag == 0 || flags&wire.FlagFragLast != 0
+		if begins && order == wire.OrderCausal && o != m.self {
+			n, ok, bad := m.causalReady(o, payload)
+			if bad {
+				m.skipMalformed(o, seq)
+				continue
+			}
+			if !ok {
+				m.ord.blocked = true
+				break
+			}
+			payload = payload[n:]
+		}
+		if ends && order == wire.OrderTotal {
+			if !p.announced && !m.ord.dead {
+				p.announced = true
+				m.ord.orderer.Available(o, p.delivTotals+1)
+			}
+			break // the orderer or the flush delivers it
+		}
+		if ends && flags&wire.FlagSafe != 0 && !m.safeReady(o, seq, 0) {
+			m.ord.blocked, m.ord.safeWaiting = true, true
+			break
+		}
+		if m.step(o, seq, flags, total, payload) {
+			delivered = true
+		}
+	}
+	if o != m.self {
+		m.advanceConsumed(p)
+	}
+	return delivered
+}
+
+// step delivers message seq of origin o, or copies it out if it is a
+// fragment before the last, and moves the cursor past it. It reports
+// whether it delivered.
+func (m *Member) step(o int, seq uint64, flags uint8, total int, payload []byte) bool {
+	p := &m.peers[o]
+	p.deliverNext++
+	if flags&wire.FlagFrag == 0 {
+		m.deliver(o, seq, flags, payload)
+		if o != m.self {
+			p.win.SetMark(seq, markDelivered)
+		}
+		return true
+	}
+	if flags&wire.FlagFragFirst != 0 {
+		// Large messages are rare and big: one allocation each is cheap
+		// next to their copy.
+		p.reasm = make([]byte, total)
+		p.reasmLen = 0
+	}
+	if p.reasm == nil || p.reasmLen+len(payload) > len(p.reasm) ||
+		(flags&wire.FlagFragLast != 0 && p.reasmLen+len(payload) != len(p.reasm)) {
+		// Fragments out of shape: a sender bug or a forgery. Skip them;
+		// the message is lost for this member and counted.
+		m.stats.Malformed++
+		p.reasm = nil
+		if o != m.self {
+			p.win.SetMark(seq, markDelivered|markConsumed)
+		}
+		return false
+	}
+	p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
+	if flags&wire.FlagFragLast != 0 {
+		m.deliver(o, seq, flags, p.reasm)
+		if o != m.self {
+			p.win.SetMark(seq, markDelivered)
+		}
+		p.reasm = nil // the application's delivery holds it now
+		return true
+	}
+	if o != m.self {
+		// The bytes are copied out: the fragment itself is done with.
+		p.win.SetMark(seq, markDelivered|markConsumed)
+	}
+	// An own fragment before the last stays unconsumed, so the stash keeps
+	// the message whole until it is delivered: a view that ends inside it
+	// makes the sender send it all again in the next view.
+	return false
+}
+
+// skipMalformed drops message seq of origin o (another member's): its
+// ordering information does not decode.
+func (m *Member) skipMalformed(o int, seq uint64) {
+	p := &m.peers[o]
+	m.stats.Malformed++
+	p.win.SetMark(seq, markDelivered|markConsumed)
+	p.deliverNext++
+	p.reasm = nil
+}
+
+// takeHead delivers the message at origin o's cursor (the whole message or
+// its last fragment), which its ordering has just allowed.
+func (m *Member) takeHead(o int) {
+	p := &m.peers[o]
+	seq := p.deliverNext
+	flags, total, payload, _ := m.held(o, seq)
+	p.announced = false
+	p.delivTotals++
+	m.step(o, seq, flags, total, payload)
+}
+
+// causalReady decodes the timestamp at the start of payload and reports
+// its size and whether its causal past is delivered here; bad: it does not
+// decode.
+func (m *Member) causalReady(o int, payload []byte) (n int, ok, bad bool) {
+	vt := m.ord.vt
+	n, err := vclock.ReadTimestamp(payload, vt)
+	if err != nil {
+		return 0, false, true
+	}
+	for k, v := range vt {
+		if k != o && v > m.peers[k].deliverNext-1 {
+			return n, false, false
+		}
+	}
+	return n, true, false
+}
+
+// safeReady reports whether message seq of origin o may be delivered as
+// safe: every member that counts holds it, everything delivered here so
+// far, and the order stream up to needStream.
+func (m *Member) safeReady(o int, seq uint64, needStream uint64) bool {
+	if m.ord.final {
+		return true // every survivor holds the whole cut
+	}
+	st := m.stableVector()
+	if st[o] < seq || st[m.stream] < max(needStream, m.ord.needStream) {
+		return false
+	}
+	for k := 0; k < m.n; k++ {
+		if st[k] < m.peers[k].deliverNext-1 {
+			return false
+		}
+	}
+	return true
+}
+
+// stableVector is, per origin, the highest sequence number that every
+// member that counts holds with nothing missing below.
+func (m *Member) stableVector() []uint64 {
+	st := m.ord.stable
+	if !m.ord.stableDirty {
+		return st
+	}
+	m.ord.stableDirty = false
+	for o := range st {
+		s := uint64(noLimit)
+		if o == m.self {
+			s = m.sentUpTo
+		} else {
+			s = m.peers[o].win.Contiguous()
+		}
+		for r := 0; r < m.n; r++ {
+			if r != m.self && r != o {
+				s = min(s, m.peers[r].contiguous[o])
+			}
+		}
+		st[o] = s
+	}
+	return st
+}
+
+// deliverTotal delivers total-order messages in global order, and reports
+// whether it delivered any.
+func (m *Member) deliverTotal() bool {
+	od := m.ord.orderer
+	delivered := false
+	for m.pendingLen < len(m.pending) && !m.ord.dead {
+		o, _, g, ok := od.Peek()
+		if !ok {
+			break
+		}
+		if flags, _, _, _ := m.held(o, m.peers[o].deliverNext); flags&wire.FlagSafe != 0 {
+			if !m.safeReady(o, m.peers[o].deliverNext, m.streamSeqOf(g)) {
+				m.ord.blocked, m.ord.safeWaiting = true, true
+				break
+			}
+		}
+		od.Next()
+		m.noteDelivered(g)
+		m.takeHead(o)
+		m.deliverFrom(o)
+		delivered = true
+	}
+	if delivered {
+		od.Release(od.NextGlobal())
+	}
+	return delivered
+}
+
+// streamSeqOf returns the order-stream message that holds global number g.
+func (m *Member) streamSeqOf(g uint64) uint64 {
+	for _, f := range m.ord.fed[m.ord.fedHead:] {
+		if g < f.end {
+			return f.seq
+		}
+	}
+	return 0
+}
+
+// noteDelivered records that global number g was delivered.
+func (m *Member) noteDelivered(g uint64) {
+	od := &m.ord
+	for od.fedHead < len(od.fed) && od.fed[od.fedHead].end <= g {
+		od.fedHead++
+	}
+	if od.fedHead < len(od.fed) {
+		od.needStream = od.fed[od.fedHead].seq
+	}
+	if od.fedHead == len(od.fed) {
+		od.fed, od.fedHead = od.fed[:0], 0
+	} else if od.fedHead > cap(od.fed)/2 {
+		n := copy(od.fed, od.fed[od.fedHead:])
+		od.fed, od.fedHead = od.fed[:n], 0
+	}
+}
+
+// scanStream reads the order stream's new records into the orderer.
+func (m *Member) scanStream() {
+	od := &m.ord
+	p := &m.peers[m.stream]
+	last := min(p.win.Contiguous(), p.limit)
+	for p.scanNext <= last {
+		seq := p.scanNext
+		if !od.dead {
+			_, _, payload, _ := p.win.Get(seq)
+			recs, _, err := sequencer.DecodeRecords(od.recs[:0], payload)
+			if err != nil || len(recs) == 0 {
+				m.stats.Malformed++
+			} else {
+				if od.orderer.Room() < len(recs) || len(od.fed) == cap(od.fed) {
+					break // deliveries make room
+				}
+				od.orderer.AddRecords(recs)
+				od.fed = append(od.fed, fedMsg{seq: seq, end: recs[len(recs)-1].End()})
+				if m.self != m.seqRank {
+					m.stats.OrderRecords += uint64(len(recs))
+				}
+			}
+		}
+		p.win.SetMark(seq, markDelivered|markConsumed)
+		p.scanNext++
+		p.deliverNext = p.scanNext
+	}
+	m.advanceConsumed(p)
+}
+
+// scanRank counts, at the sequencer, the total-order messages of rank o
+// held with nothing missing, and orders the new ones.
+func (m *Member) scanRank(o int) {
+	p := &m.peers[o]
+	last := p.win.Contiguous()
+	if p.scanNext > last {
+		return
+	}
+	for ; p.scanNext <= last; p.scanNext++ {
+		flags, _, _, _ := p.win.Get(p.scanNext)
+		if flags&wire.OrderMask == wire.OrderTotal && (flags&wire.FlagFrag == 0 || flags&wire.FlagFragLast != 0) {
+			p.totals++
+		}
+	}
+	if !m.frozen && !m.ord.seq.Observe(o, p.totals) {
+		m.ord.observeDue = true
+	}
+}
+
+// scanOwn counts, at the sequencer, its own total-order messages
+// multicast so far.
+func (m *Member) scanOwn() {
+	p := &m.peers[m.self]
+	for ; p.scanNext <= m.sentUpTo; p.scanNext++ {
+		flags, _, _, _ := m.sender.stash.Get(m.seqBase + p.scanNext)
+		if flags&wire.OrderMask == wire.OrderTotal && (flags&wire.FlagFrag == 0 || flags&wire.FlagFragLast != 0) {
+			p.totals++
+		}
+	}
+	if !m.ord.seq.Observe(m.self, p.totals) {
+		m.ord.observeDue = true
+	}
+}
+
+// makeRecords, at the sequencer, turns new observations into order-stream
+// messages (at most a window of them in flight), and reads them into its
+// own orderer.
+func (m *Member) makeRecords() {
+	od := &m.ord
+	if od.seq == nil || m.frozen {
+		return
+	}
+	m.scanOwn()
+	if od.observeDue {
+		od.observeDue = false
+		for o := 0; o < m.n; o++ {
+			if !od.seq.Observe(o, m.peers[o].totals) {
+				od.observeDue = true
+			}
+		}
+	}
+	p := &m.peers[m.stream]
+	for recs := od.seq.Records(); len(recs) > 0; recs = od.seq.Records() {
+		if p.win.Highest()-p.win.Base() >= uint64(m.cfg.WindowMessages) {
+			break // the members have not caught up: records wait
+		}
+		k := min(len(recs), od.maxRecs)
+		b := sequencer.AppendRecords(od.recBuf[:0], recs[0].Global, recs[:k])
+		if p.win.Put(p.win.Highest()+1, wire.OrderFIFO, 0, b) != ring.Stored {
+			break
+		}
+		m.stats.OrderRecords += uint64(k)
+		od.seq.Advance(k)
+	}
+	m.scanStream()
+	if od.observeDue {
+		// Records were drained: the refused observations fit now.
+		od.observeDue = false
+		for o := 0; o < m.n; o++ {
+			if !od.seq.Observe(o, m.peers[o].totals) {
+				od.observeDue = true
+			}
+		}
+	}
+}
+
+// stampOwn returns the timestamp of own causal message seq (this view's
+// numbering), making it on its first transmission: what this member has
+// delivered of every rank now. Retransmissions send the same one.
+func (m *Member) stampOwn(seq uint64, first bool) []byte {
+	od := &m.ord
+	slots := m.sender.stash.Cap()
+	if od.stamps == nil {
+		od.stamps = make([]uint64, slots*m.n)
+		od.stampTS = make([]byte, 0, 1+m.n*(maxStampEntry+5))
+	}
+	i := int((m.seqBase+seq)&uint64(slots-1)) * m.n
+	vt := od.stamps[i : i+m.n]
+	if first {
+		for k := range vt {
+			vt[k] = m.peers[k].deliverNext - 1
+		}
+		vt[m.self] = seq
+	}
+	od.stampTS = vclock.AppendTimestamp(od.stampTS[:0], vt, m.self)
+	return od.stampTS
+}
+
+// completeFlush runs when nothing more can be delivered. At the end of a
+// view change, once the whole cut is held, what still waits can only be
+// waiting for order records or causal pasts that were lost with failed
+// members: every member holds the same cut and has delivered the same
+// closure of it, so the same rule gives the same result everywhere. The
+// rest of the total-order messages are delivered by rank (lowest rank
+// first, each time the one at the head of its sender's cursor); what is
+// still stuck after that depends on messages no survivor holds, so no
+// survivor delivered it: it is left out of the view. It reports whether it
+// changed anything.
+func (m *Member) completeFlush() bool {
+	od := &m.ord
+	if !od.cutSet || od.safeWaiting || m.pendingLen == len(m.pending) {
+		return false
+	}
+	for o := range m.peers {
+		if o != m.self && m.peers[o].win.Contiguous() < m.peers[o].limit {
+			return false // the cut is not all here yet
+		}
+	}
+	if !od.dead {
+		od.dead = true
+		m.scanStream() // consume the rest of the stream
+		return true
+	}
+	for o := 0; o < m.n; o++ {
+		p := &m.peers[o]
+		if p.deliverNext > m.heldUpTo(o) {
+			continue
+		}
+		flags, _, _, _ := m.held(o, p.deliverNext)
+		if flags&wire.OrderMask != wire.OrderTotal || (flags&wire.FlagFrag != 0 && flags&wire.FlagFragLast == 0) {
+			continue
+		}
+		if flags&wire.FlagSafe != 0 && !m.safeReady(o, p.deliverNext, 0) {
+			return false
+		}
+		m.stats.OrderedAtFlush++
+		m.takeHead(o)
+		return true
+	}
+	for o := 0; o < m.n; o++ {
+		p := &m.peers[o]
+		if o != m.self && p.deliverNext <= p.limit && p.limit != noLimit {
+			m.stats.Truncated += p.limit - p.deliverNext + 1
+			p.limit = p.deliverNext - 1
+		}
+	}
+	return false
+}
