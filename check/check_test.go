@@ -189,6 +189,27 @@ func TestOrderRules(t *testing.T) {
 			deliver(h, 1, "b", b1, a1)
 			deliver(h, 1, "c", a1, b1)
 		}, "total"},
+		{"a crashed member's non-safe total order binds nobody", func(h *History) {
+			view(h, 1, abc...)
+			view(h, 2, "a", "b")
+			h.SentAs(a1, Total, false, 0, 1)
+			h.SentAs(b1, Total, false, 0, 1)
+			deliver(h, 1, "a", b1, a1)
+			deliver(h, 1, "b", b1, a1)
+			deliver(h, 1, "c", a1, b1) // its records were lost with it
+			h.Crashed("c")
+		}, ""},
+		{"a crashed member's total order binds up to its last safe delivery", func(h *History) {
+			view(h, 1, abc...)
+			view(h, 2, "a", "b")
+			h.SentAs(a1, Total, false, 0, 1)
+			h.SentAs(b1, Total, false, 0, 1)
+			h.SentAs(b2, Total, true, 0, 1)
+			deliver(h, 1, "a", b1, a1, b2)
+			deliver(h, 1, "b", b1, a1, b2)
+			deliver(h, 1, "c", a1, b1, b2)
+			h.Crashed("c")
+		}, "total"},
 		{"fifo messages may interleave differently", func(h *History) {
 			view(h, 1, abc...)
 			h.SentAs(a1, FIFO, false, 0, 1)

@@ -69,7 +69,11 @@ func (m *Member) putStatus(b []byte) int {
 		if o == m.self {
 			m.statusC[o], m.statusD[o] = m.sentUpTo, p.consumed
 		} else {
-			m.statusC[o], m.statusD[o] = p.win.Contiguous(), p.consumed
+			// Frozen, it holds no more than its limit for anyone's safety:
+			// what lies beyond may be outside the cut, and a safe message
+			// must never be delivered on the word of a member that will
+			// not deliver it.
+			m.statusC[o], m.statusD[o] = min(p.win.Contiguous(), p.limit), p.consumed
 		}
 	}
 	m.statusDue, m.statusDirty, m.progress, m.progressBytes = false, false, 0, 0

@@ -34,9 +34,9 @@ type Options struct {
 	SendGap     int64   // mean time between one member's sends, µs
 	SlowConsume float64 // probability a delivery is consumed late
 	LargeShare  float64 // share of messages larger than a datagram
-	// OrderMix picks the orderings sent: 0, every ordering in equal shares
-	// (a fifth of them safe); 1, mostly total; 2, mostly causal; 3, FIFO
-	// and unordered only.
+	// OrderMix picks the orderings sent: 0, every ordering in equal shares;
+	// 1, mostly total; 2, mostly causal; a fifth of the messages safe in
+	// each; 3, every ordering, half of them safe.
 	OrderMix int
 
 	// Faults, each at a random time in the fault window.
@@ -525,20 +525,16 @@ func (w *world) sizeFor(sender int, inc, n uint64) int {
 func (w *world) orderFor(sender int, inc, n uint64) uint8 {
 	r := rand.New(rand.NewPCG(w.opt.Seed^uint64(sender)<<40^inc<<52, n^0x0de5))
 	var order uint8
-	switch f := r.Float64(); w.opt.OrderMix {
+	f := r.Float64()
+	switch w.opt.OrderMix {
 	case 1: // mostly total
 		order = [4]uint8{wire.OrderTotal, wire.OrderTotal, wire.OrderTotal, wire.OrderFIFO}[r.IntN(4)]
 	case 2: // mostly causal
 		order = [4]uint8{wire.OrderCausal, wire.OrderCausal, wire.OrderCausal, wire.OrderTotal}[r.IntN(4)]
-	case 3:
-		if f < 0.3 {
-			return wire.OrderUnordered
-		}
-		return wire.OrderFIFO
 	default:
 		order = uint8(r.IntN(4))
 	}
-	if r.IntN(5) == 0 {
+	if r.IntN(5) == 0 || (w.opt.OrderMix == 3 && f < 0.5) {
 		order |= wire.FlagSafe
 	}
 	return order
