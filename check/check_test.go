@@ -210,6 +210,16 @@ func TestOrderRules(t *testing.T) {
 			deliver(h, 1, "c", a1, b1, b2)
 			h.Crashed("c")
 		}, "total"},
+		{"total order is causal among total messages", func(h *History) {
+			view(h, 1, abc...)
+			view(h, 2, "a", "c")
+			h.SentAs(a1, Total, false, 0, 1)
+			deliver(h, 1, "b", a1)
+			h.SentAs(b1, Total, false, 0, 1) // b delivered a1 first
+			h.Crashed("b")
+			deliver(h, 1, "a", b1, a1) // a and c agree with each other
+			deliver(h, 1, "c", b1, a1)
+		}, "total-causal"},
 		{"fifo messages may interleave differently", func(h *History) {
 			view(h, 1, abc...)
 			h.SentAs(a1, FIFO, false, 0, 1)

@@ -18,6 +18,9 @@ import (
 //     q installed the view in which s delivered m0 (with no views
 //     recorded: every member; with views, a delivery of unknown view
 //     binds nobody);
+//   - total-causal: total order is causal among total messages: if s
+//     delivered total message m0 before it sent total message m1, every
+//     member that delivers both delivers m0 first;
 //   - safe: a safe message that any member (a crashed one too) delivered
 //     in view v was delivered in v by every member that survived v: it
 //     installed a later view, or it ended the history in v neither
@@ -172,13 +175,22 @@ func (h *History) checkTotal(x *index, add func(rule, format string, args ...any
 // so for each other member one pass over the prefix keeps the latest
 // position (and the first absence) of what it must have delivered first.
 func (h *History) checkCausal(x *index, add func(rule, format string, args ...any) bool) bool {
+	return h.checkAfter(x, add, "causal", Causal, "") || h.checkAfter(x, add, "total-causal", Total, Total)
+}
+
+// checkAfter checks that every message of ordering sentOrder comes, at
+// every member that delivers it, after the messages its sender had
+// delivered before sending it (those of ordering pastOrder; "" for all).
+// For causal order a member must have delivered them all; for total order
+// (causal among total messages) only their relative order is checked.
+func (h *History) checkAfter(x *index, add func(rule, format string, args ...any) bool, rule, sentOrder, pastOrder string) bool {
 	type csend struct {
 		id     MsgID
 		before int
 	}
 	bySender := map[string][]csend{}
 	for id, s := range h.sent {
-		if s.order == Causal {
+		if s.order == sentOrder {
 			bySender[id.Sender] = append(bySender[id.Sender], csend{id, s.before})
 		}
 	}
@@ -207,13 +219,13 @@ func (h *History) checkCausal(x *index, add func(rule, format string, args ...an
 			for _, c := range sends {
 				for ; k < c.before && k < len(prefix); k++ {
 					d0 := prefix[k]
-					if !need(d0.view) {
+					if !need(d0.view) || (pastOrder != "" && d0.order != pastOrder) {
 						continue
 					}
 					at := int(x.pos[qi][x.seq[si][k]]) - 1
 					switch {
 					case at < 0:
-						if missing < 0 {
+						if missing < 0 && pastOrder == "" {
 							missing = k
 						}
 					case at > latestAt:
@@ -226,14 +238,14 @@ func (h *History) checkCausal(x *index, add func(rule, format string, args ...an
 				}
 				if missing >= 0 {
 					d0 := prefix[missing]
-					if add("causal", "%s delivered %v but never %v, which %s delivered%s before sending it", q, c.id, d0.id, s, inView(d0.view)) {
+					if add(rule, "%s delivered %v but never %v, which %s delivered%s before sending it", q, c.id, d0.id, s, inView(d0.view)) {
 						return true
 					}
 					break
 				}
 				if latestAt > at1 {
 					d0 := prefix[latest]
-					if add("causal", "%s delivered %v before %v, which %s delivered%s before sending %v", q, c.id, d0.id, s, inView(d0.view), c.id) {
+					if add(rule, "%s delivered %v before %v, which %s delivered%s before sending %v", q, c.id, d0.id, s, inView(d0.view), c.id) {
 						return true
 					}
 					break

@@ -117,9 +117,11 @@ func (m *Member) MessageBoundary(seq uint64) uint64 {
 
 // Retire ends this member's view: own messages up to boundary (a
 // MessageBoundary of the cut) are released, and the rest stay queued for
-// the next view's member.
+// the next view's member, which owns the Sender from now on. A retired
+// member may still answer NAKs for the other origins' messages it holds.
 func (m *Member) Retire(boundary uint64) {
 	m.sender.stash.Release(m.seqBase + boundary)
+	m.retired = true
 }
 
 // Stable reports, for every rank, the highest sequence number that every

@@ -104,6 +104,15 @@ type Group struct {
 	// consumed its cut.
 	pendingInstall *wire.Proposal
 
+	// retired is the previous view's member, kept after an install to
+	// answer the NAKs of a member of the new view that has not filled its
+	// cut yet (in the old view's numbering, it can get the messages from
+	// nowhere else); dropped once every member of the new view has been
+	// heard from in it.
+	retired      *Member
+	retiredEpoch uint64
+	heardInView  []bool // members of the view heard from in it
+
 	// Coordinator side.
 	changes flush.Changes
 	// changeRequested: a member asked for a view change with nothing to
@@ -313,12 +322,16 @@ func (g *Group) Consumed(n int) {
 // before the deliveries of the view they open.
 func (g *Group) Ready() Ready {
 	rd := Ready{}
+	var retransmits []udp.Datagram
 	if g.state == member {
 		rd = g.mem.Ready()
+		if g.retired != nil {
+			retransmits = g.retired.Ready().Datagrams
+		}
 	}
 	g.ready = rd
-	if len(g.out) > 0 {
-		g.ready.Datagrams = append(g.out, rd.Datagrams...)
+	if len(g.out) > 0 || len(retransmits) > 0 {
+		g.ready.Datagrams = append(append(g.out, rd.Datagrams...), retransmits...)
 	}
 	return g.ready
 }
@@ -336,6 +349,9 @@ func (g *Group) Advance() {
 	g.ctlBufs = g.ctlBufs[:0]
 	if g.state == member {
 		g.mem.Advance()
+		if g.retired != nil {
+			g.retired.Advance()
+		}
 	}
 }
 
@@ -405,8 +421,12 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 	case h.Epoch == g.view.Epoch:
 		if int(h.Sender) < len(g.view.Members) && g.view.Members[h.Sender].Addr == from {
 			g.det.Heard(int(h.Sender))
+			g.heardIn(int(h.Sender))
 		}
 		g.mem.Receive(from, b)
+	case g.retired != nil && h.Epoch == g.retiredEpoch:
+		g.retired.Receive(from, b) // a member still filling its cut
+		g.answerStale(from)
 	case h.Epoch > g.view.Epoch:
 		g.query(from) // we missed an install
 	default:
@@ -419,8 +439,24 @@ func (g *Group) heard(id wire.MemberID) {
 	if g.state == member {
 		if r := flush.Index(g.view.Members, id); r >= 0 {
 			g.det.Heard(r)
+			g.heardIn(r)
 		}
 	}
+}
+
+// heardIn notes that rank r spoke in the current view: once every member
+// has, none still needs the previous view's messages.
+func (g *Group) heardIn(r int) {
+	if g.retired == nil || g.heardInView[r] {
+		return
+	}
+	g.heardInView[r] = true
+	for _, h := range g.heardInView {
+		if !h {
+			return
+		}
+	}
+	g.retired = nil
 }
 
 // query asks addr for its view, at most once per retry interval.

@@ -111,6 +111,7 @@ type Member struct {
 	// start at 1 in every view.
 	seqBase    uint64
 	frozen     bool // a view change is under way: send no new own messages
+	retired    bool // the view is over: the Sender belongs to the next view's member
 	frozenOnce bool // delivery limits were set by the first Freeze
 
 	// Application deliveries not yet consumed, oldest first (a ring).

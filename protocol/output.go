@@ -95,11 +95,22 @@ func (m *Member) packData() bool {
 			return false
 		}
 		b := m.startDatagram()
-		n := m.packRun(b, wire.HeaderSize, m.self, m.sentUpTo+1, head, len(b))
+		// The sequencer keeps room for the records of what it packs, so
+		// that they ride in the same datagram.
+		reserve := 0
+		if m.ord.seq != nil && m.peers[m.stream].win.Highest() > 0 {
+			reserve = orderRecordRoom
+		}
+		n := m.packRun(b, wire.HeaderSize, m.self, m.sentUpTo+1, head, len(b)-reserve)
+		if m.lastRunEnd == m.sentUpTo {
+			// A message that fills a datagram alone.
+			n = m.packRun(b, wire.HeaderSize, m.self, m.sentUpTo+1, head, len(b))
+		}
 		m.stats.MessagesSent += (m.lastRunEnd - m.sentUpTo)
 		m.sentUpTo = m.lastRunEnd
 		m.ord.stableDirty = true
-		if m.statusDue && len(b)-n >= wire.StatusSize(m.n) {
+		n = m.piggybackRecords(b, n)
+		if m.statusDue && len(b)-n >= wire.StatusSize(m.origins) {
 			n += m.putStatus(b[n:])
 		}
 		m.multicast(b, n)
@@ -156,6 +167,9 @@ func (m *Member) held(origin int, seq uint64) (flags uint8, total int, payload [
 // heldRange is the range of origin's messages this member can send again.
 func (m *Member) heldRange(origin int) (first, last uint64) {
 	if origin == m.self {
+		if m.retired {
+			return 1, 0 // the stash holds the next view's messages now
+		}
 		return m.sender.stash.Tail() - m.seqBase + 1, m.sentUpTo
 	}
 	w := m.peers[origin].win
@@ -214,6 +228,30 @@ func (m *Member) compactRTX() {
 	}
 	n := copy(m.rtxBase, m.rtx)
 	m.rtx = m.rtxBase[:n]
+}
+
+// orderRecordRoom is what the sequencer keeps free in its data datagrams
+// for an order-stream frame: a few records.
+const orderRecordRoom = 64
+
+// piggybackRecords, at the sequencer, orders what it has just packed (and
+// anything observed since) and adds the order stream's unsent messages to
+// datagram b[:n] if they fit, returning the new length.
+func (m *Member) piggybackRecords(b []byte, n int) int {
+	if m.ord.seq == nil {
+		return n
+	}
+	m.makeRecords()
+	w := m.peers[m.stream].win
+	m.ord.streamSent = max(m.ord.streamSent, w.Base())
+	if m.ord.streamSent < w.Highest() && len(b)-n > wire.DataHeadSize+8 {
+		end := m.packRun(b, n, m.stream, m.ord.streamSent+1, w.Highest(), len(b))
+		if end > n {
+			m.ord.streamSent = m.lastRunEnd
+			n = end
+		}
+	}
+	return n
 }
 
 // packStream multicasts the order stream's new messages (at the
@@ -301,7 +339,7 @@ func (m *Member) release() {
 			}
 		}
 		if o == m.self {
-			if m.seqBase+stable > m.sender.stash.Tail() {
+			if !m.retired && m.seqBase+stable > m.sender.stash.Tail() {
 				m.sender.stash.Release(m.seqBase + stable)
 				m.released = true
 			}

@@ -433,8 +433,10 @@ func (g *Group) onInstall(p *wire.Proposal) {
 func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	prev := g.view
 	self := flush.Index(p.Members, g.cfg.Self)
+	g.retired = nil
 	if g.mem != nil && accepted != nil {
 		g.mem.Retire(g.mem.MessageBoundary(accepted.Cut[prev.Self]))
+		g.retired, g.retiredEpoch = g.mem, prev.Epoch
 	}
 	if g.mem != nil {
 		g.past.add(g.mem.Stats())
@@ -476,6 +478,8 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 		}
 	}
 	g.view, g.install, g.state = v, p, member
+	g.heardInView = make([]bool, len(p.Members))
+	g.heardInView[self] = true
 	g.accepted, g.pendingInstall, g.flushed, g.promised, g.flushTo = nil, nil, false, wire.Ballot{}, netip.AddrPort{}
 	g.round, g.blockedSince, g.changeRequested = nil, -1, false
 	g.stats.Views++
