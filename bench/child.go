@@ -185,6 +185,7 @@ func (c *child) join(ctx context.Context, members, baseline []string) error {
 	if err != nil {
 		return err
 	}
+	c.send(event{Type: evJoined})
 	// Members start together and find each other: measure only once the
 	// group holds them all.
 	select {

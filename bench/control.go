@@ -65,6 +65,7 @@ type event struct {
 const (
 	evHello    = "hello"
 	evReady    = "ready"
+	evJoined   = "joined" // the member installed its first view
 	evProgress = "progress"
 	evResult   = "result"
 	evError    = "error"

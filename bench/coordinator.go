@@ -125,9 +125,18 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		return nil, err
 	}
 
-	// Join: every child joins the group with the full member list.
-	for _, k := range r.kids {
-		if err := k.send(command{Cmd: cmdJoin, Members: engines, Baseline: baselines}); err != nil {
+	// Join: member 0 founds the group, so that it is the coordinator (and
+	// so the sequencer of total order) and, in one-sender runs, the
+	// sender; the others then join with the full member list.
+	join := command{Cmd: cmdJoin, Members: engines, Baseline: baselines}
+	if err := r.kids[0].send(join); err != nil {
+		return nil, err
+	}
+	if err := r.awaitOne(0, evJoined, startTimeout); err != nil {
+		return nil, err
+	}
+	for _, k := range r.kids[1:] {
+		if err := k.send(join); err != nil {
 			return nil, err
 		}
 	}
@@ -287,6 +296,8 @@ func (r *run) await(want string, timeout time.Duration, on func(i int, ev event)
 				return fmt.Errorf("member %d: %s", i, ce.ev.Err)
 			case evProgress:
 				r.showProgress(i, ce.ev)
+			case evJoined:
+				// A step on the way to ready.
 			case want:
 				if got[i] {
 					return fmt.Errorf("member %d: %s twice", i, want)
@@ -314,6 +325,29 @@ func (r *run) await(want string, timeout time.Duration, on func(i int, ev event)
 		}
 	}
 	return nil
+}
+
+// awaitOne waits for event want from child i alone.
+func (r *run) awaitOne(i int, want string, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case ce := <-r.events:
+			switch {
+			case ce.exited:
+				return fmt.Errorf("member %d exited unexpectedly waiting for %s", ce.index, want)
+			case ce.ev.Type == evError:
+				return fmt.Errorf("member %d: %s", ce.index, ce.ev.Err)
+			case ce.index == i && ce.ev.Type == want:
+				return nil
+			}
+		case <-timer.C:
+			return fmt.Errorf("timed out after %v waiting for %s from member %d", timeout, want, i)
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
 }
 
 // phase runs one phase on every child and returns their results by index;

@@ -318,7 +318,7 @@ func (m *Member) stableVector() []uint64 {
 			s = m.peers[o].win.Contiguous()
 		}
 		for r := 0; r < m.n; r++ {
-			if r != m.self && r != o {
+			if r != m.self && r != m.owner(o) { // an origin holds its own messages
 				s = min(s, m.peers[r].contiguous[o])
 			}
 		}
