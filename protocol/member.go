@@ -75,6 +75,7 @@ type peer struct {
 	totals      uint64 // total-order messages among those scanned
 	delivTotals uint64 // total-order messages delivered; the next one is number delivTotals+1
 	announced   bool   // the message at deliverNext is total-order and was made available to the orderer
+	totalHint   uint64 // order hint of the total-order message at (or being copied at) the cursor
 }
 
 // pendingDelivery identifies a delivery the application still holds.

@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"encoding/binary"
+
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/sequencer"
 	"github.com/cohort-vs/cohort/vclock"
@@ -77,7 +79,9 @@ type ordering struct {
 
 	vt      []uint64 // timestamp scratch
 	stamps  []uint64 // own causal timestamps by stash slot, n per slot (made on first use)
-	stampTS []byte   // encoded timestamp scratch
+	hints   []uint64 // own total messages' order hints by stash slot (made on first use)
+	hintBuf [binary.MaxVarintLen64]byte
+	stampTS []byte // encoded timestamp scratch
 
 	stable      []uint64 // per origin: held by every member that counts
 	stableDirty bool
@@ -175,6 +179,18 @@ func (m *Member) deliverFrom(o int) bool {
 			}
 			payload = payload[n:]
 		}
+		if begins && order == wire.OrderTotal {
+			if o == m.self {
+				p.totalHint = m.ownTotalHint(seq)
+			} else {
+				h, n := binary.Uvarint(payload)
+				if n <= 0 {
+					m.skipMalformed(o, seq)
+					continue
+				}
+				p.totalHint, payload = h, payload[n:]
+			}
+		}
 		if ends && order == wire.OrderTotal {
 			if !p.announced && !m.ord.dead {
 				p.announced = true
@@ -261,6 +277,10 @@ func (m *Member) takeHead(o int) {
 	p := &m.peers[o]
 	seq := p.deliverNext
 	flags, total, payload, _ := m.held(o, seq)
+	if o != m.self && flags&wire.FlagFrag == 0 {
+		_, n := binary.Uvarint(payload) // checked when the cursor reached it
+		payload = payload[n:]
+	}
 	p.announced = false
 	p.delivTotals++
 	m.step(o, seq, flags, total, payload)
@@ -510,16 +530,47 @@ func (m *Member) stampOwn(seq uint64, first bool) []byte {
 	return od.stampTS
 }
 
+// totalHint returns the order hint of own total message seq (this view's
+// numbering), making it on its first transmission: how many total-order
+// messages this member has delivered. Along any chain of "delivered, then
+// sent" among total messages hints strictly grow (the message delivered
+// took a global number above its own sender's hint), so a flush that must
+// order total messages whose records were lost orders them by hint and
+// keeps total order causal.
+func (m *Member) totalHint(seq uint64, first bool) []byte {
+	od := &m.ord
+	slots := m.sender.stash.Cap()
+	if od.hints == nil {
+		od.hints = make([]uint64, slots)
+	}
+	i := int((m.seqBase + seq) & uint64(slots-1))
+	if first {
+		od.hints[i] = od.orderer.NextGlobal() - 1
+	}
+	n := binary.PutUvarint(od.hintBuf[:], od.hints[i])
+	return od.hintBuf[:n]
+}
+
+// ownTotalHint is the hint own total message seq was sent with.
+func (m *Member) ownTotalHint(seq uint64) uint64 {
+	if m.ord.hints == nil {
+		return 0
+	}
+	slots := m.sender.stash.Cap()
+	return m.ord.hints[int((m.seqBase+seq)&uint64(slots-1))]
+}
+
 // completeFlush runs when nothing more can be delivered. At the end of a
 // view change, once the whole cut is held, what still waits can only be
 // waiting for order records or causal pasts that were lost with failed
 // members: every member holds the same cut and has delivered the same
 // closure of it, so the same rule gives the same result everywhere. The
-// rest of the total-order messages are delivered by rank (lowest rank
-// first, each time the one at the head of its sender's cursor); what is
-// still stuck after that depends on messages no survivor holds, so no
-// survivor delivered it: it is left out of the view. It reports whether it
-// changed anything.
+// rest of the total-order messages are delivered one at a time: among
+// those at the head of their sender's cursor, the one with the lowest
+// order hint (see totalHint), then the lowest rank, which keeps total
+// order causal. What is still stuck after that depends on messages no
+// survivor holds, so no survivor delivered it: it is left out of the view.
+// It reports whether it changed anything.
 func (m *Member) completeFlush() bool {
 	od := &m.ord
 	if !od.cutSet || od.safeWaiting || m.pendingLen == len(m.pending) {
@@ -535,6 +586,7 @@ func (m *Member) completeFlush() bool {
 		m.scanStream() // consume the rest of the stream
 		return true
 	}
+	next := -1
 	for o := 0; o < m.n; o++ {
 		p := &m.peers[o]
 		if p.deliverNext > m.heldUpTo(o) {
@@ -544,11 +596,17 @@ func (m *Member) completeFlush() bool {
 		if flags&wire.OrderMask != wire.OrderTotal || (flags&wire.FlagFrag != 0 && flags&wire.FlagFragLast == 0) {
 			continue
 		}
-		if flags&wire.FlagSafe != 0 && !m.safeReady(o, p.deliverNext, 0) {
+		if next < 0 || p.totalHint < m.peers[next].totalHint {
+			next = o
+		}
+	}
+	if next >= 0 {
+		p := &m.peers[next]
+		if flags, _, _, _ := m.held(next, p.deliverNext); flags&wire.FlagSafe != 0 && !m.safeReady(next, p.deliverNext, 0) {
 			return false
 		}
 		m.stats.OrderedAtFlush++
-		m.takeHead(o)
+		m.takeHead(next)
 		return true
 	}
 	for o := 0; o < m.n; o++ {

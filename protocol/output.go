@@ -131,8 +131,15 @@ func (m *Member) packRun(b []byte, off int, origin int, from, to uint64, limit i
 		if !ok {
 			break
 		}
-		if origin == m.self && flags&wire.OrderMask == wire.OrderCausal && (flags&wire.FlagFrag == 0 || flags&wire.FlagFragFirst != 0) {
-			ts := m.stampOwn(seq, seq > m.sentUpTo)
+		if origin == m.self && flags&wire.OrderMask >= wire.OrderCausal && (flags&wire.FlagFrag == 0 || flags&wire.FlagFragFirst != 0) {
+			// Causal messages carry their timestamp, total ones their order
+			// hint, ahead of the payload.
+			var ts []byte
+			if flags&wire.OrderMask == wire.OrderCausal {
+				ts = m.stampOwn(seq, seq > m.sentUpTo)
+			} else {
+				ts = m.totalHint(seq, seq > m.sentUpTo)
+			}
 			if off+wire.MessageSize(flags, total, len(ts)+len(payload)) > limit {
 				break
 			}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -51,8 +52,11 @@ func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), s.maxSize)
 	}
 	fragSize := s.fragSize
-	if flags&wire.OrderMask == wire.OrderCausal {
+	switch flags & wire.OrderMask {
+	case wire.OrderCausal:
 		fragSize -= causalReserve(s.fragSize) // room for the timestamp
+	case wire.OrderTotal:
+		fragSize -= binary.MaxVarintLen64 // room for the order hint
 	}
 	if len(payload) <= fragSize {
 		if _, err := s.stash.Append(flags, 0, payload, true); err != nil {

@@ -16,7 +16,7 @@
 // combines records with data availability and yields deliveries in global
 // order. The protocol carries records reliably in the view's order stream
 // (see the protocol package), so a view change agrees on them like on any
-// other message, and orders what they leave unordered by rank.
+// other message, and orders what they leave unordered by the messages' order hints.
 //
 // # Guarantees
 //
