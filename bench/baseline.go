@@ -11,7 +11,8 @@ import (
 )
 
 // The baseline moves the same messages the engine would, bundled the way
-// the engine bundles them, over a plain socket: no sequence tracking, no
+// the engine bundles them (and fragmented the way it fragments messages
+// larger than a datagram), over a plain socket: no sequence tracking, no
 // acknowledgements, no retransmission, no flow control. It bounds what the
 // engine could reach on this machine with this fan-out.
 
@@ -23,6 +24,10 @@ const (
 	baselineBatch = 64
 	// baselineGroup names the baseline's traffic in datagram headers.
 	baselineGroup = "vsbench/baseline"
+	// baselineFragment is the most payload one fragment of a message
+	// larger than a datagram carries: the engine's fragment size for its
+	// default MaxDatagram (protocol.Config.FragmentSize).
+	baselineFragment = baselineDatagram - wire.HeaderSize - wire.DataHeadSize - 1 - 2*binary.MaxVarintLen64
 )
 
 // baselineSender packs and sends one member's messages.
@@ -44,8 +49,13 @@ type baselineSender struct {
 // run sends from start until end: messages of size bytes, many
 // length-prefixed messages per datagram, each datagram to every other
 // member. A datagram goes out when it is full or when the pacer has
-// nothing more to send right now.
+// nothing more to send right now. Messages larger than a fragment go
+// out in fragments (runFragmented), as the engine sends them.
 func (s *baselineSender) run(start, end time.Time) {
+	if s.size > baselineFragment {
+		s.runFragmented(start, end)
+		return
+	}
 	bufs := make([][]byte, baselineBatch)
 	for i := range bufs {
 		bufs[i] = make([]byte, baselineDatagram)
@@ -114,9 +124,129 @@ func (s *baselineSender) run(start, end time.Time) {
 	}
 }
 
+// runFragmented is run for messages larger than a datagram: each is cut
+// into fragments of at most baselineFragment bytes, flagged as the
+// engine flags them (first, middle, last; the first carries the total
+// size), one fragment per datagram, consecutive sequence numbers; up to
+// baselineBatch datagrams (to each peer) go out per WriteBatch.
+func (s *baselineSender) runFragmented(start, end time.Time) {
+	frags := (s.size + baselineFragment - 1) / baselineFragment
+	bufs := make([][]byte, baselineBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, baselineDatagram)
+	}
+	ds := make([]udp.Datagram, 0, baselineBatch*len(s.peers))
+	payload := make([]byte, s.size)
+	fillPayload(payload)
+	hdr := wire.Header{Type: wire.TypeGroup, Sender: uint16(s.self), Group: wire.GroupID(baselineGroup), Epoch: 1}
+	perBatch := max(1, baselineBatch/frags) // whole messages per batch, but at least one
+	endNs := end.UnixNano()
+	seq := uint64(1)
+
+	sleepUntil(start)
+	p := NewPacer(s.rate, DefaultBurst(s.rate), start)
+	nd := 0 // datagrams packed into the current batch
+	flush := func() {
+		if len(ds) > 0 {
+			if n, err := s.conn.WriteBatch(ds); err != nil {
+				s.writeErrors.Add(uint64(len(ds) - n))
+			}
+		}
+		ds, nd = ds[:0], 0
+	}
+	for {
+		now := time.Now()
+		if now.UnixNano() >= endNs {
+			return
+		}
+		avail := p.Take(now, perBatch)
+		if avail == 0 {
+			p.Wait()
+			continue
+		}
+		for ; avail > 0; avail-- {
+			t := time.Now().UnixNano()
+			if t >= endNs {
+				flush()
+				return
+			}
+			binary.LittleEndian.PutUint64(payload, uint64(t))
+			for done := 0; done < s.size; {
+				if nd == baselineBatch {
+					flush()
+				}
+				stop := min(done+baselineFragment, s.size)
+				f := s.flags | wire.FlagFrag
+				if done == 0 {
+					f |= wire.FlagFragFirst
+				}
+				if stop == s.size {
+					f |= wire.FlagFragLast
+				}
+				b := bufs[nd]
+				wire.PutHeader(b, hdr)
+				frame := wire.HeaderSize
+				off := frame + wire.PutDataHead(b[frame:], uint16(s.self), seq)
+				off += wire.PutMessage(b[off:], f, s.size, payload[done:stop])
+				wire.SetDataCount(b[frame:], 1)
+				wire.FinishFrame(b[frame:], off-frame)
+				for _, a := range s.peers {
+					ds = append(ds, udp.Datagram{Buf: b[:off], N: off, Addr: a})
+				}
+				seq++
+				nd++
+				s.datagrams.Add(1)
+				done = stop
+			}
+			s.own.delivered.Add(1)
+			s.sent.Add(1)
+		}
+		flush()
+	}
+}
+
+// reassembly follows one origin's fragmented baseline message: a
+// receiver counts the message once its last fragment arrives, if every
+// fragment did, in order (the baseline retransmits nothing, so a message
+// with a lost fragment is lost).
+type reassembly struct {
+	active bool
+	next   uint64  // the sequence number of the fragment expected next
+	got    int     // payload bytes received
+	total  int     // the message's size, from its first fragment
+	stamp  [8]byte // the message's first 8 bytes: its send time
+}
+
+// add takes one fragment (seq, flags, total and payload as DataReader
+// reads them) and reports whether it completed a message.
+func (r *reassembly) add(seq uint64, flags uint8, total int, payload []byte) bool {
+	if flags&wire.FlagFragFirst != 0 {
+		*r = reassembly{active: len(payload) >= len(r.stamp), next: seq + 1, got: len(payload), total: total}
+		copy(r.stamp[:], payload)
+	} else if !r.active || seq != r.next {
+		r.active = false // a fragment is missing: the message is lost
+		return false
+	} else {
+		r.next++
+		r.got += len(payload)
+	}
+	if flags&wire.FlagFragLast == 0 {
+		return false
+	}
+	done := r.active && r.got == r.total
+	r.active = false
+	return done
+}
+
+// maxBaselineOrigins bounds the origins a baseline receiver follows
+// fragments for (vsbench groups have at most 64 members).
+const maxBaselineOrigins = 1024
+
 // receiveBaseline reads datagrams until conn is closed and hands every
 // message in them to rec. It parses exactly what the engine's receive path
-// parses: header, frames, the messages of each data frame.
+// parses: header, frames, the messages of each data frame; fragments are
+// counted as one message when the last arrives (reassembly), without
+// copying them together.
 func receiveBaseline(conn udp.Conn, rec *recorder, malformed *atomic.Uint64) {
 	ds := make([]udp.Datagram, udp.DefaultMaxBatch)
 	for i := range ds {
@@ -124,6 +254,7 @@ func receiveBaseline(conn udp.Conn, rec *recorder, malformed *atomic.Uint64) {
 	}
 	var fr wire.FrameReader
 	var dr wire.DataReader
+	var frag []reassembly // by origin
 	for {
 		n, err := conn.ReadBatch(ds)
 		if err != nil {
@@ -145,7 +276,21 @@ func receiveBaseline(conn udp.Conn, rec *recorder, malformed *atomic.Uint64) {
 					break
 				}
 				for dr.Next() {
-					rec.deliver(dr.Payload)
+					if dr.Flags&wire.FlagFrag == 0 {
+						rec.deliver(dr.Payload)
+						continue
+					}
+					o := int(dr.Origin)
+					if o >= maxBaselineOrigins {
+						malformed.Add(1)
+						break
+					}
+					if o >= len(frag) {
+						frag = append(frag, make([]reassembly, o+1-len(frag))...)
+					}
+					if r := &frag[o]; r.add(dr.Seq, dr.Flags, dr.Total, dr.Payload) {
+						rec.deliver(r.stamp[:])
+					}
 				}
 			}
 		}

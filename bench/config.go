@@ -13,8 +13,9 @@
 //	parent -> child   {"cmd":"exit"}
 //
 // Each run measures two phases on the same processes: "baseline" (messages
-// bundled into datagrams the way the engine bundles them and sent with
-// sendmmsg, no protocol at all) and "engine" (Group.Send and the Deliver
+// bundled into datagrams the way the engine bundles them, or fragmented as
+// it fragments those larger than a datagram, and sent with sendmmsg, no
+// protocol at all) and "engine" (Group.Send and the Deliver
 // handler). Every message carries its send time in its first 8 bytes so
 // receivers record one-way latency.
 //
