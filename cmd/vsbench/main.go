@@ -20,6 +20,13 @@
 // packs messages as FIFO ones whatever the ordering (unordered ones when
 // only unordered is measured).
 //
+// `vsbench sweep` runs many such measurements, over message sizes, group
+// sizes, sender counts and offered loads, and writes them to CSV and
+// JSON:
+//
+//	vsbench sweep --quick                                        a small sweep (about 2-3 minutes on 2 cores) into ./sweep-out
+//	vsbench sweep --members 3 --size 64,1024 --rate 10k,100k,1M  every combination of the lists
+//
 // Two subcommands run members for correctness tests rather than
 // measurements:
 //
@@ -38,6 +45,7 @@ import (
 	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
+	"github.com/cohort-vs/cohort/bench/sweep"
 )
 
 func main() {
@@ -50,6 +58,8 @@ func main() {
 			os.Exit(memberMain(os.Args[2:]))
 		case bench.CrashCommand:
 			os.Exit(crashMain(os.Args[2:]))
+		case sweep.Command:
+			os.Exit(sweepMain(os.Args[2:]))
 		}
 	}
 
