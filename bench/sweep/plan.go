@@ -2,12 +2,13 @@
 // sizes, group sizes, sender counts and offered loads. Each run (a point)
 // is one bench.RunOrders: the raw-UDP baseline, then the engine once per
 // ordering, on the same member processes. The sweep writes every point to
-// a CSV and a JSON file.
+// a CSV and a JSON file and draws PNG charts: throughput against message
+// size and against group size, and latency against offered load.
 //
 // A sweep's points follow one of two plans. PlanGrid runs every
 // combination of the lists; PlanAxes varies one list at a time from a
-// base point (the others held at the base's values): far fewer runs,
-// each list's effect seen from one point.
+// base point (the others held at the base's values), which draws the same
+// three charts from far fewer runs.
 package sweep
 
 import (
@@ -85,7 +86,7 @@ var defaultFlags = map[string]string{
 
 // quickFlags replace the defaults of the flags not given with --quick: 12
 // runs of 4 phases of 2.3 s, about 2-3 minutes on 2 cores, that still
-// vary every list.
+// draw each chart.
 var quickFlags = map[string]string{
 	"plan":     PlanAxes,
 	"size":     "16,64,1024,16384,65536",
@@ -106,12 +107,12 @@ func ParseArgs(args []string, output io.Writer) (Config, error) {
 
 Runs vsbench over message sizes, group sizes, sender counts and offered
 loads, each run measuring the raw-UDP baseline and the engine once per
-ordering on the same processes, and writes sweep.csv and sweep.json into
---out. Lists are comma-separated. A point that fails is
+ordering on the same processes, and writes sweep.csv, sweep.json and PNG
+charts into --out. Lists are comma-separated. A point that fails is
 recorded with its error and the sweep goes on; the exit status is then 1.
 With no flags it runs the complete grid: 98 runs of 4 phases, about 25
-minutes on 2 cores; --quick runs a small sweep that still varies every
-list.
+minutes on 2 cores; --quick runs a small sweep that still draws every
+kind of chart.
 
 `)
 		fs.PrintDefaults()
@@ -123,14 +124,14 @@ list.
 	sizes := fs.String("size", defaultFlags["size"], "message sizes in bytes (at least 8), or with a KiB or MiB suffix")
 	members := fs.String("members", defaultFlags["members"], "group sizes (2 to 64): one process per member")
 	senders := fs.String("senders", defaultFlags["senders"], `sending members: counts, or "all"`)
-	rates := fs.String("rate", defaultFlags["rate"], `messages/s offered per sender, k or M suffix allowed; 0 or "unlimited": as fast as flow control allows; several show latency against offered load`)
+	rates := fs.String("rate", defaultFlags["rate"], `messages/s offered per sender, k or M suffix allowed; 0 or "unlimited": as fast as flow control allows; several draw latency against offered load`)
 	orders := fs.String("order", defaultFlags["order"], "orderings measured in each run on the same processes: unordered, fifo, causal, total")
 	safe := fs.Bool("safe", false, "safe (uniform) delivery, or-ed with every ordering")
 	base := fs.String("base", defaultFlags["base"], "--plan axes: the point every list is varied from (members, size, senders, rate; keys left out keep these values)")
 	duration := fs.String("duration", defaultFlags["duration"], "measured time of each phase (the baseline and each ordering)")
 	warmup := fs.String("warmup", defaultFlags["warmup"], "unmeasured warm-up at the start of each phase")
 	procs := fs.Int("procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
-	out := fs.String("out", defaultFlags["out"], "`directory` for sweep.csv and sweep.json (made if missing)")
+	out := fs.String("out", defaultFlags["out"], "`directory` for sweep.csv, sweep.json and the charts (made if missing)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

@@ -80,7 +80,7 @@ func TestRunRecordsFailures(t *testing.T) {
 }
 
 // A tiny real sweep: two points of one ordering, 1 s per phase, then its
-// files.
+// files and charts.
 func TestRunEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs member processes for about 6 seconds")
@@ -107,6 +107,14 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := WriteFiles(dir, res); err != nil {
 		t.Fatal(err)
 	}
+	charts, err := WriteCharts(dir, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(charts) != 1 || filepath.Base(charts[0]) != "throughput-size_m2_s1_unlimited.png" {
+		t.Fatalf("charts %v", charts)
+	}
+	checkPNG(t, charts[0])
 	for _, f := range []string{CSVFile, JSONFile} {
 		if info, err := os.Stat(filepath.Join(dir, f)); err != nil || info.Size() == 0 {
 			t.Errorf("%s: %v", f, err)

@@ -21,8 +21,8 @@
 // only unordered is measured).
 //
 // `vsbench sweep` runs many such measurements, over message sizes, group
-// sizes, sender counts and offered loads, and writes them to CSV and
-// JSON:
+// sizes, sender counts and offered loads, and writes them to CSV, JSON
+// and PNG charts:
 //
 //	vsbench sweep --quick                                        a small sweep (about 2-3 minutes on 2 cores) into ./sweep-out
 //	vsbench sweep --members 3 --size 64,1024 --rate 10k,100k,1M  every combination of the lists

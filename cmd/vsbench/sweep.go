@@ -16,7 +16,7 @@ import (
 
 // sweepMain runs `vsbench sweep`: vsbench runs over message sizes, group
 // sizes, sender counts and offered loads (see package sweep), written to
-// --out as sweep.csv and sweep.json. It returns the exit
+// --out as sweep.csv, sweep.json and PNG charts. It returns the exit
 // status: 0 when every point ran, 1 when a point failed, the sweep was
 // interrupted or a flag is wrong.
 func sweepMain(args []string) int {
@@ -36,6 +36,10 @@ func sweepMain(args []string) int {
 	}
 	if err := sweep.WriteFiles(cfg.Out, sweep.NewResult(cfg)); err != nil {
 		fmt.Fprintf(os.Stderr, "vsbench sweep: --out: %v\n", err)
+		return 1
+	}
+	if err := sweep.RemoveCharts(cfg.Out); err != nil {
+		fmt.Fprintf(os.Stderr, "vsbench sweep: removing the charts of an earlier sweep: %v\n", err)
 		return 1
 	}
 	exe, err := os.Executable()
@@ -65,8 +69,16 @@ func sweepMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "vsbench sweep:", err)
 		return 1
 	}
+	charts, err := sweep.WriteCharts(cfg.Out, res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vsbench sweep: charts:", err)
+		status = 1
+	}
 	fmt.Println(filepath.Join(cfg.Out, sweep.CSVFile))
 	fmt.Println(filepath.Join(cfg.Out, sweep.JSONFile))
+	for _, c := range charts {
+		fmt.Println(c)
+	}
 	if n := res.Failed(); n > 0 {
 		fmt.Fprintf(os.Stderr, "vsbench sweep: %d of %d points failed; their errors are in %s\n",
 			n, res.Sweep.Done, filepath.Join(cfg.Out, sweep.CSVFile))
