@@ -395,14 +395,14 @@ func scale(log bool) func(float64) float64 {
 
 // logTicks marks an axis of log10 values at each power of ten (labelled
 // with the value) and the steps between (labelled at 2 and 5 when the
-// axis spans less than two decades).
+// axis spans less than three decades).
 type logTicks struct{ format func(float64) string }
 
 func (t logTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(hi > lo) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
 		return nil
 	}
-	few := hi-lo < 2
+	few := hi-lo < 3
 	var ticks []plot.Tick
 	for e := math.Floor(lo); e <= math.Ceil(hi); e++ {
 		for i := 1; i < 10; i++ {

@@ -106,20 +106,20 @@ func TestWriteChartsGrid(t *testing.T) {
 }
 
 func TestLogTicks(t *testing.T) {
-	ticks := logTicks{format: shortCount}.Ticks(math.Log10(30), math.Log10(2e6))
+	ticks := logTicks{format: shortCount}.Ticks(math.Log10(30), math.Log10(2e7))
 	var labels []string
 	for _, tk := range ticks {
-		if v := math.Pow(10, tk.Value); v < 30*0.999 || v > 2e6*1.001 {
+		if v := math.Pow(10, tk.Value); v < 30*0.999 || v > 2e7*1.001 {
 			t.Errorf("tick %v outside the range", tk.Value)
 		}
 		if tk.Label != "" {
 			labels = append(labels, tk.Label)
 		}
 	}
-	if !slices.Equal(labels, []string{"100", "1k", "10k", "100k", "1M"}) {
+	if !slices.Equal(labels, []string{"100", "1k", "10k", "100k", "1M", "10M"}) {
 		t.Errorf("labels %v", labels)
 	}
-	// Less than two decades: 2 and 5 are labelled too.
+	// Less than three decades: 2 and 5 are labelled too.
 	labels = nil
 	for _, tk := range (logTicks{format: microseconds}).Ticks(math.Log10(15), math.Log10(900)) {
 		if tk.Label != "" {

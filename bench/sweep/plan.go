@@ -536,8 +536,11 @@ func rateLabel(r float64) string {
 	return shortCount(r) + " msgs/s per sender"
 }
 
-// shortCount writes a count with a k or M suffix: 100k, 1.5M.
+// shortCount writes a count to 3 significant digits with a k or M
+// suffix: 100k, 1.5M.
 func shortCount(v float64) string {
+	// Round first, so that 999,700 is 1M, not 1e+03k.
+	v, _ = strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
 	switch {
 	case v >= 1e6:
 		return strconv.FormatFloat(v/1e6, 'g', 3, 64) + "M"

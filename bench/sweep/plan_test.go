@@ -183,6 +183,11 @@ func TestLabels(t *testing.T) {
 			t.Errorf("rateLabel(%v) = %q, want %q", v, got, want)
 		}
 	}
+	for v, want := range map[float64]string{0: "0", 999: "999", 1234: "1.23k", 999_700: "1M", 3_331_918: "3.33M", 250_000: "250k"} {
+		if got := shortCount(v); got != want {
+			t.Errorf("shortCount(%v) = %q, want %q", v, got, want)
+		}
+	}
 	if got := (Point{Members: 4, Senders: 4, Size: 1024, Rate: 0}).String(); got != "4 members, senders all, 1 KiB, unlimited load" {
 		t.Errorf("point %q", got)
 	}
