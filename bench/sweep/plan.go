@@ -96,9 +96,14 @@ var quickFlags = map[string]string{
 	"duration": "2s",
 }
 
+// ErrUsage marks a ParseArgs error that the flag package has already
+// written to output, with the usage.
+var ErrUsage = errors.New("bad flags")
+
 // ParseArgs reads vsbench sweep's flags (without the subcommand's name)
-// into a validated Config. Usage and flag errors go to output. It returns
-// flag.ErrHelp for -h or --help.
+// into a validated Config. Usage and the flag package's errors (those
+// wrapping ErrUsage) go to output; the other errors say what to fix and
+// are the caller's to show. It returns flag.ErrHelp for -h or --help.
 func ParseArgs(args []string, output io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("vsbench sweep", flag.ContinueOnError)
 	fs.SetOutput(output)
@@ -133,7 +138,10 @@ kind of chart.
 	procs := fs.Int("procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
 	out := fs.String("out", defaultFlags["out"], "`directory` for sweep.csv, sweep.json and the charts (made if missing)")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, err
+		}
+		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q (flags take comma-separated lists, without spaces)", fs.Args())

@@ -122,6 +122,13 @@ func TestParseErrors(t *testing.T) {
 			t.Errorf("%q: error %q, want it to say %q", c.args, err, c.want)
 		}
 	}
+	var out strings.Builder
+	if _, err := ParseArgs([]string{"--bogus"}, &out); !errors.Is(err, ErrUsage) || !strings.Contains(out.String(), "usage: vsbench sweep") {
+		t.Errorf("--bogus: %v, output %q", err, out.String())
+	}
+	if _, err := ParseArgs([]string{"--size", "4"}, io.Discard); errors.Is(err, ErrUsage) {
+		t.Errorf("--size 4: %v marked as already shown", err)
+	}
 	if _, err := ParseArgs([]string{"--help"}, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--help: %v", err)
 	}

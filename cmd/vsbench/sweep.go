@@ -24,6 +24,9 @@ func sweepMain(args []string) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if errors.Is(err, sweep.ErrUsage) {
+		return 1 // the flag package said why, with the usage
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vsbench sweep: %v\n(vsbench sweep --help lists the flags)\n", err)
 		return 1
@@ -62,7 +65,10 @@ func sweepMain(args []string) int {
 	}
 	status := 0
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "vsbench sweep: stopped after %d of %d points: %v\n", res.Sweep.Done, res.Sweep.Runs, err)
+		if errors.Is(err, context.Canceled) {
+			err = errors.New("interrupted")
+		}
+		fmt.Fprintf(os.Stderr, "vsbench sweep: stopped after %d of %d points: %v; the files hold those points\n", res.Sweep.Done, res.Sweep.Runs, err)
 		status = 1
 	}
 	if err := sweep.WriteFiles(cfg.Out, res); err != nil {
