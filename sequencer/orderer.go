@@ -148,6 +148,16 @@ func (o *Orderer) search(g uint64) int {
 // Next returns the next message to deliver in global order and counts it
 // delivered, or ok false if its record or its data is missing.
 func (o *Orderer) Next() (sender int, seq uint64, global uint64, ok bool) {
+	sender, seq, global, ok = o.Peek()
+	if ok {
+		o.delivered[sender] = seq
+		o.next++
+	}
+	return sender, seq, global, ok
+}
+
+// Peek returns what Next would return, without delivering it.
+func (o *Orderer) Peek() (sender int, seq uint64, global uint64, ok bool) {
 	for o.cur < o.hi && o.set[o.cur].End() <= o.next {
 		o.cur++
 	}
@@ -166,28 +176,6 @@ func (o *Orderer) Next() (sender int, seq uint64, global uint64, ok bool) {
 		return 0, 0, 0, false
 	}
 	if o.avail[r.Sender] < seq {
-		return 0, 0, 0, false
-	}
-	o.delivered[r.Sender] = seq
-	global = o.next
-	o.next++
-	return r.Sender, seq, global, true
-}
-
-// Peek returns what Next would return, without delivering it.
-func (o *Orderer) Peek() (sender int, seq uint64, global uint64, ok bool) {
-	for o.cur < o.hi && o.set[o.cur].End() <= o.next {
-		o.cur++
-	}
-	if o.cur == o.hi {
-		return 0, 0, 0, false
-	}
-	r := &o.set[o.cur]
-	if r.Global > o.next {
-		return 0, 0, 0, false
-	}
-	seq = r.First + (o.next - r.Global)
-	if seq != o.delivered[r.Sender]+1 || o.avail[r.Sender] < seq {
 		return 0, 0, 0, false
 	}
 	return r.Sender, seq, o.next, true
