@@ -104,6 +104,30 @@ type Config struct {
 	// new incarnation. Default false: the Ended handler decides.
 	Rejoin bool
 
+	// SlowMember is what the group does about a member that consumes
+	// more slowly than the others send. SlowMemberBlock (the default):
+	// flow control holds every sender to the slowest member's pace; no
+	// member is ever removed for being slow, and the group runs only as
+	// fast as its slowest member. SlowMemberEvict: a member that trails
+	// the member furthest ahead by at least EvictLag of a sender's
+	// flow-control window for EvictAfter in a row is removed from the
+	// view (as if it had failed), and the others go on at their own pace;
+	// with Rejoin it joins again as a new incarnation, with state
+	// transfer. Eviction never removes a member when the rest would not
+	// be a majority of the view (a 2-member group blocks instead). Every
+	// member of a group should use the same policy; lag is measured by
+	// senders, on their own messages.
+	SlowMember SlowMemberPolicy
+	// EvictLag is the lag, as a share of the flow-control window
+	// (WindowMessages or WindowBytes, whichever is reached first), beyond
+	// which a member counts as lagging. Default 0.5: a member holding half
+	// the window on its own is well behind the others, not briefly late.
+	EvictLag float64
+	// EvictAfter is how long a member may lag beyond EvictLag before it is
+	// evicted. Default 1 s: long enough to ride out scheduling hiccups
+	// and a garbage collection, short next to a slow member's damage.
+	EvictAfter time.Duration
+
 	// SocketBufferBytes is asked of the kernel for the socket's receive and
 	// send buffers. Default 8 MiB; the kernel may grant less (see Stats).
 	SocketBufferBytes int
@@ -144,7 +168,42 @@ func DefaultConfig() Config {
 		RetryInterval:     20 * time.Millisecond,
 		RoundTimeout:      500 * time.Millisecond,
 		BlockTimeout:      5 * time.Second,
+		SlowMember:        SlowMemberBlock,
+		EvictLag:          0.5,
+		EvictAfter:        time.Second,
 	}
+}
+
+// SlowMemberPolicy says what a group does about a member that cannot keep
+// up (see Config.SlowMember).
+type SlowMemberPolicy int
+
+const (
+	// SlowMemberBlock: flow control waits for the slowest member.
+	SlowMemberBlock SlowMemberPolicy = iota
+	// SlowMemberEvict: a member lagging too far for too long is removed.
+	SlowMemberEvict
+)
+
+func (p SlowMemberPolicy) String() string {
+	switch p {
+	case SlowMemberBlock:
+		return "block"
+	case SlowMemberEvict:
+		return "evict"
+	}
+	return fmt.Sprintf("SlowMemberPolicy(%d)", int(p))
+}
+
+// ParseSlowMemberPolicy reads "block" or "evict".
+func ParseSlowMemberPolicy(s string) (SlowMemberPolicy, error) {
+	switch s {
+	case "block":
+		return SlowMemberBlock, nil
+	case "evict":
+		return SlowMemberEvict, nil
+	}
+	return 0, fmt.Errorf("slow-member policy %q: use block or evict", s)
 }
 
 func (c *Config) validate() error {
@@ -177,6 +236,12 @@ func (c *Config) validate() error {
 		return bad("DiscoverTimeout, SuspectTimeout, ProbeTimeout, RetryInterval, RoundTimeout and BlockTimeout must each be at least TickInterval (%v)", c.TickInterval)
 	case c.SuspectTimeout < 5*c.StatusInterval:
 		return bad("SuspectTimeout %v must be at least 5*StatusInterval (%v): members heartbeat at SuspectTimeout/5", c.SuspectTimeout, 5*c.StatusInterval)
+	case c.SlowMember != SlowMemberBlock && c.SlowMember != SlowMemberEvict:
+		return bad("SlowMember is %v; use SlowMemberBlock or SlowMemberEvict", c.SlowMember)
+	case c.SlowMember == SlowMemberEvict && !(c.EvictLag > 0 && c.EvictLag <= 1):
+		return bad("EvictLag is %v; use a share of the window above 0 and at most 1 (0.5 is the default)", c.EvictLag)
+	case c.SlowMember == SlowMemberEvict && c.EvictAfter < c.TickInterval:
+		return bad("EvictAfter %v is shorter than TickInterval %v", c.EvictAfter, c.TickInterval)
 	case c.SocketBufferBytes < 0:
 		return bad("SocketBufferBytes is negative")
 	case c.ReadBatch < 1 || c.ReadBatch > 1024:
@@ -188,6 +253,14 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// evictTicks is the protocol's EvictTicks: 0 under SlowMemberBlock.
+func (c *Config) evictTicks() int {
+	if c.SlowMember != SlowMemberEvict {
+		return 0
+	}
+	return c.ticks(c.EvictAfter)
 }
 
 func (c *Config) ticks(d time.Duration) int {

@@ -124,6 +124,8 @@ func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handle
 		ProbeTicks:    c.ticks(c.ProbeTimeout),
 		RoundTicks:    c.ticks(c.RoundTimeout),
 		BlockTicks:    c.ticks(c.BlockTimeout),
+		EvictLag:      c.EvictLag,
+		EvictTicks:    c.evictTicks(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: Join %q: %w", name, err)

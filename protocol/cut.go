@@ -142,6 +142,30 @@ func (m *Member) Stable(o int) uint64 {
 	return s
 }
 
+// Lag is how far rank r trails the member furthest ahead in consuming
+// this member's own messages, as a share of the flow-control window: the
+// larger of the messages' and the bytes' share. A member at 1 holds the
+// window full on its own; the sender then waits for it alone.
+func (m *Member) Lag(r int) float64 {
+	if r == m.self || r < 0 || r >= m.n || m.retired {
+		return 0
+	}
+	best := m.peers[m.self].consumed
+	for q := 0; q < m.n; q++ {
+		if q != m.self {
+			best = max(best, m.peers[q].delivered[m.self])
+		}
+	}
+	behind := m.peers[r].delivered[m.self]
+	if behind >= best {
+		return 0
+	}
+	msgs := float64(best-behind) / float64(m.cfg.WindowMessages)
+	stash := m.sender.stash
+	bytes := float64(stash.BytesAfter(m.seqBase+behind)-stash.BytesAfter(m.seqBase+best)) / float64(m.cfg.WindowBytes)
+	return max(msgs, bytes)
+}
+
 // Delivered is the last sequence number of rank o this member delivered
 // (for itself: sent).
 func (m *Member) Delivered(o int) uint64 {

@@ -38,6 +38,15 @@ type GroupConfig struct {
 	ProbeTicks    int // silence while probed before it is suspected
 	RoundTicks    int // how long a view-change round waits for answers before suspecting the silent
 	BlockTicks    int // no view for this long while changing views: the group is blocked
+
+	// Slow-member policy. EvictTicks 0 (block): flow control waits for
+	// the slowest member, however slow. Otherwise (evict) a member that
+	// trails the member furthest ahead by at least EvictLag of this
+	// member's flow-control window (see Member.Lag) for EvictTicks ticks
+	// in a row is suspected and so removed from the view, unless that
+	// would leave the view without a majority.
+	EvictLag   float64
+	EvictTicks int
 }
 
 // View is a group view as the protocol sees it.
@@ -124,6 +133,11 @@ type Group struct {
 
 	blockedSince int64 // tick at which the current view change began; -1: none
 
+	// Slow-member eviction: per rank, the tick since which it has lagged
+	// beyond EvictLag (-1: it does not), and whether it was evicted.
+	lagSince []int64
+	evicted  []bool
+
 	// Output.
 	out     []udp.Datagram
 	ctlBufs [][]byte
@@ -146,6 +160,7 @@ type GroupStats struct {
 	ViewChanges    uint64 // view changes this member coordinated
 	Rounds         uint64 // ballot rounds started
 	Suspicions     uint64
+	Evictions      uint64 // members this one suspected for lagging (slow-member policy evict)
 	ControlSent    uint64
 	ControlDropped uint64 // control messages that failed to decode or were out of place
 }
@@ -174,6 +189,9 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 	}
 	if cfg.DiscoverTicks < 1 || cfg.RetryTicks < 1 || cfg.SilentTicks < 1 || cfg.ProbeTicks < 1 || cfg.RoundTicks < 1 || cfg.BlockTicks < 1 {
 		return nil, errors.New("protocol: group timings must be at least one tick")
+	}
+	if cfg.EvictTicks < 0 || (cfg.EvictTicks > 0 && !(cfg.EvictLag > 0 && cfg.EvictLag <= 1)) {
+		return nil, errors.New("protocol: EvictTicks must be 0 (block) or positive with EvictLag in (0, 1]")
 	}
 	probe := cfg.Member
 	probe.Members, probe.Self = []netip.AddrPort{cfg.Self.Addr}, 0
@@ -280,6 +298,7 @@ func (g *Group) Tick() {
 	case member:
 		g.mem.Tick()
 		g.tickDetector()
+		g.tickEvict()
 		if g.leaving && g.now-g.lastLeave >= int64(g.cfg.RetryTicks) {
 			g.requestLeave()
 		}
@@ -679,6 +698,54 @@ func (g *Group) suspect(r int) {
 		return
 	}
 	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlSuspect, Target: id})
+}
+
+// tickEvict applies the evict policy: a member whose lag behind the
+// others holds this member's send window back for EvictTicks in a row is
+// suspected, like a silent one. Only senders see lag (it is measured on
+// their own messages), and only while the view is stable.
+func (g *Group) tickEvict() {
+	if g.cfg.EvictTicks == 0 || g.mem.Frozen() {
+		return
+	}
+	n := len(g.view.Members)
+	if g.lagSince == nil {
+		g.lagSince, g.evicted = make([]int64, n), make([]bool, n)
+		for r := range g.lagSince {
+			g.lagSince[r] = -1
+		}
+	}
+	for r := 0; r < n; r++ {
+		if r == g.view.Self || g.evicted[r] {
+			continue
+		}
+		if g.mem.Lag(r) < g.cfg.EvictLag {
+			g.lagSince[r] = -1
+			continue
+		}
+		if g.lagSince[r] < 0 {
+			g.lagSince[r] = g.now
+		}
+		if g.now-g.lagSince[r] >= int64(g.cfg.EvictTicks) && g.canEvict() {
+			g.evicted[r] = true
+			g.stats.Evictions++
+			g.det.Suspect(r)
+			g.suspect(r)
+		}
+	}
+}
+
+// canEvict: removing one more member leaves a majority of the view, so
+// that the eviction cannot block the group.
+func (g *Group) canEvict() bool {
+	n := len(g.view.Members)
+	left := n - 1
+	for r := 0; r < n; r++ {
+		if r != g.view.Self && g.det.Suspected(r) {
+			left--
+		}
+	}
+	return 2*left > n
 }
 
 func (g *Group) removed() {

@@ -73,6 +73,35 @@ func TestStashWrapAndLimits(t *testing.T) {
 	}
 }
 
+func TestStashBytesAfter(t *testing.T) {
+	s := NewStash(8, 100)
+	for i := 1; i <= 4; i++ {
+		if _, err := s.Append(1, 0, payload(uint64(i), 10*i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Held: 10+20+30+40 bytes.
+	for _, c := range []struct {
+		seq  uint64
+		want int
+	}{{0, 100}, {1, 90}, {2, 70}, {3, 40}, {4, 0}, {9, 0}} {
+		if got := s.BytesAfter(c.seq); got != c.want {
+			t.Errorf("BytesAfter(%d) = %d, want %d", c.seq, got, c.want)
+		}
+	}
+	s.Release(2)
+	// 30 more bytes take the room released at the arena's start.
+	if _, err := s.Append(1, 0, payload(5, 30), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.BytesAfter(1); got != 100 {
+		t.Errorf("after release, BytesAfter(1) = %d, want everything held (100)", got)
+	}
+	if got := s.BytesAfter(3); got != 70 {
+		t.Errorf("BytesAfter(3) = %d, want 70", got)
+	}
+}
+
 // Producers append concurrently while the consumer reads and releases;
 // every message must come out intact and in sequence.
 func TestStashConcurrent(t *testing.T) {

@@ -132,6 +132,21 @@ func (s *Stash) Release(seq uint64) {
 	s.tail.Store(seq)
 }
 
+// BytesAfter is the arena space held by the messages after seq up to
+// Head, wrap-around waste included: what releasing up to seq would leave.
+// seq at or below Tail counts everything held. Consumer only.
+func (s *Stash) BytesAfter(seq uint64) int {
+	head := s.head.Load()
+	if seq >= head {
+		return 0
+	}
+	start := s.freeOff.Load()
+	if seq > s.tail.Load() {
+		start = s.slots[seq&s.mask].end
+	}
+	return int(s.slots[head&s.mask].end - start)
+}
+
 // Len is the number of messages held.
 func (s *Stash) Len() int { return int(s.head.Load() - s.tail.Load()) }
 
