@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -213,5 +214,84 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// Under SlowMemberEvict a member whose handler is stuck is removed once it
+// has held the sender's window for EvictAfter, and the others go on at
+// their own pace; under the default (block) the same member holds them
+// back (TestSlowHandlerPushesBack).
+func TestSlowMemberEvicted(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WindowMessages, cfg.DeliveryQueue = 256, 16
+	cfg.SlowMember, cfg.EvictAfter = SlowMemberEvict, 200*time.Millisecond
+	engines, addrs := newEngines(t, 4, cfg)
+	gate := make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(gate)
+		}
+	}()
+	ended := make(chan error, 1)
+	var groups []*Group
+	for i, e := range engines {
+		h := Handlers{Deliver: func(Message) {}}
+		if i == 3 {
+			h.Deliver = func(Message) { <-gate }
+			h.Ended = func(err error) { ended <- err }
+		}
+		g, err := e.Join(context.Background(), "evict", addrs, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	waitFullView(t, groups)
+	slowID := groups[3].View().Members[groups[3].View().Self]
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sent atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		payload := make([]byte, 32)
+		for ctx.Err() == nil {
+			if err := groups[0].Send(ctx, FIFO, payload); err != nil {
+				done <- err
+				return
+			}
+			sent.Add(1)
+		}
+		done <- nil
+	}()
+	waitFor(t, 10*time.Second, func() bool {
+		for _, g := range groups[:3] {
+			v := g.View()
+			if len(v.Members) != 3 || slices.Contains(v.Members, slowID) {
+				return false
+			}
+		}
+		return true
+	}, "a view without the stuck member")
+	if n := groups[0].Stats().Evictions; n != 1 {
+		t.Errorf("sender's Evictions = %d, want 1", n)
+	}
+	// The sender now runs far past the window the stuck member held.
+	from := sent.Load()
+	waitFor(t, 10*time.Second, func() bool { return sent.Load() > from+int64(20*cfg.WindowMessages) }, "the sender to go on")
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	released = true
+	close(gate)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, ErrRemoved) {
+			t.Fatalf("the evicted member ended with %v, want ErrRemoved", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the evicted member never learned it was removed")
 	}
 }

@@ -20,11 +20,14 @@ type Changes struct {
 	Joiners []wire.MemberID
 	Leavers map[wire.MemberID]bool
 	Failed  map[wire.MemberID]bool
+	// Evicted members are removed for being too slow: unlike failed ones
+	// they stay removed when they answer (they are alive, only late).
+	Evicted map[wire.MemberID]bool
 }
 
 // Empty reports whether there is nothing to change.
 func (c *Changes) Empty() bool {
-	return len(c.Joiners) == 0 && len(c.Leavers) == 0 && len(c.Failed) == 0
+	return len(c.Joiners) == 0 && len(c.Leavers) == 0 && len(c.Failed) == 0 && len(c.Evicted) == 0
 }
 
 // Choose decides the proposal for view epoch+1 from the promises of the
@@ -68,7 +71,7 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 	}
 	for r, m := range view {
 		p := promises[r]
-		if p == nil || ch.Leavers[m] || ch.Failed[m] || replaced[m.Addr] {
+		if p == nil || ch.Leavers[m] || ch.Failed[m] || ch.Evicted[m] || replaced[m.Addr] {
 			continue
 		}
 		prop.Members = append(prop.Members, m)

@@ -205,7 +205,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		queried:      map[netip.AddrPort]int64{},
 		probeFor:     map[uint64]netip.AddrPort{},
 		blockedSince: -1,
-		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}},
+		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
 	}
 	g.discover()
 	return g, nil
@@ -567,6 +567,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
 			g.forwardOr(c, func() { g.changes.Failed[c.Target] = true })
 		}
+	case wire.CtlEvict:
+		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
+			g.forwardOr(c, func() { g.changes.Evicted[c.Target] = true })
+		}
 	case wire.CtlChange:
 		if g.state == member && flush.Index(g.view.Members, c.From) >= 0 {
 			g.forwardOr(c, func() { g.changeRequested = true })
@@ -727,12 +731,24 @@ func (g *Group) tickEvict() {
 			g.lagSince[r] = g.now
 		}
 		if g.now-g.lagSince[r] >= int64(g.cfg.EvictTicks) && g.canEvict() {
-			g.evicted[r] = true
-			g.stats.Evictions++
-			g.det.Suspect(r)
-			g.suspect(r)
+			g.evict(r)
 		}
 	}
+}
+
+// evict asks for r's removal for being slow. Locally r is suspected too,
+// so that a slow coordinator is passed over and the next member runs the
+// view change without it.
+func (g *Group) evict(r int) {
+	g.evicted[r] = true
+	g.stats.Evictions++
+	g.det.Suspect(r)
+	id := g.view.Members[r]
+	if g.isCoordinator() {
+		g.changes.Evicted[id] = true
+		return
+	}
+	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlEvict, Target: id})
 }
 
 // canEvict: removing one more member leaves a majority of the view, so

@@ -154,7 +154,7 @@ func (g *Group) tickCoordinator() {
 
 // answered reports whether rank has answered the round's current phase.
 func (g *Group) answered(r *round, rank int) bool {
-	if g.changes.Failed[g.view.Members[rank]] {
+	if m := g.view.Members[rank]; g.changes.Failed[m] || g.changes.Evicted[m] {
 		return true // not waited for
 	}
 	if r.proposal == nil {
@@ -167,7 +167,7 @@ func (g *Group) answered(r *round, rank int) bool {
 func (g *Group) participants() []int {
 	var ps []int
 	for rank, m := range g.view.Members {
-		if !g.changes.Failed[m] {
+		if !g.changes.Failed[m] && !g.changes.Evicted[m] {
 			ps = append(ps, rank)
 		}
 	}
@@ -229,8 +229,8 @@ func (g *Group) onPromise(c *wire.Control) {
 		g.finishRound()
 		return
 	}
-	if len(c.Report) != g.mem.Origins() {
-		return
+	if len(c.Report) != g.mem.Origins() || g.changes.Evicted[c.From] {
+		return // an evicted member takes no part, even if it answers
 	}
 	r.promises[rank] = c
 	delete(g.changes.Failed, c.From) // it answers: not failed after all
@@ -494,6 +494,11 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	for m := range g.changes.Failed {
 		if flush.Index(p.Members, m) < 0 {
 			delete(g.changes.Failed, m)
+		}
+	}
+	for m := range g.changes.Evicted {
+		if flush.Index(p.Members, m) < 0 {
+			delete(g.changes.Evicted, m)
 		}
 	}
 	g.events = append(g.events, Event{View: &v})

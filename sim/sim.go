@@ -47,6 +47,10 @@ type Options struct {
 	Joins            int // a new process joins
 	Leaves           int // a member leaves gracefully
 	Partitions       int // the processes split in two for a while, then heal
+	// SlowMembers: a process consumes its deliveries one by one, some
+	// milliseconds apart, for a while (for the slow-member policy, set in
+	// Protocol.EvictTicks and EvictLag).
+	SlowMembers int
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -64,7 +68,7 @@ type Options struct {
 func RandomOptions(seed uint64) Options {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	dmin := int64(20 + r.IntN(200))
-	return Options{
+	o := Options{
 		Seed:             seed,
 		Members:          2 + r.IntN(4),
 		Messages:         30 + r.IntN(120),
@@ -105,13 +109,22 @@ func RandomOptions(seed uint64) Options {
 			BlockTicks:    1000,
 		},
 	}
+	// Drawn last, so that the options above stay what they were for every
+	// seed before the slow-member policy existed.
+	o.SlowMembers = r.IntN(2)
+	if r.IntN(2) == 0 {
+		o.Protocol.EvictTicks = 20 + r.IntN(300)
+		o.Protocol.EvictLag = 0.2 + 0.8*r.Float64()
+	}
+	return o
 }
 
 // StaticOptions is RandomOptions without membership faults: loss,
 // duplication, reordering and delay only.
 func StaticOptions(seed uint64) Options {
 	o := RandomOptions(seed)
-	o.Crashes, o.Joins, o.Leaves, o.Partitions, o.SequencerCrashes = 0, 0, 0, 0, 0
+	o.Crashes, o.Joins, o.Leaves, o.Partitions, o.SequencerCrashes, o.SlowMembers = 0, 0, 0, 0, 0, 0
+	o.Protocol.EvictTicks = 0
 	return o
 }
 
@@ -124,6 +137,7 @@ type Result struct {
 	Sent       int
 	Delivered  int
 	Views      int // views installed, over all processes
+	Evictions  int // slow members evicted (by the suspicions of senders)
 }
 
 type eventKind uint8
@@ -139,6 +153,7 @@ const (
 	evLeave
 	evPartition
 	evHeal
+	evSlow
 )
 
 type event struct {
@@ -183,6 +198,7 @@ type node struct {
 	epoch      uint64         // current view, as the application saw it
 	side       int            // partition side
 	leaving    bool           // told to leave
+	slowUntil  int64          // consumes slowly until then
 	redirect   netip.AddrPort // a member to rejoin through after a merge
 }
 
@@ -193,6 +209,7 @@ type world struct {
 	seq       uint64
 	now       int64
 	nodes     []*node
+	evictions int
 	seeds     []netip.AddrPort
 	hist      *check.History
 	events    int
@@ -228,6 +245,9 @@ func Run(opt Options) Result {
 	for k := 0; k < opt.Leaves; k++ {
 		w.push(&event{at: w.faultTime(), kind: evLeave, to: -1})
 	}
+	for k := 0; k < opt.SlowMembers; k++ {
+		w.push(&event{at: w.faultTime(), kind: evSlow, to: -1})
+	}
 	for k := 0; k < opt.Partitions; k++ {
 		at := w.faultTime()
 		w.push(&event{at: at, kind: evPartition})
@@ -255,9 +275,13 @@ func Run(opt Options) Result {
 		if n.g != nil && n.g.Member() != nil {
 			w.stats = append(w.stats, n.g.Member().Stats())
 		}
+		if n.g != nil {
+			w.evictions += int(n.g.Stats().Evictions)
+		}
 		res.Sent += int(n.sentN)
 	}
 	res.Stats = w.stats
+	res.Evictions = w.evictions
 	if !w.settled() {
 		res.Violations = append(res.Violations, check.Violation{Rule: "liveness", Detail: fmt.Sprintf("the group did not settle into one view by %.1fs: %s", float64(w.now)/1e6, w.describeNodes())})
 	}
@@ -357,6 +381,7 @@ func (w *world) stop(i int, crashed bool) {
 	if m := n.g.Member(); m != nil {
 		w.stats = append(w.stats, m.Stats())
 	}
+	w.evictions += int(n.g.Stats().Evictions)
 	n.g = nil
 }
 
@@ -384,6 +409,15 @@ func (w *world) handle(e *event) {
 		w.tracef("%s crashes", w.nodes[i].name)
 		w.stop(i, true)
 		w.push(&event{at: w.now + 100_000 + w.rng.Int64N(500_000), kind: evRestart, to: i})
+		return
+	case evSlow:
+		l := w.live()
+		if len(l) == 0 {
+			return
+		}
+		i := l[w.rng.IntN(len(l))]
+		w.nodes[i].slowUntil = w.now + 300_000 + w.rng.Int64N(1_200_000)
+		w.tracef("%s slows down until %d", w.nodes[i].name, w.nodes[i].slowUntil)
 		return
 	case evLeave:
 		i, ok := w.victim()
@@ -434,6 +468,9 @@ func (w *world) handle(e *event) {
 	case evConsume:
 		n.consumeAt = 0
 		k := 1 + w.rng.IntN(n.unconsumed)
+		if n.slowUntil > w.now {
+			k = 1
+		}
 		n.g.Consumed(k)
 		n.unconsumed -= k
 		w.scheduleConsume(e.to)
@@ -592,6 +629,9 @@ func (w *world) scheduleConsume(i int) {
 	delay := int64(1)
 	if w.rng.Float64() < w.opt.SlowConsume {
 		delay = int64(w.rng.IntN(5000))
+	}
+	if n.slowUntil > w.now {
+		delay = 1000 + w.rng.Int64N(4000)
 	}
 	n.consumeAt = w.now + delay
 	w.push(&event{at: n.consumeAt, kind: evConsume, to: i, inc: n.inc})

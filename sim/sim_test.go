@@ -97,3 +97,32 @@ func TestHeavyLossTinyWindow(t *testing.T) {
 		t.Fatalf("sent %d, delivered %d", res.Sent, res.Delivered)
 	}
 }
+
+// A member slowed down for a while under the evict policy is removed (by
+// a sender's suspicion) and rejoins; under block it is only waited for.
+// Either way every guarantee holds.
+func TestSlowMemberPolicies(t *testing.T) {
+	for _, evict := range []bool{false, true} {
+		evictions, views := 0, 0
+		for s := uint64(1); s <= 60; s++ {
+			o := StaticOptions(s)
+			o.Members, o.SlowMembers, o.Messages, o.SendGap = 4, 1, 150, 100
+			if evict {
+				o.Protocol.EvictTicks, o.Protocol.EvictLag = 50, 0.5
+			}
+			res := Run(o)
+			if len(res.Violations) > 0 {
+				t.Fatalf("evict %v, seed %d: %v", evict, s, res.Violations)
+			}
+			evictions += res.Evictions
+			views += res.Views
+		}
+		if evict && evictions == 0 {
+			t.Error("no slow member was evicted under the evict policy")
+		}
+		if !evict && evictions != 0 {
+			t.Errorf("%d members evicted under the block policy", evictions)
+		}
+		t.Logf("evict %v: %d evictions, %d views installed", evict, evictions, views)
+	}
+}

@@ -32,6 +32,7 @@ const (
 	CtlViewQuery                  // the sender saw traffic of a view it lacks
 	CtlNotMember                  // the receiver is not in the sender's view Epoch (or its instance dissolves)
 	CtlChange                     // the sender is stuck in a view change: please run one
+	CtlEvict                      // the sender finds Target too slow (slow-member policy evict): remove it
 	ctlMax
 )
 

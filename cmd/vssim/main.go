@@ -39,6 +39,9 @@ func main() {
 		res := sim.Run(opt)
 		fmt.Printf("seed %d: %d members, %d messages each, loss %.0f%%, dup %.0f%%, reorder %.0f%%: %d events, %.3fs virtual, %d deliveries\n",
 			*seed, opt.Members, opt.Messages, opt.Loss*100, opt.Duplicate*100, opt.Reorder*100, res.Events, float64(res.EndMicros)/1e6, res.Delivered)
+		if res.Evictions > 0 {
+			fmt.Printf("  slow members evicted: %d\n", res.Evictions)
+		}
 		for _, v := range res.Violations {
 			fmt.Println("  violation:", v)
 		}
@@ -49,10 +52,11 @@ func main() {
 	}
 
 	start := time.Now()
-	violations, failedRuns := 0, 0
+	violations, failedRuns, evictions := 0, 0, 0
 	var firstFailing uint64
 	for s := *first; s < *first+uint64(*seeds); s++ {
 		res := sim.Run(options(s))
+		evictions += res.Evictions
 		if len(res.Violations) > 0 {
 			if failedRuns == 0 {
 				firstFailing = s
@@ -66,7 +70,7 @@ func main() {
 			violations += len(res.Violations)
 		}
 	}
-	fmt.Printf("runs: %d  violations: %d  failed runs: %d  (%.1fs)\n", *seeds, violations, failedRuns, time.Since(start).Seconds())
+	fmt.Printf("runs: %d  violations: %d  failed runs: %d  slow members evicted: %d  (%.1fs)\n", *seeds, violations, failedRuns, evictions, time.Since(start).Seconds())
 	if failedRuns > 0 {
 		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim -faults %s -seed %d -v)\n", firstFailing, *faults, firstFailing)
 		os.Exit(1)
