@@ -247,6 +247,9 @@ func (g *Group) Stats() GroupStats { return g.stats }
 // Traffic returns the multicast counters of every view so far.
 func (g *Group) Traffic() Stats {
 	t := g.past
+	if g.retired != nil {
+		t.add(g.retired.Stats())
+	}
 	if g.mem != nil {
 		t.add(g.mem.Stats())
 	}
@@ -475,7 +478,16 @@ func (g *Group) heardIn(r int) {
 			return
 		}
 	}
-	g.retired = nil
+	g.dropRetired()
+}
+
+// dropRetired lets the previous view's member go, keeping its counters
+// (it answers NAKs until then).
+func (g *Group) dropRetired() {
+	if g.retired != nil {
+		g.past.add(g.retired.Stats())
+		g.retired = nil
+	}
 }
 
 // query asks addr for its view, at most once per retry interval.

@@ -433,12 +433,11 @@ func (g *Group) onInstall(p *wire.Proposal) {
 func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	prev := g.view
 	self := flush.Index(p.Members, g.cfg.Self)
-	g.retired = nil
+	g.dropRetired()
 	if g.mem != nil && accepted != nil {
 		g.mem.Retire(g.mem.MessageBoundary(accepted.Cut[prev.Self]))
 		g.retired, g.retiredEpoch = g.mem, prev.Epoch
-	}
-	if g.mem != nil {
+	} else if g.mem != nil {
 		g.past.add(g.mem.Stats())
 	}
 	cfg := g.cfg.Member

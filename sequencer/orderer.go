@@ -12,7 +12,8 @@ type Orderer struct {
 	next      uint64   // next global number to deliver
 	set       []Record // set[lo:hi], sorted by Global, disjoint
 	lo, hi    int
-	cur       int // index in set of the record being delivered
+	cur       int    // index in set of the record being delivered
+	gapAt     uint64 // global number last counted in stats.Gap
 	stats     OrdererStats
 }
 
@@ -22,7 +23,7 @@ type OrdererStats struct {
 	Invalid   uint64 // malformed records or records out of range
 	Conflict  uint64 // records that contradict a known one (a bug or forgery)
 	Full      uint64 // records dropped because the set was full
-	Gap       uint64 // Next calls stopped by a record that does not follow the sender's last delivered message
+	Gap       uint64 // global numbers at which delivery stopped because the record does not follow its sender's last delivered message
 }
 
 // NewOrderer returns an orderer for senders ranks that keeps at most
@@ -172,7 +173,10 @@ func (o *Orderer) Peek() (sender int, seq uint64, global uint64, ok bool) {
 	if seq != o.delivered[r.Sender]+1 {
 		// Not this sender's next message: the sequencer broke FIFO. Stop
 		// rather than deliver out of order.
-		o.stats.Gap++
+		if o.gapAt != o.next { // count each stop once, however often it is asked
+			o.gapAt = o.next
+			o.stats.Gap++
+		}
 		return 0, 0, 0, false
 	}
 	if o.avail[r.Sender] < seq {
