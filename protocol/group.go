@@ -581,7 +581,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		}
 	case wire.CtlEvict:
 		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
-			g.forwardOr(c, func() { g.changes.Evicted[c.Target] = true })
+			g.forwardOr(c, func() { g.acceptEviction(c.Target) })
 		}
 	case wire.CtlChange:
 		if g.state == member && flush.Index(g.view.Members, c.From) >= 0 {
@@ -757,10 +757,36 @@ func (g *Group) evict(r int) {
 	g.det.Suspect(r)
 	id := g.view.Members[r]
 	if g.isCoordinator() {
-		g.changes.Evicted[id] = true
+		g.acceptEviction(id)
 		return
 	}
 	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlEvict, Target: id})
+}
+
+// acceptEviction, at the coordinator, removes id at the next view change
+// unless the members neither failed nor evicted would then be fewer than
+// a majority of the view: a slow member is still a member, and the group
+// needs a majority to go on.
+func (g *Group) acceptEviction(id wire.MemberID) {
+	if g.changes.Evicted[id] {
+		return
+	}
+	g.changes.Evicted[id] = true
+	if !g.evictionsKeepMajority() {
+		delete(g.changes.Evicted, id)
+	}
+}
+
+// evictionsKeepMajority: the members of the view that are neither failed
+// nor evicted are a majority of it.
+func (g *Group) evictionsKeepMajority() bool {
+	left := 0
+	for _, m := range g.view.Members {
+		if !g.changes.Failed[m] && !g.changes.Evicted[m] {
+			left++
+		}
+	}
+	return left >= flush.Majority(len(g.view.Members))
 }
 
 // canEvict: removing one more member leaves a majority of the view, so

@@ -229,8 +229,16 @@ func (g *Group) onPromise(c *wire.Control) {
 		g.finishRound()
 		return
 	}
-	if len(c.Report) != g.mem.Origins() || g.changes.Evicted[c.From] {
-		return // an evicted member takes no part, even if it answers
+	if len(c.Report) != g.mem.Origins() {
+		return
+	}
+	if g.changes.Evicted[c.From] {
+		if g.evictionsKeepMajority() {
+			return // an evicted member takes no part, even if it answers
+		}
+		// Members failed since it was evicted: without it there is no
+		// majority left, so it stays after all.
+		delete(g.changes.Evicted, c.From)
 	}
 	r.promises[rank] = c
 	delete(g.changes.Failed, c.From) // it answers: not failed after all

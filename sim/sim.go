@@ -782,6 +782,9 @@ func describe(b []byte) string {
 			return "malformed control"
 		}
 		s := fmt.Sprintf("[ctl %d epoch %d ballot %d.%d", c.Kind, c.Epoch, c.Ballot.Round, c.Ballot.Rank)
+		if c.Target.Addr.IsValid() {
+			s += " target " + c.Target.Addr.String()
+		}
 		if c.Proposal != nil {
 			s += fmt.Sprintf(" proposal %d members %d cut %v", c.Proposal.Epoch, len(c.Proposal.Members), c.Proposal.Cut)
 		}
