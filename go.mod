@@ -8,6 +8,7 @@ require (
 )
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/klauspost/compress v1.20.4
 	gonum.org/v1/plot v0.17.0
 )
