@@ -115,7 +115,7 @@ func portLossProgram(m *ebpf.Map) (*ebpf.Program, error) {
 		asm.FnSkbLoadBytes.Call(),
 		asm.JNE.Imm(asm.R0, 0, "next"),
 		asm.LoadMem(asm.R0, asm.RFP, -32+9, asm.Byte), // protocol
-		asm.JNE.Imm(asm.R0, 17, "next"),                // UDP
+		asm.JNE.Imm(asm.R0, 17, "next"),               // UDP
 		// The UDP destination port, at 14 + 4*IHL + 2, to fp-8.
 		asm.LoadMem(asm.R2, asm.RFP, -32, asm.Byte),
 		asm.And.Imm(asm.R2, 0x0f),

@@ -83,4 +83,3 @@ func linkProgram(loss, blocked *ebpf.Map, fromMember bool) (*ebpf.Program, error
 	}
 	return newFilter(name, append(insns, lossTail()...))
 }
-

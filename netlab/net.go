@@ -39,7 +39,7 @@ type Net struct {
 
 	mu      sync.Mutex
 	closed  bool
-	loss    []float64    // by node: its link's loss, each direction
+	loss    []float64       // by node: its link's loss, each direction
 	blocked map[[2]int]bool // node pairs (from, to) whose packets are dropped
 	// BPF
 	lossMap, blockedMap *ebpf.Map
