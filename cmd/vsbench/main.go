@@ -33,6 +33,11 @@
 //	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 //	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
+//
+// `vsbench lab` (root only) runs one member per network namespace and
+// replays a fault scenario (partitions, heals, loss, crashes, joins):
+//
+//	vsbench lab netlab/scenarios/partition-3-2.lab   5 members, a 3|2 partition, a heal; view times, throughput, the checker's verdict
 package main
 
 import (
@@ -60,6 +65,8 @@ func main() {
 			os.Exit(crashMain(os.Args[2:]))
 		case sweep.Command:
 			os.Exit(sweepMain(os.Args[2:]))
+		case labCommand:
+			os.Exit(labMain(os.Args[2:]))
 		}
 	}
 
