@@ -153,7 +153,9 @@ func (n *Net) Nodes() int { return len(n.nodes) }
 func (n *Net) Namespace(i int) string { return n.nodes[i] }
 
 // Addr is node i's address.
-func (n *Net) Addr(i int) netip.Addr {
+func (n *Net) Addr(i int) netip.Addr { return nodeAddr(i) }
+
+func nodeAddr(i int) netip.Addr {
 	a := Subnet.Addr().As4()
 	a[3] = byte(i + 1)
 	return netip.AddrFrom4(a)

@@ -228,16 +228,9 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 			return ctx.Err()
 		}
 	}
-	selfAt := make([][]string, len(sc.Steps)) // each member's ID just before each step
-	for k, st := range sc.Steps {
+	for _, st := range sc.Steps {
 		if err := wait(st.At); err != nil {
 			return nil, err
-		}
-		selfAt[k] = make([]string, nodes)
-		for i, m := range members {
-			if m != nil {
-				selfAt[k][i] = m.Self()
-			}
 		}
 		sr := StepReport{Step: st, At: time.Since(t0)}
 		switch st.Kind {
@@ -281,7 +274,12 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 		return nil, err
 	}
 	endAt := time.Since(t0)
-	progress("lab: %v: end; stopping the members", endAt.Round(time.Millisecond))
+	// The members leave over a clean network: what the scenario measures
+	// ends here, and a leave cut off by a fault would time out.
+	if err := errors.Join(n.Heal(), n.SetLossAll(0)); err != nil {
+		return nil, err
+	}
+	progress("lab: %v: end; network healed, stopping the members", endAt.Round(time.Millisecond))
 	for i, m := range members {
 		if m != nil && !crashed[i] {
 			m.Signal(syscall.SIGTERM)
@@ -322,7 +320,7 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 		rep.Sends += in.Sends
 		rep.Deliveries += in.Deliveries
 	}
-	rep.analyse(sc, logs, selfAt, t0, endAt)
+	rep.analyse(logs, t0, endAt)
 	return rep, nil
 }
 
@@ -423,7 +421,7 @@ func lineTime(line []byte) (int64, bool) {
 	return t, err == nil
 }
 
-func (r *Report) analyse(sc *Scenario, logs []*nodeLog, selfAt [][]string, t0 time.Time, end time.Duration) {
+func (r *Report) analyse(logs []*nodeLog, t0 time.Time, end time.Duration) {
 	abs := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
 	for k := range r.Steps {
 		sr := &r.Steps[k]
@@ -443,13 +441,19 @@ func (r *Report) analyse(sc *Scenario, logs []*nodeLog, selfAt [][]string, t0 ti
 				continue
 			}
 			mv := MemberViews{Member: i, Side: side[i]}
+			self := "" // its ID at the step
+			for j, v := range nl.views {
+				if nl.viewT[j] < from {
+					self = v.Self
+				}
+			}
 			for j, v := range nl.views {
 				t := nl.viewT[j]
 				if t < from || t >= to {
 					continue
 				}
 				v.After = time.Duration(t - from)
-				v.NewIncarnation = v.Self != selfAt[k][i]
+				v.NewIncarnation = v.Self != self
 				mv.Views = append(mv.Views, v)
 			}
 			sr.Views = append(sr.Views, mv)

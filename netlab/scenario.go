@@ -128,7 +128,6 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 	s := &Scenario{Name: name, Members: 5, Order: "fifo", Rate: 200, Size: 64}
 	sc := bufio.NewScanner(r)
 	line := 0
-	var partitions []Step
 	endLine := 0
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
@@ -228,7 +227,6 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 				if len(st.Sides) < 2 {
 					return nil, fail("partition needs two sides or more, separated by |")
 				}
-				partitions = append(partitions, st)
 			case StepLoss:
 				st.Member = AllLinks
 				if len(args) == 2 {
