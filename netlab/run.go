@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,6 +128,9 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
+	// One bench.Lab per namespace, each serialising only its own
+	// member's lines: one lock over them all.
+	cfg.Stderr = &lockedWriter{w: cfg.Stderr}
 	progress := func(format string, args ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", args...)
@@ -573,4 +577,16 @@ func (r *Report) Print(w io.Writer) {
 	if r.Dir != "" {
 		fmt.Fprintf(w, "logs in %s\n", filepath.Clean(r.Dir))
 	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
