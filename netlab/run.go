@@ -39,11 +39,11 @@ type RunConfig struct {
 
 // Report is what a replay found in the members' logs.
 type Report struct {
-	Scenario  string `json:"scenario"`
-	Mechanism string `json:"filter"`
-	Members   int    `json:"members"`
-	Order     string `json:"order"`
-	Rate      float64
+	Scenario  string  `json:"scenario"`
+	Mechanism string  `json:"filter"`
+	Members   int     `json:"members"`
+	Order     string  `json:"order"`
+	Rate      float64 `json:"rate"`
 	// FullView is the time from the start of the first member to the
 	// first view of every initial member, the scenario's time 0.
 	FullView time.Duration `json:"full_view_ns"`
@@ -97,12 +97,13 @@ type ViewSeen struct {
 
 // Phase is the time between two steps.
 type Phase struct {
-	From, To time.Duration
-	After    string // the step that began it ("" for the first)
+	From  time.Duration `json:"from_ns"`
+	To    time.Duration `json:"to_ns"`
+	After string        `json:"after,omitempty"` // the step that began it ("" for the first)
 	// Delivered is each member's deliveries per second over the phase (by
 	// member number; -1: not running).
-	Delivered []float64
-	Sent      float64 // messages sent per second, all members
+	Delivered []float64 `json:"delivered_per_s"`
+	Sent      float64   `json:"sent_per_s"` // messages sent per second, all members
 }
 
 // nodeLog is what the report needs of one node's log.
@@ -169,11 +170,11 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	for i := 0; i < sc.Members; i++ {
 		seeds = append(seeds, addr(i))
 	}
-	safety := sc.End + 2*cfg.Timeout + time.Minute // a member orphaned by a killed lab still exits
+	safety := sc.End + sc.LeaveTimeout + 2*cfg.Timeout + time.Minute // a member orphaned by a killed lab still exits
 	flags := []string{
 		"--rejoin", "--order", sc.Order, "--rate", strconv.FormatFloat(sc.Rate, 'g', -1, 64),
 		"--size", strconv.Itoa(sc.Size), "--state-size", strconv.Itoa(sc.StateSize),
-		"--duration", safety.String(),
+		"--duration", safety.String(), "--leave-timeout", sc.LeaveTimeout.String(),
 	}
 	if sc.Safe {
 		flags = append(flags, "--safe")
@@ -293,7 +294,7 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 		if m == nil || crashed[i] {
 			continue
 		}
-		code, err := m.Wait(bench.DefaultMemberConfig().LeaveTimeout + cfg.Timeout)
+		code, err := m.Wait(sc.LeaveTimeout + cfg.Timeout)
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,8 @@ type Scenario struct {
 	Rate      float64 // messages/s each member sends; 0: as fast as flow control allows
 	Size      int     // message size in bytes
 	StateSize int     // application state padding, moved by state transfer
+	// LeaveTimeout bounds each member's graceful leave at the end.
+	LeaveTimeout time.Duration
 	Steps     []Step  // in time order
 	End       time.Duration
 }
@@ -125,7 +127,7 @@ func ParseScenarioFile(path string) (*Scenario, error) {
 // ParseScenario reads a scenario; name is what reports call it. An
 // error names the line and what is wrong with it.
 func ParseScenario(name string, r io.Reader) (*Scenario, error) {
-	s := &Scenario{Name: name, Members: 5, Order: "fifo", Rate: 200, Size: 64}
+	s := &Scenario{Name: name, Members: 5, Order: "fifo", Rate: 200, Size: 64, LeaveTimeout: bench.DefaultMemberConfig().LeaveTimeout}
 	sc := bufio.NewScanner(r)
 	line := 0
 	endLine := 0
@@ -188,6 +190,16 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			if _, err := bench.ParseOrder(s.Order, s.Safe); err != nil {
 				return nil, fail("%v", err)
 			}
+		case "leave-timeout":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fail("leave-timeout %q: want a positive duration such as 5s", v)
+			}
+			s.LeaveTimeout = d
 		case "end":
 			if len(f) != 3 || f[1] != "at" {
 				return nil, fail("want \"end at TIME\"")
@@ -262,7 +274,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			}
 			s.Steps = append(s.Steps, st)
 		default:
-			return nil, fail("unknown line %q: want members, order, rate, size, state-size, at or end", f[0])
+			return nil, fail("unknown line %q: want members, order, rate, size, state-size, leave-timeout, at or end", f[0])
 		}
 	}
 	if err := sc.Err(); err != nil {
