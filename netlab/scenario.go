@@ -36,8 +36,8 @@ type Scenario struct {
 	StateSize int     // application state padding, moved by state transfer
 	// LeaveTimeout bounds each member's graceful leave at the end.
 	LeaveTimeout time.Duration
-	Steps     []Step  // in time order
-	End       time.Duration
+	Steps        []Step // in time order
+	End          time.Duration
 }
 
 // Step kinds.
