@@ -125,9 +125,16 @@ func TestLabPartition(t *testing.T) {
 			if v.After > 2*time.Second {
 				t.Errorf("m%d (majority): new view %v after the cut, want within 2s", mv.Member, v.After)
 			}
+			if phase := heal.At - cut.At; mv.LastDelivery < phase-time.Second {
+				t.Errorf("m%d (majority): last delivery %v after the cut, heal %v after it: it stopped delivering", mv.Member, mv.LastDelivery, phase)
+			}
 		case 1:
 			for _, v := range mv.Views {
 				t.Errorf("m%d (minority) installed view %d %v during the partition", mv.Member, v.View, v.Members)
+			}
+			// Blocked: it delivers nothing from 2 s after the cut on.
+			if mv.LastDelivery > 2*time.Second {
+				t.Errorf("m%d (minority): delivered %v after the cut", mv.Member, mv.LastDelivery)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -79,6 +80,10 @@ type MemberViews struct {
 	Member int        `json:"member"`
 	Side   int        `json:"side"` // a partition's side; 0 otherwise
 	Views  []ViewSeen `json:"views,omitempty"`
+	// LastDelivery is the time from the step to the member's last
+	// delivery before the next step; -1: none. A blocked member's stops
+	// soon after the step.
+	LastDelivery time.Duration `json:"last_delivery_ns"`
 }
 
 // ViewSeen is one view a member installed.
@@ -445,7 +450,11 @@ func (r *Report) analyse(logs []*nodeLog, t0 time.Time, end time.Duration) {
 			if nl == nil {
 				continue
 			}
-			mv := MemberViews{Member: i, Side: side[i]}
+			mv := MemberViews{Member: i, Side: side[i], LastDelivery: -1}
+			if c := countIn(nl.deliver, from, to); c > 0 {
+				first := len(nl.deliver) - countIn(nl.deliver, from, math.MaxInt64)
+				mv.LastDelivery = time.Duration(nl.deliver[first+c-1] - from)
+			}
 			self := "" // its ID at the step
 			for j, v := range nl.views {
 				if nl.viewT[j] < from {
@@ -536,10 +545,15 @@ func (r *Report) Print(w io.Writer) {
 			if sr.Step.Kind == StepPartition {
 				label = fmt.Sprintf("side %d: m%d", mv.Side, mv.Member)
 			}
+			last := "no delivery"
+			if mv.LastDelivery >= 0 {
+				last = fmt.Sprintf("last delivery after %v", mv.LastDelivery.Round(time.Millisecond))
+			}
 			if len(mv.Views) == 0 {
-				fmt.Fprintf(w, "  %s: no view\n", label)
+				fmt.Fprintf(w, "  %s: no view; %s\n", label, last)
 				continue
 			}
+			fmt.Fprintf(w, "  %s: %s\n", label, last)
 			for _, v := range mv.Views {
 				fmt.Fprintf(w, "  %s: view %d of %d after %v", label, v.View, len(v.Members), v.After.Round(time.Millisecond))
 				if v.NewIncarnation {
