@@ -67,8 +67,22 @@ func Available() error {
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return errors.New("this kernel has no network namespaces")
 	}
-	return nil
+	probeOnce.Do(func() {
+		// Root in a container may still be refused namespaces: try one.
+		ns := fmt.Sprintf("%s%d-probe", NamePrefix, os.Getpid())
+		if err := ipCmd("netns", "add", ns); err != nil {
+			probeErr = fmt.Errorf("cannot create a network namespace here: %w", err)
+			return
+		}
+		ipCmd("netns", "del", ns)
+	})
+	return probeErr
 }
+
+var (
+	probeOnce sync.Once
+	probeErr  error
+)
 
 // New builds a Net of k nodes. forceNft skips the BPF filters and uses
 // nftables (tests of the fallback).
