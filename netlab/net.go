@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,12 +85,33 @@ var (
 	probeErr  error
 )
 
-// New builds a Net of k nodes. forceNft skips the BPF filters and uses
-// nftables (tests of the fallback).
-func New(k int, forceNft bool) (*Net, error) {
+// Options shape a Net.
+type Options struct {
+	// MTU of every link; 0: DefaultMTU. With 1500, the engine's default
+	// 8 KiB datagrams travel as IP fragments (see docs/LAB.md).
+	MTU int
+	// ForceNft skips the BPF filters and uses nftables (tests of the
+	// fallback).
+	ForceNft bool
+}
+
+// DefaultMTU is a jumbo-frame LAN's: the engine's default datagrams
+// (engine.Config.MaxDatagram, 8192 bytes) are sized for loopback or such
+// a LAN, and go unfragmented.
+const DefaultMTU = 9000
+
+// New builds a Net of k nodes.
+func New(k int, opt Options) (*Net, error) {
 	if k < 1 || k > 250 {
 		return nil, fmt.Errorf("%d nodes: want 1 to 250", k)
 	}
+	if opt.MTU == 0 {
+		opt.MTU = DefaultMTU
+	}
+	if opt.MTU < 576 || opt.MTU > 65535 {
+		return nil, fmt.Errorf("MTU %d: want 576 to 65535", opt.MTU)
+	}
+	forceNft := opt.ForceNft
 	if err := Available(); err != nil {
 		return nil, err
 	}
@@ -99,7 +121,7 @@ func New(k int, forceNft bool) (*Net, error) {
 	for i := 0; i < k; i++ {
 		n.nodes = append(n.nodes, fmt.Sprintf("%sn%d", prefix, i))
 	}
-	if err := n.build(); err != nil {
+	if err := n.build(opt.MTU); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -133,19 +155,20 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-func (n *Net) build() error {
+func (n *Net) build(mtu int) error {
 	hub := n.hub
+	m := strconv.Itoa(mtu)
 	steps := [][]string{
 		{"netns", "add", hub},
 		{"-n", hub, "link", "set", "lo", "up"},
-		{"-n", hub, "link", "add", "br0", "type", "bridge"},
+		{"-n", hub, "link", "add", "br0", "mtu", m, "type", "bridge"},
 		{"-n", hub, "link", "set", "br0", "up"},
 	}
 	for i, ns := range n.nodes {
 		v := fmt.Sprintf("v%d", i)
 		steps = append(steps,
 			[]string{"netns", "add", ns},
-			[]string{"-n", hub, "link", "add", v, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			[]string{"-n", hub, "link", "add", v, "mtu", m, "type", "veth", "peer", "name", "eth0", "mtu", m, "netns", ns},
 			[]string{"-n", hub, "link", "set", v, "master", "br0", "up"},
 			[]string{"-n", ns, "addr", "add", n.Addr(i).String() + "/24", "dev", "eth0"},
 			[]string{"-n", ns, "link", "set", "eth0", "up"},

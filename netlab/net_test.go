@@ -19,7 +19,7 @@ func newTestNet(t *testing.T, k int, forceNft bool) *Net {
 			t.Skipf("skipped: %v", err)
 		}
 	}
-	n, err := New(k, forceNft)
+	n, err := New(k, Options{ForceNft: forceNft})
 	switch {
 	case err != nil && !forceNft && errors.Is(err, ErrNoFilter):
 		t.Skipf("skipped: no packet filter here: %v", err)
@@ -64,6 +64,13 @@ func nodePair(t *testing.T, n *Net, from, to int) (recv, send *net.UDPConn) {
 func testNet(t *testing.T, forceNft bool) {
 	n := newTestNet(t, 3, forceNft)
 	t.Logf("mechanism: %s", n.Mechanism())
+	inNamespace(n.Namespace(0), func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err != nil || ifc.MTU != DefaultMTU {
+			t.Errorf("node 0's eth0: %+v, %v; want MTU %d", ifc, err, DefaultMTU)
+		}
+		return nil
+	})
 	r01, s01 := nodePair(t, n, 0, 1)
 	r02, s02 := nodePair(t, n, 0, 2)
 	r10, s10 := nodePair(t, n, 1, 0)

@@ -45,6 +45,7 @@ type Report struct {
 	Members   int     `json:"members"`
 	Order     string  `json:"order"`
 	Rate      float64 `json:"rate"`
+	MTU       int     `json:"mtu"`
 	// FullView is the time from the start of the first member to the
 	// first view of every initial member, the scenario's time 0.
 	FullView time.Duration `json:"full_view_ns"`
@@ -156,19 +157,19 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 		dir = tmp
 	}
 	nodes := sc.Nodes()
-	n, err := New(nodes, cfg.ForceNft)
+	n, err := New(nodes, Options{MTU: sc.MTU, ForceNft: cfg.ForceNft})
 	if err != nil {
 		return nil, err
 	}
 	defer n.Close()
-	rep := &Report{Scenario: sc.Name, Mechanism: n.Mechanism(), Members: sc.Members, Order: sc.Order, Rate: sc.Rate}
+	rep := &Report{Scenario: sc.Name, Mechanism: n.Mechanism(), Members: sc.Members, Order: sc.Order, Rate: sc.Rate, MTU: sc.MTU}
 	if sc.Safe {
 		rep.Order += "+safe"
 	}
 	if cfg.Dir != "" {
 		rep.Dir = cfg.Dir
 	}
-	progress("lab: %d namespaces, packets filtered by %s, logs in %s", nodes, n.Mechanism(), dir)
+	progress("lab: %d namespaces, MTU %d, packets filtered by %s, logs in %s", nodes, sc.MTU, n.Mechanism(), dir)
 
 	addr := func(i int) string { return netip.AddrPortFrom(n.Addr(i), cfg.Port).String() }
 	var seeds []string
@@ -529,7 +530,7 @@ func (r *Report) Print(w io.Writer) {
 	if r.Rate > 0 {
 		rate = strconv.FormatFloat(r.Rate, 'g', -1, 64) + " msg/s each"
 	}
-	fmt.Fprintf(w, "scenario %s: %d members, %s, %s; packets filtered by %s\n", r.Scenario, r.Members, r.Order, rate, r.Mechanism)
+	fmt.Fprintf(w, "scenario %s: %d members, %s, %s; MTU %d; packets filtered by %s\n", r.Scenario, r.Members, r.Order, rate, r.MTU, r.Mechanism)
 	fmt.Fprintf(w, "full view after %v (time 0)\n", r.FullView.Round(time.Millisecond))
 	for _, sr := range r.Steps {
 		fmt.Fprintf(w, "%s (done at %v)", sr.Step, sr.At.Round(time.Millisecond))

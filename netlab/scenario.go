@@ -36,6 +36,7 @@ type Scenario struct {
 	StateSize int     // application state padding, moved by state transfer
 	// LeaveTimeout bounds each member's graceful leave at the end.
 	LeaveTimeout time.Duration
+	MTU          int    // of every link
 	Steps        []Step // in time order
 	End          time.Duration
 }
@@ -127,7 +128,7 @@ func ParseScenarioFile(path string) (*Scenario, error) {
 // ParseScenario reads a scenario; name is what reports call it. An
 // error names the line and what is wrong with it.
 func ParseScenario(name string, r io.Reader) (*Scenario, error) {
-	s := &Scenario{Name: name, Members: 5, Order: "fifo", Rate: 200, Size: 64, LeaveTimeout: bench.DefaultMemberConfig().LeaveTimeout}
+	s := &Scenario{Name: name, Members: 5, Order: "fifo", Rate: 200, Size: 64, LeaveTimeout: bench.DefaultMemberConfig().LeaveTimeout, MTU: DefaultMTU}
 	sc := bufio.NewScanner(r)
 	line := 0
 	endLine := 0
@@ -148,7 +149,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			return f[1], nil
 		}
 		switch f[0] {
-		case "members", "size", "state-size":
+		case "members", "size", "state-size", "mtu":
 			v, err := arg()
 			if err != nil {
 				return nil, err
@@ -167,6 +168,11 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 				s.Size = n
 			case "state-size":
 				s.StateSize = n
+			case "mtu":
+				if n < 576 || n > 65535 {
+					return nil, fail("mtu %d: want 576 to 65535", n)
+				}
+				s.MTU = n
 			}
 		case "rate":
 			v, err := arg()
@@ -274,7 +280,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			}
 			s.Steps = append(s.Steps, st)
 		default:
-			return nil, fail("unknown line %q: want members, order, rate, size, state-size, leave-timeout, at or end", f[0])
+			return nil, fail("unknown line %q: want members, order, rate, size, state-size, leave-timeout, mtu, at or end", f[0])
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -29,6 +29,7 @@ rate 0
 size 128
 state-size 4096
 leave-timeout 20s
+mtu 1500
 at 6s heal
 at 2s partition 0,1,2,5 | m3, m4
 at 3s join
@@ -41,7 +42,7 @@ end at 12s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Members != 5 || sc.Nodes() != 6 || sc.Order != "total" || !sc.Safe || sc.Rate != 0 || sc.Size != 128 || sc.StateSize != 4096 || sc.End != 12*time.Second || sc.LeaveTimeout != 20*time.Second {
+	if sc.Members != 5 || sc.Nodes() != 6 || sc.Order != "total" || !sc.Safe || sc.Rate != 0 || sc.Size != 128 || sc.StateSize != 4096 || sc.End != 12*time.Second || sc.LeaveTimeout != 20*time.Second || sc.MTU != 1500 {
 		t.Errorf("settings: %+v", sc)
 	}
 	var got []string
@@ -74,6 +75,7 @@ func TestParseScenarioErrors(t *testing.T) {
 		{"order sideways\nend at 3s", "x:1: "},
 		{"members 5\nsenders all\nend at 3s", `x:2: unknown line "senders"`},
 		{"leave-timeout 0s\nend at 3s", `x:1: leave-timeout "0s"`},
+		{"mtu 100\nend at 3s", `x:1: mtu 100: want 576 to 65535`},
 		{"members 5\nat 4s heal\nend at 3s", "x:3: end at 3s is not after the last step"},
 		{"members 5\nat 4s heal", `x: no "end at TIME" line`},
 	} {
