@@ -135,6 +135,12 @@ func (g *Group) tickCoordinator() {
 		return
 	}
 	r := g.round
+	if r.proposal == nil {
+		g.proposeIfReady()
+		if g.round != r || r.proposal != nil {
+			return
+		}
+	}
 	if g.now-r.start >= int64(g.cfg.RoundTicks) {
 		// Members that did not answer in a whole round are taken as failed,
 		// and the change starts over with a higher ballot.
@@ -242,6 +248,15 @@ func (g *Group) onPromise(c *wire.Control) {
 	}
 	r.promises[rank] = c
 	delete(g.changes.Failed, c.From) // it answers: not failed after all
+	g.proposeIfReady()
+}
+
+// proposeIfReady moves the round to its second phase once every member
+// not taken as failed has promised and they are a majority. Checked at
+// every promise and every tick: a member suspected after all the others
+// promised is no longer waited for.
+func (g *Group) proposeIfReady() {
+	r := g.round
 	for _, p := range g.participants() {
 		if r.promises[p] == nil {
 			return
