@@ -47,6 +47,12 @@ type MemberConfig struct {
 	Rejoin bool
 	// LeaveTimeout bounds the graceful Leave at the end.
 	LeaveTimeout time.Duration
+	// MaxDatagram is the engine's MaxDatagram; 0: the engine's default
+	// (8 KiB). On a 1500-byte-MTU link with loss use 1472, so that no
+	// datagram travels as IP fragments.
+	MaxDatagram int
+	// SlowMember is the engine's slow-member policy: "block" or "evict".
+	SlowMember string
 }
 
 // DefaultMemberConfig is what `vsbench member` runs with no flags.
@@ -57,6 +63,7 @@ func DefaultMemberConfig() MemberConfig {
 		Order:        "fifo",
 		Size:         64,
 		LeaveTimeout: 5 * time.Second,
+		SlowMember:   "block",
 	}
 }
 
@@ -86,6 +93,11 @@ func (c *MemberConfig) Validate() error {
 		return fmt.Errorf("state size is %d; use 0 or more", c.StateSize)
 	case c.LeaveTimeout <= 0:
 		return fmt.Errorf("leave timeout is %v; use a positive duration", c.LeaveTimeout)
+	case c.MaxDatagram != 0 && (c.MaxDatagram < 512 || c.MaxDatagram > 65507):
+		return fmt.Errorf("max datagram is %d; use 512 to 65507 bytes, or 0 for the engine's default", c.MaxDatagram)
+	}
+	if _, err := engine.ParseSlowMemberPolicy(c.SlowMember); err != nil {
+		return err
 	}
 	return nil
 }
@@ -125,6 +137,10 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 
 	ecfg := engine.DefaultConfig()
 	ecfg.ListenAddr = cfg.Listen
+	if cfg.MaxDatagram != 0 {
+		ecfg.MaxDatagram = cfg.MaxDatagram
+	}
+	ecfg.SlowMember, _ = engine.ParseSlowMemberPolicy(cfg.SlowMember) // validated
 	ecfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Rejoin is done here rather than by engine.Config.Rejoin: the engine
 	// rejoins under a new *Group that it does not hand back, so this

@@ -185,6 +185,9 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if sc.Safe {
 		flags = append(flags, "--safe")
 	}
+	if sc.MaxDatagram != 0 {
+		flags = append(flags, "--max-datagram", strconv.Itoa(sc.MaxDatagram))
+	}
 	members := make([]*bench.LabMember, nodes)
 	var labs []*bench.Lab
 	defer func() {

@@ -37,6 +37,7 @@ type Scenario struct {
 	// LeaveTimeout bounds each member's graceful leave at the end.
 	LeaveTimeout time.Duration
 	MTU          int    // of every link
+	MaxDatagram  int    // the members' engine MaxDatagram; 0: the engine's default
 	Steps        []Step // in time order
 	End          time.Duration
 }
@@ -149,7 +150,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			return f[1], nil
 		}
 		switch f[0] {
-		case "members", "size", "state-size", "mtu":
+		case "members", "size", "state-size", "mtu", "max-datagram":
 			v, err := arg()
 			if err != nil {
 				return nil, err
@@ -168,6 +169,11 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 				s.Size = n
 			case "state-size":
 				s.StateSize = n
+			case "max-datagram":
+				if n < 512 || n > 65507 {
+					return nil, fail("max-datagram %d: want 512 to 65507 bytes", n)
+				}
+				s.MaxDatagram = n
 			case "mtu":
 				if n < 576 || n > 65535 {
 					return nil, fail("mtu %d: want 576 to 65535", n)

@@ -37,6 +37,8 @@ func memberMain(args []string) int {
 	fs.StringVar(&cfg.Log, "log", def.Log, "event log `file`, appended to (one JSON object a line)")
 	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3")
 	fs.DurationVar(&cfg.LeaveTimeout, "leave-timeout", def.LeaveTimeout, "how long the graceful leave at the end may take")
+	fs.IntVar(&cfg.MaxDatagram, "max-datagram", def.MaxDatagram, "largest datagram in bytes (0: the engine's 8192; 1472 on a 1500-byte-MTU link with loss)")
+	fs.StringVar(&cfg.SlowMember, "slow-member", def.SlowMember, "slow-member policy: block (wait for the slowest member) or evict (remove a member that lags too long)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
