@@ -91,6 +91,7 @@ type series struct {
 	color  color.Color
 	dashes []vg.Length
 	shape  draw.GlyphDrawer
+	noLine bool // points only
 }
 
 // add appends (x, y) unless y is not a positive number (a log axis can
@@ -115,6 +116,7 @@ type chart struct {
 	xTicks         []plot.Tick
 	yFormat        func(float64) string
 	series         []*series
+	bands          []Band // shaded behind the lines (linear x only)
 }
 
 // rowKey holds the values that one chart's rows share (those its kind
@@ -324,6 +326,10 @@ func (c *chart) save(path string) error {
 
 	ymin, ymax := math.Inf(1), math.Inf(-1)
 	xmin, xmax := math.Inf(1), math.Inf(-1)
+	for _, b := range c.bands {
+		xmin, xmax = min(xmin, b.From), max(xmax, b.To)
+	}
+	var lines []plot.Plotter // drawn after the bands, which need the y range
 	drawn := 0
 	for _, s := range c.series {
 		if len(s.xys) == 0 {
@@ -342,8 +348,18 @@ func (c *chart) save(path string) error {
 		}
 		line.Color, line.Width, line.Dashes = s.color, vg.Points(1.5), s.dashes
 		points.Color, points.Shape, points.Radius = s.color, s.shape, vg.Points(3)
-		p.Add(line, points)
-		legend.Add(s.label, line, points)
+		if s.shape == nil {
+			points.Radius = 0
+		}
+		switch {
+		case s.noLine:
+			points.Radius = vg.Points(5)
+			lines = append(lines, points)
+			legend.Add(s.label, points)
+		default:
+			lines = append(lines, line, points)
+			legend.Add(s.label, line, points)
+		}
 		drawn++
 	}
 	if drawn == 0 {
@@ -373,6 +389,10 @@ func (c *chart) save(path string) error {
 		p.Y.Min, p.Y.Max = 0, ymax*1.1
 		p.Y.Tick.Marker = labelTicks{format: c.yFormat}
 	}
+	if err := addBands(p, c.bands); err != nil {
+		return fmt.Errorf("chart %s: %w", filepath.Base(path), err)
+	}
+	p.Add(lines...)
 
 	img := vgimg.New(chartWidth, chartHeight)
 	dc := draw.New(img)
@@ -499,3 +519,99 @@ func rateName(r float64) string {
 }
 
 func sizeName(n int) string { return strconv.Itoa(n) + "B" }
+
+// Band shades a stretch [From, To) of a chart's linear x axis, with its
+// Label at the top: the steps of a perturbation over time.
+type Band struct {
+	From, To float64
+	Label    string
+}
+
+// addBands shades p's bands, every other one darker, the full height of
+// the y range set on p.
+func addBands(p *plot.Plot, bands []Band) error {
+	if len(bands) == 0 {
+		return nil
+	}
+	var labels plotter.XYLabels
+	for i, b := range bands {
+		shade := color.Gray{Y: 242}
+		if i%2 == 1 {
+			shade = color.Gray{Y: 222}
+		}
+		poly, err := plotter.NewPolygon(plotter.XYs{
+			{X: b.From, Y: p.Y.Min}, {X: b.To, Y: p.Y.Min}, {X: b.To, Y: p.Y.Max}, {X: b.From, Y: p.Y.Max},
+		})
+		if err != nil {
+			return err
+		}
+		poly.Color, poly.LineStyle.Width = shade, 0
+		p.Add(poly)
+		top := p.Y.Max - (p.Y.Max-p.Y.Min)*0.02
+		labels.XYs = append(labels.XYs, plotter.XY{X: b.From + (b.To-b.From)*0.03, Y: top})
+		labels.Labels = append(labels.Labels, b.Label)
+	}
+	l, err := plotter.NewLabels(labels)
+	if err != nil {
+		return err
+	}
+	for i := range l.TextStyle {
+		l.TextStyle[i].YAlign = draw.YTop
+		l.TextStyle[i].Font.Size = vg.Points(10)
+	}
+	p.Add(l, plotter.NewGrid())
+	return nil
+}
+
+// Line is one line of a Chart: its points in order of x.
+type Line struct {
+	Label  string
+	Points plotter.XYs
+	Color  color.Color
+	Dashes []vg.Length      // nil: solid
+	Shape  draw.GlyphDrawer // a mark at each point; nil: none
+	NoLine bool             // marks only, no line
+}
+
+// Chart is a chart over a linear x axis (time, say), drawn as the
+// sweep's are: a title of one or more lines, a legend in a column on the
+// right, and bands shaded behind the lines. A log y axis leaves out
+// points that are not positive.
+type Chart struct {
+	Title          []string
+	XLabel, YLabel string
+	LogY           bool
+	YFormat        func(float64) string // y tick labels; nil: ShortCount
+	Lines          []Line
+	Bands          []Band
+}
+
+// Save draws the chart into a PNG file at path.
+func (c *Chart) Save(path string) error {
+	ch := chart{title: c.Title, xLabel: c.XLabel, yLabel: c.YLabel, logY: c.LogY, yFormat: c.YFormat, bands: c.Bands}
+	if ch.yFormat == nil {
+		ch.yFormat = shortCount
+	}
+	for _, l := range c.Lines {
+		s := &series{label: l.Label, color: l.Color, dashes: l.Dashes, shape: l.Shape, noLine: l.NoLine}
+		for _, xy := range l.Points {
+			if c.LogY && !(xy.Y > 0) || math.IsInf(xy.Y, 0) || math.IsNaN(xy.Y) {
+				continue
+			}
+			s.xys = append(s.xys, xy)
+		}
+		ch.series = append(ch.series, s)
+	}
+	return ch.save(path)
+}
+
+// ShortCount writes a count to 3 significant digits with a k or M
+// suffix: 100k, 1.5M.
+func ShortCount(v float64) string { return shortCount(v) }
+
+// Microseconds labels a latency given in µs: 50 µs, 1 ms, 2.5 s.
+func Microseconds(us float64) string { return microseconds(us) }
+
+// WriteFile writes path through a temporary file renamed over it, so a
+// reader never sees half a file.
+func WriteFile(path string, write func(io.Writer) error) error { return writeFile(path, write) }
