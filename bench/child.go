@@ -47,6 +47,9 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	c := &child{out: json.NewEncoder(out)}
+	defer c.close()
+	slow := &c.slow
 	cmds := make(chan command)
 	go func() {
 		sc := bufio.NewScanner(in)
@@ -56,6 +59,12 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 			if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
 				cancel(fmt.Errorf("bad command: %w", err))
 				return
+			}
+			if c.Cmd == cmdSlow {
+				// Acted on here, not in the loop below, which is busy
+				// while a phase runs.
+				slow.delayNs.Store(c.DelayNs)
+				continue
 			}
 			select {
 			case cmds <- c:
@@ -70,8 +79,6 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 		cancel(errParentGone)
 	}()
 
-	c := &child{out: json.NewEncoder(out)}
-	defer c.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -85,6 +92,8 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 				err = c.join(ctx, cmd.Members, cmd.Baseline)
 			case cmdPhase:
 				err = c.runPhase(ctx, cmd)
+			case cmdTimeline:
+				err = c.runTimeline(ctx, cmd)
 			case cmdExit:
 				return nil
 			default:
@@ -115,6 +124,13 @@ type child struct {
 	malformed atomic.Uint64
 	peers     []netip.AddrPort
 	receiving sync.WaitGroup
+
+	// For the slow-member study (vsbench perturb): the delay each
+	// delivery takes, and what the member saw of its membership.
+	slow         slowDelivery
+	viewSize     atomic.Int64 // members in the last view installed
+	removed      atomic.Bool  // Ended was called
+	incarnations atomic.Int64 // joins: 1, plus one per rejoin
 }
 
 func (c *child) send(ev event) {
@@ -135,6 +151,12 @@ func (c *child) setup(s *childSetup) error {
 	c.cfg = *s
 	cfg := engine.DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := s.applySlowMember(&cfg); err != nil {
+		return err
+	}
+	if err := c.slow.setMode(s.DelayMode); err != nil {
+		return err
+	}
 	e, err := engine.New(cfg)
 	if err != nil {
 		return err
@@ -174,13 +196,21 @@ func (c *child) join(ctx context.Context, members, baseline []string) error {
 	rec := c.engRec
 	full := make(chan struct{})
 	var once sync.Once
+	slow := &c.slow
+	c.incarnations.Store(1)
 	g, err := c.eng.Join(ctx, GroupName, members, engine.Handlers{
-		Deliver: func(m engine.Message) { rec.deliver(m.Payload) },
+		Deliver: func(m engine.Message) {
+			rec.deliver(m.Payload)
+			slow.deliver()
+		},
 		View: func(v engine.View) {
+			c.viewSize.Store(int64(len(v.Members)))
 			if len(v.Members) == len(members) {
 				once.Do(func() { close(full) })
 			}
 		},
+		Ended:    func(error) { c.removed.Store(true) },
+		Rejoined: func(*engine.Group) { c.removed.Store(false); c.incarnations.Add(1) },
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ package bench
 
 // command is a line from the coordinator to a child.
 type command struct {
-	Cmd string `json:"cmd"` // cmdSetup, cmdJoin, cmdPhase, cmdExit
+	Cmd string `json:"cmd"` // cmdSetup, cmdJoin, cmdPhase, cmdTimeline, cmdSlow, cmdExit
 
 	// setup
 	Setup *childSetup `json:"setup,omitempty"`
@@ -23,13 +23,24 @@ type command struct {
 	StartNs    int64  `json:"start_ns,omitempty"`
 	WarmupNs   int64  `json:"warmup_ns,omitempty"`
 	DurationNs int64  `json:"duration_ns,omitempty"`
+
+	// timeline: as phase (an engine phase), reporting every IntervalNs
+	// of the window (evInterval) instead of once a second, then
+	// evTimelineDone.
+	IntervalNs int64 `json:"interval_ns,omitempty"`
+
+	// slow: the busy delay of each delivery from now on, in ns (0: none).
+	// The child acts on it at once, even during a phase.
+	DelayNs int64 `json:"delay_ns,omitempty"`
 }
 
 const (
-	cmdSetup = "setup"
-	cmdJoin  = "join"
-	cmdPhase = "phase"
-	cmdExit  = "exit"
+	cmdSetup    = "setup"
+	cmdJoin     = "join"
+	cmdPhase    = "phase"
+	cmdTimeline = "timeline"
+	cmdSlow     = "slow"
+	cmdExit     = "exit"
 )
 
 // childSetup is what one child needs to know about the run.
@@ -42,6 +53,16 @@ type childSetup struct {
 	Safe       bool    `json:"safe,omitempty"`
 	Rate       float64 `json:"rate"`
 	CPUProfile string  `json:"cpuprofile,omitempty"`
+
+	// The engine's slow-member policy (engine.ParseSlowMemberPolicy;
+	// "": the default), its bounds (0: the defaults) and Config.Rejoin.
+	SlowMember   string  `json:"slow_member,omitempty"`
+	EvictLag     float64 `json:"evict_lag,omitempty"`
+	EvictAfterNs int64   `json:"evict_after_ns,omitempty"`
+	Rejoin       bool    `json:"rejoin,omitempty"`
+	// DelayMode is how a delivery delay (cmdSlow) is spent: DelaySleep or
+	// DelayBusy ("": DelaySleep).
+	DelayMode string `json:"delay_mode,omitempty"`
 }
 
 // event is a line from a child to the coordinator.
@@ -58,8 +79,9 @@ type event struct {
 	ElapsedS float64 `json:"elapsed_s,omitempty"`
 	Rate     float64 `json:"rate,omitempty"`
 
-	Result *MemberResult `json:"result,omitempty"`
-	Err    string        `json:"err,omitempty"`
+	Result   *MemberResult `json:"result,omitempty"`
+	Interval *Interval     `json:"interval,omitempty"`
+	Err      string        `json:"err,omitempty"`
 }
 
 const (
@@ -69,4 +91,7 @@ const (
 	evProgress = "progress"
 	evResult   = "result"
 	evError    = "error"
+
+	evInterval     = "interval"      // one interval of a timeline
+	evTimelineDone = "timeline_done" // the timeline's last interval was sent
 )

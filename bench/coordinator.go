@@ -202,9 +202,13 @@ type run struct {
 	// own (engineLabel, "engine/total") in progress lines and profiles.
 	multi       bool
 	engineLabel string
+
+	// onInterval receives a timeline's intervals (Session.Timeline).
+	onInterval func(Interval)
 }
 
 type childProc struct {
+	sendMu sync.Mutex // a session's driver sends commands during a timeline
 	index  int
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
@@ -214,6 +218,8 @@ type childProc struct {
 }
 
 func (k *childProc) send(c command) error {
+	k.sendMu.Lock()
+	defer k.sendMu.Unlock()
 	if err := k.enc.Encode(c); err != nil {
 		return fmt.Errorf("member %d: sending %s: %w", k.index, c.Cmd, err)
 	}
@@ -298,6 +304,12 @@ func (r *run) await(want string, timeout time.Duration, on func(i int, ev event)
 				r.showProgress(i, ce.ev)
 			case evJoined:
 				// A step on the way to ready.
+			case evInterval:
+				if r.onInterval != nil && ce.ev.Interval != nil {
+					iv := *ce.ev.Interval
+					iv.Index = i
+					r.onInterval(iv)
+				}
 			case want:
 				if got[i] {
 					return fmt.Errorf("member %d: %s twice", i, want)

@@ -29,8 +29,9 @@ type recorder struct {
 	delivered atomic.Uint64
 	from, to  atomic.Int64 // measured window, unix ns
 
-	mu   sync.Mutex
-	hist *hdrhistogram.Histogram
+	mu    sync.Mutex
+	hist  *hdrhistogram.Histogram
+	spare *hdrhistogram.Histogram // takeInterval's next histogram
 }
 
 func newRecorder() *recorder {
@@ -66,5 +67,24 @@ func (r *recorder) encode() (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	b, err := r.hist.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	return string(b), err
+}
+
+// takeInterval returns what the histogram recorded since the last call
+// (or the window's start), encoded as encode does, and starts an empty
+// one: a timeline's per-interval latencies. The swap holds the lock for
+// a moment only; the encoding happens outside it.
+func (r *recorder) takeInterval() (string, error) {
+	next := r.spare
+	if next == nil {
+		next = newHistogram()
+	}
+	r.mu.Lock()
+	h := r.hist
+	r.hist = next
+	r.mu.Unlock()
+	b, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	h.Reset()
+	r.spare = h
 	return string(b), err
 }
