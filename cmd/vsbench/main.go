@@ -27,6 +27,15 @@
 //	vsbench sweep --quick                                        a small sweep (about 2-3 minutes on 2 cores) into ./sweep-out
 //	vsbench sweep --members 3 --size 64,1024 --rate 10k,100k,1M  every combination of the lists
 //
+// `vsbench perturb` is the slow-member study: one member of a loaded
+// group slowed in steps (a delay per delivery, SIGSTOP/SIGCONT, a cgroup
+// CPU quota), under the engine's block and evict policies in turn; it
+// reports the healthy members' throughput and latency over time, checks
+// the targets, and writes CSV, JSON and PNG charts:
+//
+//	vsbench perturb                                   4 members, member 3 slowed by a delay per delivery, block then evict
+//	vsbench perturb --method stop --policy evict --steps 100,10
+//
 // Two subcommands run members for correctness tests rather than
 // measurements:
 //
@@ -50,6 +59,7 @@ import (
 	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
+	"github.com/cohort-vs/cohort/bench/perturb"
 	"github.com/cohort-vs/cohort/bench/sweep"
 )
 
@@ -67,6 +77,8 @@ func main() {
 			os.Exit(sweepMain(os.Args[2:]))
 		case labCommand:
 			os.Exit(labMain(os.Args[2:]))
+		case perturb.Command:
+			os.Exit(perturbMain(os.Args[2:]))
 		}
 	}
 

@@ -1,0 +1,229 @@
+package perturb
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cohort-vs/cohort/bench"
+)
+
+// ErrLossUnavailable: the loss method needs loss injection on a link,
+// which this build does not have yet.
+var ErrLossUnavailable = errors.New("method loss: not available yet (packet loss on one member's link needs the fault lab's loss injection, which has not landed); use delay, stop or cpu")
+
+// A method slows a member one way. Its setting is one number whose
+// meaning is the method's: a delay per delivery in ns (delay), the share
+// of each period the process runs (stop), a CPU quota in CPUs (cpu).
+// A member runs unperturbed with the setting Unperturbed returns.
+type method interface {
+	// guess is the first setting to try for level, given the slowed
+	// member's unperturbed rate alone and its CPU use then (in CPUs).
+	guess(level, rate, cpus float64) float64
+	// adjust is the next setting to try after setting gave measured
+	// msgs/s where target was wanted.
+	adjust(setting, measured, target, rate float64) float64
+	// unperturbed is the setting that leaves the member alone.
+	unperturbed() float64
+	// describe says what setting means: "delay 2.1µs per delivery".
+	describe(setting float64) string
+	// attach starts slowing member i of s (at the unperturbed setting).
+	attach(s *bench.Session, i int) (perturber, error)
+}
+
+// A perturber slows one member of a running session.
+type perturber interface {
+	set(setting float64) error
+	// close returns the member to normal and releases what attach made
+	// (a cgroup, a goroutine); the member may have exited.
+	close() error
+}
+
+// newMethod returns cfg's method, or why it cannot run here.
+func newMethod(cfg *Config) (method, error) {
+	switch cfg.Method {
+	case MethodDelay:
+		return delayMethod{}, nil
+	case MethodStop:
+		return stopMethod{period: cfg.Period}, nil
+	case MethodCPU:
+		cg, err := findCgroup()
+		if err != nil {
+			return nil, err
+		}
+		return cpuMethod{root: cg, period: cfg.Period}, nil
+	case MethodLoss:
+		return nil, ErrLossUnavailable
+	}
+	return nil, fmt.Errorf("method %q: use one of delay, stop, cpu, loss", cfg.Method)
+}
+
+// delayMethod: each delivery takes setting ns.
+type delayMethod struct{}
+
+// A member's own cost per message is 1/rate; a delay d makes it about
+// 1/rate + d, so a level's first guess is (1/level - 1)/rate, and each
+// measurement corrects the total cost by the ratio it missed by.
+func (delayMethod) guess(level, rate, _ float64) float64 {
+	return math.Max(0, (1/level-1)/rate*1e9)
+}
+
+func (delayMethod) adjust(d, measured, target, rate float64) float64 {
+	own := 1e9 / rate
+	return math.Max(0, (own+d)*measured/target-own)
+}
+
+func (delayMethod) unperturbed() float64 { return 0 }
+
+func (delayMethod) describe(d float64) string {
+	return fmt.Sprintf("delay %v per delivery", time.Duration(d).Round(time.Nanosecond))
+}
+
+func (delayMethod) attach(s *bench.Session, i int) (perturber, error) {
+	return &delayPerturber{s: s, i: i}, nil
+}
+
+type delayPerturber struct {
+	s *bench.Session
+	i int
+}
+
+func (p *delayPerturber) set(d float64) error { return p.s.SetDelay(p.i, time.Duration(d)) }
+func (p *delayPerturber) close() error        { return p.s.SetDelay(p.i, 0) }
+
+// stopMethod: the process runs for setting of each period and is
+// stopped for the rest.
+type stopMethod struct{ period time.Duration }
+
+// The most a stop may last: well below the engine's 300 ms suspicion
+// timeout, so the study measures slowness, not failure detection.
+const maxStop = 200 * time.Millisecond
+
+func (m stopMethod) clamp(run float64) float64 {
+	lo := 1 - float64(maxStop)/float64(m.period)
+	return math.Min(1, math.Max(math.Max(lo, 0.02), run))
+}
+
+func (m stopMethod) guess(level, _, _ float64) float64 { return m.clamp(level) }
+
+func (m stopMethod) adjust(run, measured, target, _ float64) float64 {
+	return m.clamp(run * target / measured)
+}
+
+func (stopMethod) unperturbed() float64 { return 1 }
+
+func (m stopMethod) describe(run float64) string {
+	stop := time.Duration((1 - run) * float64(m.period)).Round(100 * time.Microsecond)
+	return fmt.Sprintf("stopped %v of every %v", stop, m.period)
+}
+
+func (m stopMethod) attach(s *bench.Session, i int) (perturber, error) {
+	p := &stopPerturber{proc: s.Process(i), period: m.period, run: 1, quit: make(chan struct{}), done: make(chan struct{})}
+	go p.loop()
+	return p, nil
+}
+
+// stopPerturber stops and continues a process in a loop of its own.
+type stopPerturber struct {
+	proc   *os.Process
+	period time.Duration
+	mu     sync.Mutex
+	run    float64
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (p *stopPerturber) set(run float64) error {
+	p.mu.Lock()
+	p.run = run
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *stopPerturber) loop() {
+	defer close(p.done)
+	defer p.proc.Signal(syscall.SIGCONT) // never leave it stopped
+	next := time.Now()
+	for {
+		p.mu.Lock()
+		run := p.run
+		p.mu.Unlock()
+		cont := next.Add(p.period)
+		if run < 1 {
+			stopAt := next.Add(time.Duration(run * float64(p.period)))
+			if !p.sleepUntil(stopAt) {
+				return
+			}
+			if err := p.proc.Signal(syscall.SIGSTOP); err != nil {
+				return // gone
+			}
+			ok := p.sleepUntil(cont)
+			if err := p.proc.Signal(syscall.SIGCONT); err != nil || !ok {
+				return
+			}
+		} else if !p.sleepUntil(cont) {
+			return
+		}
+		next = cont
+	}
+}
+
+func (p *stopPerturber) sleepUntil(t time.Time) bool {
+	tm := time.NewTimer(time.Until(t))
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-p.quit:
+		return false
+	}
+}
+
+func (p *stopPerturber) close() error {
+	p.once.Do(func() { close(p.quit) })
+	<-p.done
+	return nil
+}
+
+// cpuMethod: the process runs in a cgroup with a quota of setting CPUs
+// per period.
+type cpuMethod struct {
+	root   cgroupRoot
+	period time.Duration
+}
+
+// The smallest quota the kernel takes is 1 ms per period.
+func (m cpuMethod) clamp(cpus float64) float64 {
+	return math.Max(cpus, float64(time.Millisecond)/float64(m.period))
+}
+
+// A quota caps what the member used unperturbed: a level's first guess
+// is that share of its use.
+func (m cpuMethod) guess(level, _, cpus float64) float64 {
+	if !(cpus > 0) {
+		cpus = 1
+	}
+	return m.clamp(level * cpus)
+}
+
+func (m cpuMethod) adjust(q, measured, target, _ float64) float64 {
+	return m.clamp(q * target / measured)
+}
+
+func (cpuMethod) unperturbed() float64 { return 0 } // no quota
+
+func (m cpuMethod) describe(q float64) string {
+	if q <= 0 {
+		return "no CPU quota"
+	}
+	return fmt.Sprintf("CPU quota %.3g CPUs (%v per %v)", q, time.Duration(q*float64(m.period)).Round(10*time.Microsecond), m.period)
+}
+
+func (m cpuMethod) attach(s *bench.Session, i int) (perturber, error) {
+	return m.root.attach(s.Pid(i), m.period)
+}
