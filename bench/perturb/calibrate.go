@@ -68,6 +68,9 @@ func nextSetting(m method, lc *LevelCalibration, capacity float64, rounds int) (
 	if len(lc.Tries) == 0 {
 		return lc.Setting, false // the guess, set by the caller
 	}
+	if next, ok := bracket(lc.Tries, lc.Target); ok {
+		return next, false
+	}
 	last := lc.Tries[len(lc.Tries)-1]
 	if !(last.Rate > 0) {
 		// Nothing delivered: back off halfway toward unperturbed.
@@ -195,4 +198,29 @@ func progress(w io.Writer, format string, args ...any) {
 	if w != nil {
 		fmt.Fprintf(w, format+"\n", args...)
 	}
+}
+
+// bracket interpolates between the tries closest to target on either
+// side (the rate falls or rises with the setting, never both): linearly
+// in the rate's logarithm, which suits a rate that falls off steeply. It
+// reports false until tries lie on both sides.
+func bracket(tries []Try, target float64) (float64, bool) {
+	var above, below *Try
+	for i := range tries {
+		t := &tries[i]
+		if !(t.Rate > 0) {
+			continue
+		}
+		if t.Rate >= target && (above == nil || t.Rate < above.Rate) {
+			above = t
+		}
+		if t.Rate < target && (below == nil || t.Rate > below.Rate) {
+			below = t
+		}
+	}
+	if above == nil || below == nil || above.Setting == below.Setting {
+		return 0, false
+	}
+	f := (math.Log(above.Rate) - math.Log(target)) / (math.Log(above.Rate) - math.Log(below.Rate))
+	return above.Setting + f*(below.Setting-above.Setting), true
 }

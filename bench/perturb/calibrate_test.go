@@ -93,3 +93,20 @@ func TestCalibrationNothingDelivered(t *testing.T) {
 		t.Errorf("next %v done %v, want 4000 and more tries", next, done)
 	}
 }
+
+// Loss: the rate falls off steeply; once tries lie on both sides of the
+// target the search interpolates between them instead of jumping.
+func TestCalibrationLossBrackets(t *testing.T) {
+	rate := func(loss float64) float64 { return 4e6 * math.Exp(-loss/20) }
+	lc := search(lossMethod{}, 0.1, 4e6, 1, 6, rate)
+	if math.Abs(lc.Alone/lc.Target-1) > calibrationTolerance {
+		t.Errorf("loss: %+v", lc)
+	}
+	next, ok := bracket([]Try{{Setting: 45, Rate: 1.6e6}, {Setting: 90, Rate: 8e4}, {Setting: 10, Rate: 3e6}}, 4e5)
+	if !ok || !(next > 45 && next < 90) {
+		t.Errorf("bracket: %v %v", next, ok)
+	}
+	if _, ok := bracket([]Try{{Setting: 45, Rate: 1.6e6}}, 4e5); ok {
+		t.Error("bracket from one side")
+	}
+}

@@ -61,8 +61,9 @@ type Setup struct {
 type PolicyRun struct {
 	Policy string  `json:"policy"`
 	Points []Point `json:"points"`
-	// Removed is when the slowed member was first seen removed from the
-	// view (s from the window's start); negative if never.
+	// RemovedS is when the slowed member was first seen out of the view
+	// (at member 0, or by itself), in s from the window's start, to the
+	// middle of the interval; negative if never.
 	RemovedS float64 `json:"removed_s"`
 	Error    string  `json:"error,omitempty"`
 }
@@ -215,7 +216,7 @@ func runPolicy(ctx context.Context, cfg *Config, policy string, m method, cal *C
 	sort.Ints(seqs)
 	for _, k := range seqs {
 		pt := point(cfg, steps, cfg.Interval, k, bySeq[k])
-		if pt.SlowRemoved && pr.RemovedS < 0 {
+		if (pt.SlowRemoved || pt.ViewSize > 0 && pt.ViewSize < cfg.Members) && pr.RemovedS < 0 {
 			pr.RemovedS = pt.T - cfg.Interval.Seconds()/2
 		}
 		pr.Points = append(pr.Points, pt)
