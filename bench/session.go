@@ -15,6 +15,7 @@ import (
 // founds the group, as in Run.
 type Session struct {
 	r         *run
+	engines   []string // the members' engine addresses, by index
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 }
@@ -142,6 +143,7 @@ func StartSession(ctx context.Context, cfg SessionConfig, opt Options) (*Session
 		return nil, err
 	}
 	ok = true
+	s.engines = engines
 	return s, nil
 }
 
@@ -150,6 +152,9 @@ func (s *Session) Members() int { return len(s.r.kids) }
 
 // Pid is member i's process id.
 func (s *Session) Pid(i int) int { return s.r.kids[i].cmd.Process.Pid }
+
+// EngineAddr is member i's engine address, "ip:port".
+func (s *Session) EngineAddr(i int) string { return s.engines[i] }
 
 // Process is member i's process.
 func (s *Session) Process(i int) *os.Process { return s.r.kids[i].cmd.Process }

@@ -16,7 +16,9 @@
 //     period its level leaves out;
 //   - cpu: the slowed member's process runs in a cgroup whose CPU quota
 //     is its level's share (cgroup v2 cpu.max or v1 cpu.cfs_quota_us);
-//   - loss: packet loss on the slowed member's link (not available yet).
+//   - loss: a share of the UDP packets sent to the slowed member's
+//     engine port on loopback is dropped (netlab's BPF filter, or
+//     nftables); it needs root.
 //
 // A level is a share of the slowed member's capacity, and it is
 // calibrated, not computed: before the study a group of two (the sender

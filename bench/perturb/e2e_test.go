@@ -59,7 +59,7 @@ func TestPerturbLong(t *testing.T) {
 	if os.Getenv("COHORT_PERTURB_LONG") == "" {
 		t.Skip("set COHORT_PERTURB_LONG=1 to run full studies (minutes)")
 	}
-	for _, m := range []string{MethodDelay, MethodStop, MethodCPU} {
+	for _, m := range []string{MethodDelay, MethodStop, MethodCPU, MethodLoss} {
 		t.Run(m, func(t *testing.T) {
 			if m == MethodCPU {
 				if _, err := findCgroup(); err != nil {
@@ -180,12 +180,5 @@ func TestCgroupAttach(t *testing.T) {
 	}
 	if _, err := os.Stat(g.dir); !os.IsNotExist(err) {
 		t.Errorf("cgroup %s still there: %v", g.dir, err)
-	}
-}
-
-func TestLossNotAvailable(t *testing.T) {
-	cfg := parse(t, "--method", "loss")
-	if _, err := Run(context.Background(), cfg, Options{Child: testChild(t)}); err != ErrLossUnavailable {
-		t.Errorf("loss: %v", err)
 	}
 }

@@ -1,24 +1,22 @@
 package perturb
 
 import (
-	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/cohort-vs/cohort/bench"
+	"github.com/cohort-vs/cohort/netlab"
 )
-
-// ErrLossUnavailable: the loss method needs loss injection on a link,
-// which this build does not have yet.
-var ErrLossUnavailable = errors.New("method loss: not available yet (packet loss on one member's link needs the fault lab's loss injection, which has not landed); use delay, stop or cpu")
 
 // A method slows a member one way. Its setting is one number whose
 // meaning is the method's: a delay per delivery in ns (delay), the share
-// of each period the process runs (stop), a CPU quota in CPUs (cpu).
+// of each period the process runs (stop), a CPU quota in CPUs (cpu), the
+// percentage of packets to it dropped (loss).
 // A member runs unperturbed with the setting Unperturbed returns.
 type method interface {
 	// guess is the first setting to try for level, given the slowed
@@ -57,7 +55,7 @@ func newMethod(cfg *Config) (method, error) {
 		}
 		return cpuMethod{root: cg, period: cfg.Period}, nil
 	case MethodLoss:
-		return nil, ErrLossUnavailable
+		return lossMethod{}, nil
 	}
 	return nil, fmt.Errorf("method %q: use one of delay, stop, cpu, loss", cfg.Method)
 }
@@ -227,3 +225,47 @@ func (m cpuMethod) describe(q float64) string {
 func (m cpuMethod) attach(s *bench.Session, i int) (perturber, error) {
 	return m.root.attach(s.Pid(i), m.period)
 }
+
+// lossMethod: setting percent of the UDP packets sent to the member's
+// engine port on loopback are dropped (a BPF filter, or nftables), so
+// that it keeps asking for retransmissions; it needs root.
+type lossMethod struct{}
+
+// Most loss tried: beyond it the member hardly hears heartbeats and is
+// suspected, which is failure detection, not slowness.
+const maxLoss = 90
+
+// Throughput falls off with loss in no simple way: the first guess is
+// half the level's shortfall in percent, and each measurement scales the
+// loss by the share it missed by, at most doubling or halving it.
+func (lossMethod) guess(level, _, _ float64) float64 {
+	return math.Min(maxLoss, math.Max(1, 50*(1-level)))
+}
+
+func (lossMethod) adjust(loss, measured, target, _ float64) float64 {
+	f := math.Min(2, math.Max(0.5, measured/target))
+	return math.Min(maxLoss, math.Max(0.1, loss*f))
+}
+
+func (lossMethod) unperturbed() float64 { return 0 }
+
+func (lossMethod) describe(loss float64) string {
+	return fmt.Sprintf("%.3g%% of its packets dropped", loss)
+}
+
+func (lossMethod) attach(s *bench.Session, i int) (perturber, error) {
+	addr, err := netip.ParseAddrPort(s.EngineAddr(i))
+	if err != nil {
+		return nil, fmt.Errorf("method loss: member %d's address: %w", i, err)
+	}
+	pl, err := netlab.AttachLoopbackLoss(addr.Port())
+	if err != nil {
+		return nil, fmt.Errorf("method loss: %w (it needs root, and BPF or nftables)", err)
+	}
+	return &lossPerturber{pl: pl}, nil
+}
+
+type lossPerturber struct{ pl *netlab.PortLoss }
+
+func (p *lossPerturber) set(loss float64) error { return p.pl.SetLoss(loss) }
+func (p *lossPerturber) close() error           { return p.pl.Close() }
