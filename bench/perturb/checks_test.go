@@ -141,7 +141,11 @@ func TestWriteFilesAndCharts(t *testing.T) {
 	if err := WriteFiles(dir, r); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, CSVFile))
+	csvPath, jsonPath := Files(dir, MethodDelay)
+	if filepath.Base(csvPath) != "perturb_delay.csv" || filepath.Base(jsonPath) != "perturb_delay.json" {
+		t.Errorf("files %s %s", csvPath, jsonPath)
+	}
+	f, err := os.Open(csvPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +166,7 @@ func TestWriteFilesAndCharts(t *testing.T) {
 		last["healthy_msgs_per_sec"] != "1200000" || last["slow_removed"] != "true" || last["view_size"] != "3" || last["t_s"] != "8.000" {
 		t.Errorf("last row %v", last)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, JSONFile))
+	b, err := os.ReadFile(jsonPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,8 +146,8 @@ The slow-member study: a group of member processes under load, one
 member slowed in steps (--steps, shares of its capacity, each held for
 --hold) while the others run, once per policy. It reports the healthy
 members' throughput and latency every --interval, checks the targets
-(PASS/FAIL lines) and writes perturb.csv, perturb.json and PNG charts
-into --out. Levels are calibrated first, with the slowed member as the
+(PASS/FAIL lines) and writes perturb_<method>.csv and .json and PNG
+charts into --out. Levels are calibrated first, with the slowed member as the
 only receiver. Exit status 1 when a target fails or the run does.
 
 `)

@@ -17,14 +17,21 @@ import (
 	"github.com/cohort-vs/cohort/bench/sweep"
 )
 
-// The files a study writes into its directory; the charts' names add
-// the method: perturb-throughput_delay.png.
+// The files a study writes into its directory, each name followed by
+// the method (perturb_delay.csv, perturb-throughput_delay.png), so that
+// studies of different methods can share a directory.
 const (
-	CSVFile         = "perturb.csv"
-	JSONFile        = "perturb.json"
+	FilePrefix      = "perturb"
 	ChartThroughput = "perturb-throughput"
 	ChartLatency    = "perturb-latency"
 )
+
+// Files are the paths of the CSV and JSON files of a study by method in
+// dir.
+func Files(dir, method string) (csvPath, jsonPath string) {
+	base := filepath.Join(dir, FilePrefix+"_"+method)
+	return base + ".csv", base + ".json"
+}
 
 // CSVHeader is the CSV's first line: one row per policy and interval.
 func CSVHeader() []string {
@@ -68,12 +75,13 @@ func WriteJSON(w io.Writer, r *Result) error {
 	return enc.Encode(r)
 }
 
-// WriteFiles writes CSVFile and JSONFile into dir.
+// WriteFiles writes the CSV and JSON files (Files) into dir.
 func WriteFiles(dir string, r *Result) error {
-	if err := sweep.WriteFile(filepath.Join(dir, CSVFile), func(w io.Writer) error { return WriteCSV(w, r) }); err != nil {
+	csvPath, jsonPath := Files(dir, r.Setup.Method)
+	if err := sweep.WriteFile(csvPath, func(w io.Writer) error { return WriteCSV(w, r) }); err != nil {
 		return err
 	}
-	return sweep.WriteFile(filepath.Join(dir, JSONFile), func(w io.Writer) error { return WriteJSON(w, r) })
+	return sweep.WriteFile(jsonPath, func(w io.Writer) error { return WriteJSON(w, r) })
 }
 
 // policyColor gives each policy one color in every chart.

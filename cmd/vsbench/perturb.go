@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
@@ -15,8 +14,8 @@ import (
 )
 
 // perturbMain runs `vsbench perturb`, the slow-member study (see package
-// perturb): it writes perturb.csv, perturb.json and two PNG charts into
-// --out and prints a summary with PASS/FAIL lines. It returns the exit
+// perturb): it writes perturb_<method>.csv and .json and two PNG charts
+// into --out and prints a summary with PASS/FAIL lines. It returns the exit
 // status: 0 when the study ran and every target checked passed.
 func perturbMain(args []string) int {
 	cfg, err := perturb.ParseArgs(args, os.Stderr)
@@ -73,7 +72,8 @@ func perturbMain(args []string) int {
 		return 1
 	}
 	fmt.Println()
-	for _, f := range append([]string{filepath.Join(cfg.Out, perturb.CSVFile), filepath.Join(cfg.Out, perturb.JSONFile)}, charts...) {
+	csvPath, jsonPath := perturb.Files(cfg.Out, cfg.Method)
+	for _, f := range append([]string{csvPath, jsonPath}, charts...) {
 		fmt.Println(f)
 	}
 	for _, c := range res.Checks {
