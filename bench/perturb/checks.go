@@ -133,10 +133,12 @@ func targetStep(r *Result) int {
 	return -1
 }
 
-// checkEvict: from the start of the step in which the slowed member was
-// removed (the target step, if it was not removed before it), how long
-// until every 1-s window of the healthy members' throughput, through the
-// end of the target step, holds RecoverShare of the unperturbed rate.
+// checkEvict: from the start of the target step, how long until every
+// 1-s window of the healthy members' throughput, through the step's end,
+// holds RecoverShare of the unperturbed rate. A member evicted before
+// the target step (at a milder level) leaves nothing to check there: the
+// verdict is then "not checked", with where it was removed; a schedule
+// that goes straight to the target level (--steps 100,10) checks it.
 func checkEvict(r *Result, run *PolicyRun) Check {
 	c := Check{Policy: run.Policy}
 	target := targetStep(r)
@@ -154,10 +156,13 @@ func checkEvict(r *Result, run *PolicyRun) Check {
 	}
 	ref := target
 	removedAt := time.Duration(run.RemovedS * float64(time.Second))
-	if run.RemovedS >= 0 {
-		if s := StepAt(r.Steps, removedAt); s >= 0 && s < target {
-			ref = s
-		}
+	if run.RemovedS >= 0 && removedAt < r.Steps[target].Start {
+		s := StepAt(r.Steps, removedAt)
+		c.Text = fmt.Sprintf("the slowed member was removed %.2fs into the %s step, before the %s step began (the healthy members' median there: %s msgs/s, %.0f%% of their unperturbed %s); run --steps 100,%g to check the target",
+			(removedAt - r.Steps[s].Start).Seconds(), levelLabel(r.Steps[s].Level), levelLabel(r.Steps[target].Level),
+			shortRate(medianHealthy(stepPoints(run, target))), 100*medianHealthy(stepPoints(run, target))/u, shortRate(u),
+			100*r.Steps[target].Level)
+		return c
 	}
 	var pts []Point
 	for s := ref; s <= target; s++ {
@@ -316,4 +321,12 @@ func rateText(r float64) string {
 		return "unlimited"
 	}
 	return shortRate(r) + " msgs/s per sender"
+}
+
+func medianHealthy(pts []Point) float64 {
+	var rates []float64
+	for _, p := range pts {
+		rates = append(rates, p.Healthy)
+	}
+	return median(rates)
 }
