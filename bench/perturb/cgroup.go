@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,7 @@ func findCgroup() (cgroupRoot, error) {
 	if b, err := os.ReadFile(filepath.Join(cgroupV2Root, "cgroup.controllers")); err == nil &&
 		containsWord(string(b), "cpu") {
 		root := cgroupRoot{dir: cgroupV2Root, v2: true}
+		root.removeStale()
 		// The cpu controller must be enabled for the root's children.
 		os.WriteFile(filepath.Join(cgroupV2Root, "cgroup.subtree_control"), []byte("+cpu"), 0)
 		if err := root.probe(); err == nil {
@@ -45,6 +47,7 @@ func findCgroup() (cgroupRoot, error) {
 	}
 	if _, err := os.Stat(filepath.Join(cgroupV1Root, "cpu.cfs_quota_us")); err == nil {
 		root := cgroupRoot{dir: cgroupV1Root}
+		root.removeStale()
 		if err := root.probe(); err == nil {
 			return root, nil
 		} else {
@@ -64,6 +67,20 @@ func containsWord(s, w string) bool {
 		}
 	}
 	return false
+}
+
+// removeStale removes the empty cgroups that studies whose process is
+// gone left under r (a study killed before it could clean up).
+func (r cgroupRoot) removeStale() {
+	dirs, _ := filepath.Glob(filepath.Join(r.dir, "cohort-perturb-*-*"))
+	for _, d := range dirs {
+		f := strings.Split(filepath.Base(d), "-")
+		pid, err := strconv.Atoi(f[len(f)-2])
+		if err != nil || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+			continue
+		}
+		os.Remove(d) // fails, harmlessly, while a process is still in it
+	}
 }
 
 // probe makes and removes a cgroup, and sets its quota, to learn

@@ -182,3 +182,38 @@ func TestCgroupAttach(t *testing.T) {
 		t.Errorf("cgroup %s still there: %v", g.dir, err)
 	}
 }
+
+// A cgroup left by a study whose process is gone is removed; one of a
+// live process is not.
+func TestCgroupStaleRemoved(t *testing.T) {
+	root, err := findCgroup()
+	if err != nil {
+		t.Skip(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), idleEnv+"=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait() // gone, and reaped
+	dead := filepath.Join(root.dir, "cohort-perturb-"+strconv.Itoa(cmd.Process.Pid)+"-1")
+	live := filepath.Join(root.dir, "cohort-perturb-"+strconv.Itoa(os.Getppid())+"-1")
+	for _, d := range []string{dead, live} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(d)
+	}
+	root.removeStale()
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("stale cgroup %s kept: %v", dead, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("live process's cgroup %s removed: %v", live, err)
+	}
+}
