@@ -142,10 +142,13 @@ func (m *Member) heldUpTo(o int) uint64 {
 }
 
 // deliverFrom moves origin o's cursor over every message its ordering
-// allows, and reports whether it delivered anything.
+// allows, and reports whether it moved: a delivery, and also a fragment
+// copied out, may satisfy another origin's waiting causal past (a
+// timestamp counts the messages a cursor passed, fragments included).
 func (m *Member) deliverFrom(o int) bool {
 	p := &m.peers[o]
 	last := m.heldUpTo(o)
+	start := p.deliverNext
 	delivered := false
 	for p.deliverNext <= last && m.pendingLen < len(m.pending) {
 		seq := p.deliverNext
@@ -209,7 +212,7 @@ func (m *Member) deliverFrom(o int) bool {
 	if o != m.self {
 		m.advanceConsumed(p)
 	}
-	return delivered
+	return delivered || p.deliverNext != start
 }
 
 // step delivers message seq of origin o, or copies it out if it is a
@@ -586,18 +589,35 @@ func (m *Member) completeFlush() bool {
 		m.scanStream() // consume the rest of the stream
 		return true
 	}
-	next := -1
+	next, nextHint := -1, uint64(0)
 	for o := 0; o < m.n; o++ {
 		p := &m.peers[o]
 		if p.deliverNext > m.heldUpTo(o) {
 			continue
 		}
-		flags, _, _, _ := m.held(o, p.deliverNext)
+		flags, _, payload, _ := m.held(o, p.deliverNext)
 		if flags&wire.OrderMask != wire.OrderTotal || (flags&wire.FlagFrag != 0 && flags&wire.FlagFragLast == 0) {
 			continue
 		}
-		if next < 0 || p.totalHint < m.peers[next].totalHint {
-			next = o
+		// The head's hint, read from the message itself: the cursor's
+		// copy is stale when it has not looked at this head yet (just
+		// after the previous head was taken), and the choice must depend
+		// on nothing but what the cut holds. A last fragment's hint was
+		// read at its first fragment, on the way here.
+		hint := p.totalHint
+		if flags&wire.FlagFrag == 0 {
+			if o == m.self {
+				hint = m.ownTotalHint(p.deliverNext)
+			} else {
+				h, n := binary.Uvarint(payload)
+				if n <= 0 {
+					continue // malformed: deliverFrom skips it
+				}
+				hint = h
+			}
+		}
+		if next < 0 || hint < nextHint {
+			next, nextHint = o, hint
 		}
 	}
 	if next >= 0 {
