@@ -110,8 +110,9 @@ type Config struct {
 	// member is ever removed for being slow, and the group runs only as
 	// fast as its slowest member. SlowMemberEvict: a member that trails
 	// the member furthest ahead by at least EvictLag of a sender's
-	// flow-control window for EvictAfter in a row is removed from the
-	// view (as if it had failed), and the others go on at their own pace;
+	// flow-control window for EvictAfter (counted so that a member
+	// stalling in bursts is caught too; see EvictAfter) is removed from
+	// the view (as if it had failed), and the others go on at their own pace;
 	// with Rejoin it joins again as a new incarnation, with state
 	// transfer. Eviction never removes a member when the rest would not
 	// be a majority of the view (a 2-member group blocks instead). Every
@@ -123,9 +124,15 @@ type Config struct {
 	// which a member counts as lagging. Default 0.5: a member holding half
 	// the window on its own is well behind the others, not briefly late.
 	EvictLag float64
-	// EvictAfter is how long a member may lag beyond EvictLag before it is
-	// evicted. Default 1 s: long enough to ride out scheduling hiccups
-	// and a garbage collection, short next to a slow member's damage.
+	// EvictAfter is how long a member may lag beyond EvictLag before it
+	// is evicted. Its lag time grows while it lags and shrinks four times
+	// as fast while it keeps up: a member lagging all the time goes after
+	// EvictAfter, one stalling 9/10 of the time (paused, held by a CPU
+	// quota, catching up in between) after twice that, one lagging less
+	// than 4/5 of the time (the busiest member of a loaded group on a
+	// crowded machine) never. Default 1 s: long enough to ride out
+	// scheduling hiccups and a garbage collection, short next to a slow
+	// member's damage.
 	EvictAfter time.Duration
 
 	// SocketBufferBytes is asked of the kernel for the socket's receive and

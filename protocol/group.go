@@ -42,9 +42,9 @@ type GroupConfig struct {
 	// Slow-member policy. EvictTicks 0 (block): flow control waits for
 	// the slowest member, however slow. Otherwise (evict) a member that
 	// trails the member furthest ahead by at least EvictLag of this
-	// member's flow-control window (see Member.Lag) for EvictTicks ticks
-	// in a row is suspected and so removed from the view, unless that
-	// would leave the view without a majority.
+	// member's flow-control window (see Member.Lag) long enough to reach
+	// a lag score of EvictTicks (see tickEvict) is removed from the view,
+	// unless that would leave the view without a majority.
 	EvictLag   float64
 	EvictTicks int
 }
@@ -133,9 +133,10 @@ type Group struct {
 
 	blockedSince int64 // tick at which the current view change began; -1: none
 
-	// Slow-member eviction: per rank, the tick since which it has lagged
-	// beyond EvictLag (-1: it does not), and whether it was evicted.
-	lagSince []int64
+	// Slow-member eviction: per rank, its lag score in ticks (up one each
+	// tick it lags beyond EvictLag, down lagForgive each tick it does
+	// not), and whether it was evicted.
+	lagTicks []int64
 	evicted  []bool
 
 	// Output.
@@ -716,33 +717,36 @@ func (g *Group) suspect(r int) {
 	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlSuspect, Target: id})
 }
 
+// lagForgive is how many ticks of lag one tick of keeping up cancels: a
+// member must lag more than 4/5 of the time to be evicted at all.
+const lagForgive = 4
+
 // tickEvict applies the evict policy: a member whose lag behind the
-// others holds this member's send window back for EvictTicks in a row is
-// suspected, like a silent one. Only senders see lag (it is measured on
+// others holds this member's send window back is evicted once its lag
+// score reaches EvictTicks. A score rather than a run in a row also
+// catches a member that stalls in bursts (paused, throttled by a CPU
+// quota) and catches up briefly in between; forgiving four ticks of lag
+// per tick of keeping up spares the member that is merely the busiest of
+// a loaded group (on a crowded machine it lags often, not nearly always). Only senders see lag (it is measured on
 // their own messages), and only while the view is stable.
 func (g *Group) tickEvict() {
 	if g.cfg.EvictTicks == 0 || g.mem.Frozen() {
 		return
 	}
 	n := len(g.view.Members)
-	if g.lagSince == nil {
-		g.lagSince, g.evicted = make([]int64, n), make([]bool, n)
-		for r := range g.lagSince {
-			g.lagSince[r] = -1
-		}
+	if g.lagTicks == nil {
+		g.lagTicks, g.evicted = make([]int64, n), make([]bool, n)
 	}
 	for r := 0; r < n; r++ {
 		if r == g.view.Self || g.evicted[r] {
 			continue
 		}
 		if g.mem.Lag(r) < g.cfg.EvictLag {
-			g.lagSince[r] = -1
+			g.lagTicks[r] = max(0, g.lagTicks[r]-lagForgive)
 			continue
 		}
-		if g.lagSince[r] < 0 {
-			g.lagSince[r] = g.now
-		}
-		if g.now-g.lagSince[r] >= int64(g.cfg.EvictTicks) && g.canEvict() {
+		g.lagTicks[r]++
+		if g.lagTicks[r] >= int64(g.cfg.EvictTicks) && g.canEvict() {
 			g.evict(r)
 		}
 	}

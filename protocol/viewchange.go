@@ -484,7 +484,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	}
 	g.mem = mem
 	g.det = detector.New(detector.Config{SilentTicks: int64(g.cfg.SilentTicks), ProbeTicks: int64(g.cfg.ProbeTicks), Helpers: 2}, len(p.Members), self, g.now)
-	g.lagSince, g.evicted = nil, nil // ranks change meaning: measure lag afresh
+	g.lagTicks, g.evicted = nil, nil // ranks change meaning: measure lag afresh
 	v := View{Founder: p.Founder, Epoch: p.Epoch, Members: slices.Clone(p.Members), Self: self}
 	for r, m := range p.Members {
 		if flush.Index(prev.Members, m) < 0 {
