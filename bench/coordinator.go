@@ -98,49 +98,12 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 	graceful := false
 	defer func() { r.shutdown(graceful, cancel) }()
 
-	for i := 0; i < cfg.Members; i++ {
-		if err := r.start(i); err != nil {
-			return nil, err
-		}
-	}
-
-	// Setup: every child opens its engine and baseline socket.
-	engines := make([]string, cfg.Members)
-	baselines := make([]string, cfg.Members)
-	for i, k := range r.kids {
-		if err := k.send(command{Cmd: cmdSetup, Setup: &childSetup{
+	if _, err := r.startGroup(func(i int) *childSetup {
+		return &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: baselineOrder(orders), Safe: cfg.Safe, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
-		}}); err != nil {
-			return nil, err
 		}
-	}
-	if err := r.await(evHello, startTimeout, func(i int, ev event) error {
-		if ev.Engine == "" || ev.Baseline == "" {
-			return fmt.Errorf("member %d: hello without addresses", i)
-		}
-		engines[i], baselines[i] = ev.Engine, ev.Baseline
-		return nil
 	}); err != nil {
-		return nil, err
-	}
-
-	// Join: member 0 founds the group, so that it is the coordinator (and
-	// so the sequencer of total order) and, in one-sender runs, the
-	// sender; the others then join with the full member list.
-	join := command{Cmd: cmdJoin, Members: engines, Baseline: baselines}
-	if err := r.kids[0].send(join); err != nil {
-		return nil, err
-	}
-	if err := r.awaitOne(0, evJoined, startTimeout); err != nil {
-		return nil, err
-	}
-	for _, k := range r.kids[1:] {
-		if err := k.send(join); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.await(evReady, startTimeout, nil); err != nil {
 		return nil, err
 	}
 
@@ -491,4 +454,66 @@ func (p *prefixWriter) flush() {
 		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf)
 		p.buf = p.buf[:0]
 	}
+}
+
+// startGroup starts the children, sets each one up (setup(i) for child
+// i), and joins them into one group: member 0 founds it, so that it is the
+// coordinator (and so the sequencer of total order) and, in one-sender
+// runs, the sender; the others then join with the full member list. It
+// returns the engines' addresses once every child is in the full view.
+func (r *run) startGroup(setup func(i int) *childSetup) (engines []string, err error) {
+	n := r.cfg.Members
+	for i := 0; i < n; i++ {
+		if err := r.start(i); err != nil {
+			return nil, err
+		}
+	}
+	engines = make([]string, n)
+	baselines := make([]string, n)
+	for i, k := range r.kids {
+		if err := k.send(command{Cmd: cmdSetup, Setup: setup(i)}); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.await(evHello, startTimeout, func(i int, ev event) error {
+		if ev.Engine == "" || ev.Baseline == "" {
+			return fmt.Errorf("member %d: hello without addresses", i)
+		}
+		engines[i], baselines[i] = ev.Engine, ev.Baseline
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	join := command{Cmd: cmdJoin, Members: engines, Baseline: baselines}
+	if err := r.kids[0].send(join); err != nil {
+		return nil, err
+	}
+	if err := r.awaitOne(0, evJoined, startTimeout); err != nil {
+		return nil, err
+	}
+	for _, k := range r.kids[1:] {
+		if err := k.send(join); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.await(evReady, startTimeout, nil); err != nil {
+		return nil, err
+	}
+	return engines, nil
+}
+
+// LockedWriter serializes writes to the writer it wraps, for output
+// shared by goroutines (progress lines, members' standard error).
+type LockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewLockedWriter wraps w.
+func NewLockedWriter(w io.Writer) *LockedWriter { return &LockedWriter{w: w} }
+
+func (l *LockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -101,45 +101,15 @@ func StartSession(ctx context.Context, cfg SessionConfig, opt Options) (*Session
 			r.shutdown(false, cancel)
 		}
 	}()
-	for i := 0; i < cfg.Members; i++ {
-		if err := r.start(i); err != nil {
-			return nil, err
-		}
-	}
-	engines := make([]string, cfg.Members)
-	baselines := make([]string, cfg.Members)
-	for i, k := range r.kids {
-		if err := k.send(command{Cmd: cmdSetup, Setup: &childSetup{
+	engines, err := r.startGroup(func(i int) *childSetup {
+		return &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: orders[0], Safe: cfg.Safe, Rate: cfg.Rate,
 			SlowMember: cfg.SlowMember, EvictLag: cfg.EvictLag, EvictAfterNs: cfg.EvictAfter.Nanoseconds(),
 			Rejoin: cfg.Rejoin, DelayMode: cfg.DelayMode,
-		}}); err != nil {
-			return nil, err
 		}
-	}
-	if err := r.await(evHello, startTimeout, func(i int, ev event) error {
-		if ev.Engine == "" || ev.Baseline == "" {
-			return fmt.Errorf("member %d: hello without addresses", i)
-		}
-		engines[i], baselines[i] = ev.Engine, ev.Baseline
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	join := command{Cmd: cmdJoin, Members: engines, Baseline: baselines}
-	if err := r.kids[0].send(join); err != nil {
-		return nil, err
-	}
-	if err := r.awaitOne(0, evJoined, startTimeout); err != nil {
-		return nil, err
-	}
-	for _, k := range r.kids[1:] {
-		if err := k.send(join); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.await(evReady, startTimeout, nil); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
 	ok = true

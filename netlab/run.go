@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -137,7 +136,7 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	// One bench.Lab per namespace, each serialising only its own
 	// member's lines: one lock over them all.
-	cfg.Stderr = &lockedWriter{w: cfg.Stderr}
+	cfg.Stderr = bench.NewLockedWriter(cfg.Stderr)
 	progress := func(format string, args ...any) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, format+"\n", args...)
@@ -596,16 +595,4 @@ func (r *Report) Print(w io.Writer) {
 	if r.Dir != "" {
 		fmt.Fprintf(w, "logs in %s\n", filepath.Clean(r.Dir))
 	}
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

@@ -104,7 +104,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	}
 	if opt.Progress != nil {
 		// The step driver writes progress too.
-		opt.Progress = &lockedWriter{w: opt.Progress}
+		opt.Progress = bench.NewLockedWriter(opt.Progress)
 	}
 	res := &Result{Setup: newSetup(&cfg), Steps: Schedule(cfg.Levels, cfg.Hold)}
 	cal, err := calibrate(ctx, &cfg, m, opt)
@@ -284,15 +284,3 @@ func levelsLabel(levels []float64) string {
 }
 
 func shortRate(v float64) string { return sweep.ShortCount(v) }
-
-// lockedWriter serializes writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
