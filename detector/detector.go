@@ -54,6 +54,12 @@ func (d *Detector) Heard(r int) {
 	}
 }
 
+// HeardWithin reports whether rank r was heard from in the last ticks
+// ticks.
+func (d *Detector) HeardWithin(r int, ticks int64) bool {
+	return r >= 0 && r < len(d.lastHeard) && d.now-d.lastHeard[r] < ticks
+}
+
 // Probe is one probe to send: ask Target directly, and each of Helpers to
 // ask it on this member's behalf.
 type Probe struct {

@@ -157,13 +157,16 @@ type Group struct {
 
 // GroupStats are membership counters.
 type GroupStats struct {
-	Views          uint64 // views installed
-	ViewChanges    uint64 // view changes this member coordinated
-	Rounds         uint64 // ballot rounds started
-	Suspicions     uint64
-	Evictions      uint64 // members this one suspected for lagging (slow-member policy evict)
-	ControlSent    uint64
-	ControlDropped uint64 // control messages that failed to decode or were out of place
+	Views       uint64 // views installed
+	ViewChanges uint64 // view changes this member coordinated
+	Rounds      uint64 // ballot rounds started
+	Suspicions  uint64
+	Evictions   uint64 // members this one suspected for lagging (slow-member policy evict)
+	// SuspicionsRefuted: suspicions from other members that this one,
+	// coordinating, ignored because it had just heard from the suspect.
+	SuspicionsRefuted uint64
+	ControlSent       uint64
+	ControlDropped    uint64 // control messages that failed to decode or were out of place
 }
 
 type heldRun struct {
@@ -578,14 +581,20 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		}
 	case wire.CtlSuspect:
 		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
-			g.forwardOr(c, func() { g.changes.Failed[c.Target] = true })
+			g.forwardOr(c, func() { g.acceptSuspicion(c.Target) })
 		}
 	case wire.CtlEvict:
 		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
 			g.forwardOr(c, func() { g.acceptEviction(c.Target) })
 		}
 	case wire.CtlChange:
-		if g.state == member && flush.Index(g.view.Members, c.From) >= 0 {
+		switch {
+		case g.state != member || flush.Index(g.view.Members, c.From) < 0:
+		case c.Epoch < g.view.Epoch:
+			// It missed the install of a view it is in: send that, rather
+			// than freeze the group again for a round it does not need.
+			g.answerQuery(from, c.From)
+		default:
 			g.forwardOr(c, func() { g.changeRequested = true })
 		}
 	case wire.CtlPrepare:
@@ -765,6 +774,22 @@ func (g *Group) evict(r int) {
 		return
 	}
 	g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlEvict, Target: id})
+}
+
+// acceptSuspicion, at the coordinator, takes another member's suspicion
+// of id as a failure, unless the coordinator itself has heard from id
+// within ProbeTicks: then id is alive and reachable, and the accuser is
+// the one that cannot hear (a member losing most of what it receives
+// suspects everyone in turn, and each view change would freeze the whole
+// group). Such an accuser only lags; the slow-member policy deals with it.
+// A crashed member is silent to the coordinator too long before any other
+// member's probes give up on it, so real failures are not delayed.
+func (g *Group) acceptSuspicion(id wire.MemberID) {
+	if r := flush.Index(g.view.Members, id); r >= 0 && g.det.HeardWithin(r, int64(g.cfg.ProbeTicks)) {
+		g.stats.SuspicionsRefuted++
+		return
+	}
+	g.changes.Failed[id] = true
 }
 
 // acceptEviction, at the coordinator, removes id at the next view change
