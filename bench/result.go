@@ -80,6 +80,10 @@ type PhaseSummary struct {
 	Delivered        uint64    `json:"delivered"` // over all members
 	Sent             uint64    `json:"sent"`      // over all senders
 	MemberMsgsPerSec []float64 `json:"member_msgs_per_sec"`
+	// MemberLatency is each member's own latency, by index (count 0: it
+	// recorded none): a slow member, or a sender slow to deliver its own
+	// messages, shows here and not in the merged figures.
+	MemberLatency []Latency `json:"member_latency_us"`
 }
 
 // Setup describes the run and the machine.
@@ -146,12 +150,14 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 		s.BeyondWindow += r.BeyondWindow
 		s.NoRoom += r.NoRoom
 		if r.Histogram == "" {
+			s.MemberLatency = append(s.MemberLatency, Latency{})
 			continue
 		}
 		h, err := hdrhistogram.Decode([]byte(r.Histogram))
 		if err != nil {
 			return PhaseSummary{}, fmt.Errorf("member %d: histogram: %w", r.Index, err)
 		}
+		s.MemberLatency = append(s.MemberLatency, summarizeLatency(h))
 		merged.Merge(h)
 	}
 	s.MBPerSec = s.MsgsPerSec * float64(size) / 1e6

@@ -75,6 +75,15 @@ func TestSummarizeMerges(t *testing.T) {
 	if l.Count != 1000 {
 		t.Errorf("count %d, want 1000", l.Count)
 	}
+	// Each member's own figures: 1..500, 501..1000, none.
+	if len(s.MemberLatency) != 3 {
+		t.Fatalf("%d member latencies, want 3", len(s.MemberLatency))
+	}
+	check("member 0 p50", s.MemberLatency[0].P50, 250)
+	check("member 1 p50", s.MemberLatency[1].P50, 750)
+	if s.MemberLatency[0].Count != 500 || s.MemberLatency[2] != (Latency{}) {
+		t.Errorf("member latencies %+v", s.MemberLatency)
+	}
 }
 
 func TestSummarizeErrors(t *testing.T) {
