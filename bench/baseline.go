@@ -56,14 +56,7 @@ func (s *baselineSender) run(start, end time.Time) {
 		s.runFragmented(start, end)
 		return
 	}
-	bufs := make([][]byte, baselineBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, baselineDatagram)
-	}
-	ds := make([]udp.Datagram, 0, baselineBatch*len(s.peers))
-	payload := make([]byte, s.size)
-	fillPayload(payload)
-	hdr := wire.Header{Type: wire.TypeGroup, Sender: uint16(s.self), Group: wire.GroupID(baselineGroup), Epoch: 1}
+	bufs, ds, payload, hdr := s.buffers()
 	msgSize := wire.MessageSize(s.flags, 0, s.size)
 	perDatagram := max(1, (baselineDatagram-wire.HeaderSize-wire.DataHeadSize)/msgSize)
 	endNs := end.UnixNano()
@@ -113,14 +106,33 @@ func (s *baselineSender) run(start, end time.Time) {
 			s.sent.Add(uint64(count))
 			s.datagrams.Add(1)
 		}
-		if len(ds) > 0 {
-			if n, err := s.conn.WriteBatch(ds); err != nil {
-				s.writeErrors.Add(uint64(len(ds) - n))
-			}
-		}
+		s.write(ds)
 		if stop {
 			return
 		}
+	}
+}
+
+// buffers makes a sender's datagram buffers, its batch of datagrams (one
+// per buffer and peer), a message payload and the datagrams' header.
+func (s *baselineSender) buffers() (bufs [][]byte, ds []udp.Datagram, payload []byte, hdr wire.Header) {
+	bufs = make([][]byte, baselineBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, baselineDatagram)
+	}
+	payload = make([]byte, s.size)
+	fillPayload(payload)
+	hdr = wire.Header{Type: wire.TypeGroup, Sender: uint16(s.self), Group: wire.GroupID(baselineGroup), Epoch: 1}
+	return bufs, make([]udp.Datagram, 0, baselineBatch*len(s.peers)), payload, hdr
+}
+
+// write sends a batch, counting the datagrams the kernel refused.
+func (s *baselineSender) write(ds []udp.Datagram) {
+	if len(ds) == 0 {
+		return
+	}
+	if n, err := s.conn.WriteBatch(ds); err != nil {
+		s.writeErrors.Add(uint64(len(ds) - n))
 	}
 }
 
@@ -131,14 +143,7 @@ func (s *baselineSender) run(start, end time.Time) {
 // baselineBatch datagrams (to each peer) go out per WriteBatch.
 func (s *baselineSender) runFragmented(start, end time.Time) {
 	frags := (s.size + baselineFragment - 1) / baselineFragment
-	bufs := make([][]byte, baselineBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, baselineDatagram)
-	}
-	ds := make([]udp.Datagram, 0, baselineBatch*len(s.peers))
-	payload := make([]byte, s.size)
-	fillPayload(payload)
-	hdr := wire.Header{Type: wire.TypeGroup, Sender: uint16(s.self), Group: wire.GroupID(baselineGroup), Epoch: 1}
+	bufs, ds, payload, hdr := s.buffers()
 	perBatch := max(1, baselineBatch/frags) // whole messages per batch, but at least one
 	endNs := end.UnixNano()
 	seq := uint64(1)
@@ -147,11 +152,7 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 	p := NewPacer(s.rate, DefaultBurst(s.rate), start)
 	nd := 0 // datagrams packed into the current batch
 	flush := func() {
-		if len(ds) > 0 {
-			if n, err := s.conn.WriteBatch(ds); err != nil {
-				s.writeErrors.Add(uint64(len(ds) - n))
-			}
-		}
+		s.write(ds)
 		ds, nd = ds[:0], 0
 	}
 	for {

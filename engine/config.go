@@ -112,8 +112,8 @@ type Config struct {
 	// the member furthest ahead by at least EvictLag of a sender's
 	// flow-control window for EvictAfter (counted so that a member
 	// stalling in bursts is caught too; see EvictAfter) is removed from
-	// the view (as if it had failed), and the others go on at their own pace;
-	// with Rejoin it joins again as a new incarnation, with state
+	// the view as if it had failed, and the others go on at their own
+	// pace; with Rejoin it joins again as a new incarnation, with state
 	// transfer. Eviction never removes a member when the rest would not
 	// be a majority of the view (a 2-member group blocks instead). Every
 	// member of a group should use the same policy; lag is measured by

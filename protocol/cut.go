@@ -142,13 +142,19 @@ func (m *Member) Stable(o int) uint64 {
 	return s
 }
 
-// Lag is how far rank r trails the member furthest ahead in consuming
-// this member's own messages, as a share of the flow-control window: the
-// larger of the messages' and the bytes' share. A member at 1 holds the
-// window full on its own; the sender then waits for it alone.
-func (m *Member) Lag(r int) float64 {
-	if r == m.self || r < 0 || r >= m.n || m.retired {
-		return 0
+// Lags writes into lag[r], for every rank, how far r trails the member
+// furthest ahead in consuming this member's own messages, as a share of
+// the flow-control window: the larger of the messages' and the bytes'
+// share (0 for itself). A member at 1 holds the window full on its own;
+// the sender then waits for it alone. lag is grown to the view's size.
+func (m *Member) Lags(lag []float64) []float64 {
+	if cap(lag) < m.n {
+		lag = make([]float64, m.n)
+	}
+	lag = lag[:m.n]
+	clear(lag)
+	if m.retired {
+		return lag
 	}
 	best := m.peers[m.self].consumed
 	for q := 0; q < m.n; q++ {
@@ -156,14 +162,16 @@ func (m *Member) Lag(r int) float64 {
 			best = max(best, m.peers[q].delivered[m.self])
 		}
 	}
-	behind := m.peers[r].delivered[m.self]
-	if behind >= best {
-		return 0
-	}
-	msgs := float64(best-behind) / float64(m.cfg.WindowMessages)
 	stash := m.sender.stash
-	bytes := float64(stash.BytesAfter(m.seqBase+behind)-stash.BytesAfter(m.seqBase+best)) / float64(m.cfg.WindowBytes)
-	return max(msgs, bytes)
+	bestBytes := stash.BytesAfter(m.seqBase + best)
+	for r := 0; r < m.n; r++ {
+		if behind := m.peers[r].delivered[m.self]; r != m.self && behind < best {
+			msgs := float64(best-behind) / float64(m.cfg.WindowMessages)
+			bytes := float64(stash.BytesAfter(m.seqBase+behind)-bestBytes) / float64(m.cfg.WindowBytes)
+			lag[r] = max(msgs, bytes)
+		}
+	}
+	return lag
 }
 
 // Delivered is the last sequence number of rank o this member delivered

@@ -138,6 +138,7 @@ type Group struct {
 	// not), and whether it was evicted.
 	lagTicks []int64
 	evicted  []bool
+	lags     []float64 // scratch for Member.Lags
 
 	// Output.
 	out     []udp.Datagram
@@ -579,13 +580,13 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		if g.state == member && flush.Index(g.view.Members, c.Target) >= 0 {
 			g.forwardOr(c, func() { g.changes.Leavers[c.Target] = true })
 		}
-	case wire.CtlSuspect:
+	case wire.CtlSuspect, wire.CtlEvict:
 		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
-			g.forwardOr(c, func() { g.acceptSuspicion(c.Target) })
-		}
-	case wire.CtlEvict:
-		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
-			g.forwardOr(c, func() { g.acceptEviction(c.Target) })
+			accept := g.acceptSuspicion
+			if c.Kind == wire.CtlEvict {
+				accept = g.acceptEviction
+			}
+			g.forwardOr(c, func() { accept(c.Target) })
 		}
 	case wire.CtlChange:
 		switch {
@@ -736,8 +737,9 @@ const lagForgive = 4
 // catches a member that stalls in bursts (paused, throttled by a CPU
 // quota) and catches up briefly in between; forgiving four ticks of lag
 // per tick of keeping up spares the member that is merely the busiest of
-// a loaded group (on a crowded machine it lags often, not nearly always). Only senders see lag (it is measured on
-// their own messages), and only while the view is stable.
+// a loaded group (on a crowded machine it lags often, not nearly
+// always). Only senders see lag (it is measured on their own messages),
+// and only while the view is stable.
 func (g *Group) tickEvict() {
 	if g.cfg.EvictTicks == 0 || g.mem.Frozen() {
 		return
@@ -746,11 +748,12 @@ func (g *Group) tickEvict() {
 	if g.lagTicks == nil {
 		g.lagTicks, g.evicted = make([]int64, n), make([]bool, n)
 	}
+	g.lags = g.mem.Lags(g.lags)
 	for r := 0; r < n; r++ {
 		if r == g.view.Self || g.evicted[r] {
 			continue
 		}
-		if g.mem.Lag(r) < g.cfg.EvictLag {
+		if g.lags[r] < g.cfg.EvictLag {
 			g.lagTicks[r] = max(0, g.lagTicks[r]-lagForgive)
 			continue
 		}
@@ -761,9 +764,9 @@ func (g *Group) tickEvict() {
 	}
 }
 
-// evict asks for r's removal for being slow. Locally r is suspected too,
-// so that a slow coordinator is passed over and the next member runs the
-// view change without it.
+// evict asks for r's removal for being slow. Locally r is suspected too:
+// when r is the coordinator and this member ranks next, it runs the view
+// change without r itself (the coordinator never removes itself).
 func (g *Group) evict(r int) {
 	g.evicted[r] = true
 	g.stats.Evictions++

@@ -183,16 +183,12 @@ func (m *Member) deliverFrom(o int) bool {
 			payload = payload[n:]
 		}
 		if begins && order == wire.OrderTotal {
-			if o == m.self {
-				p.totalHint = m.ownTotalHint(seq)
-			} else {
-				h, n := binary.Uvarint(payload)
-				if n <= 0 {
-					m.skipMalformed(o, seq)
-					continue
-				}
-				p.totalHint, payload = h, payload[n:]
+			h, n, ok := m.totalHintOf(o, seq, payload)
+			if !ok {
+				m.skipMalformed(o, seq)
+				continue
 			}
+			p.totalHint, payload = h, payload[n:]
 		}
 		if ends && order == wire.OrderTotal {
 			if !p.announced && !m.ord.dead {
@@ -280,8 +276,8 @@ func (m *Member) takeHead(o int) {
 	p := &m.peers[o]
 	seq := p.deliverNext
 	flags, total, payload, _ := m.held(o, seq)
-	if o != m.self && flags&wire.FlagFrag == 0 {
-		_, n := binary.Uvarint(payload) // checked when the cursor reached it
+	if flags&wire.FlagFrag == 0 {
+		_, n, _ := m.totalHintOf(o, seq, payload) // checked when the cursor reached it
 		payload = payload[n:]
 	}
 	p.announced = false
@@ -555,6 +551,18 @@ func (m *Member) totalHint(seq uint64, first bool) []byte {
 }
 
 // ownTotalHint is the hint own total message seq was sent with.
+// totalHintOf reads the order hint of total-order message seq of origin
+// o from its first piece: kept aside for own messages, at the start of
+// payload for the others. n is the hint's length in payload (0 for own
+// messages); ok is false when it does not decode.
+func (m *Member) totalHintOf(o int, seq uint64, payload []byte) (hint uint64, n int, ok bool) {
+	if o == m.self {
+		return m.ownTotalHint(seq), 0, true
+	}
+	hint, n = binary.Uvarint(payload)
+	return hint, n, n > 0
+}
+
 func (m *Member) ownTotalHint(seq uint64) uint64 {
 	if m.ord.hints == nil {
 		return 0
@@ -606,15 +614,11 @@ func (m *Member) completeFlush() bool {
 		// read at its first fragment, on the way here.
 		hint := p.totalHint
 		if flags&wire.FlagFrag == 0 {
-			if o == m.self {
-				hint = m.ownTotalHint(p.deliverNext)
-			} else {
-				h, n := binary.Uvarint(payload)
-				if n <= 0 {
-					continue // malformed: deliverFrom skips it
-				}
-				hint = h
+			h, _, ok := m.totalHintOf(o, p.deliverNext, payload)
+			if !ok {
+				continue // malformed: deliverFrom skips it
 			}
+			hint = h
 		}
 		if next < 0 || hint < nextHint {
 			next, nextHint = o, hint
