@@ -43,6 +43,26 @@ type Conn interface {
 	Close() error
 }
 
+// Poller is a Conn that can also read without waiting. The Go runtime
+// looks at the network only when it runs out of goroutines to run (or
+// every 10 ms at worst): in a process kept busy, such as one that sends
+// flat out, a reader parked in ReadBatch may be woken milliseconds after
+// its datagrams arrived. A busy loop can take them itself with
+// TryReadBatch.
+type Poller interface {
+	Conn
+	// TryReadBatch is ReadBatch without the wait: it returns 0 at once
+	// when nothing is queued. It may run while another goroutine waits in
+	// ReadBatch, but not concurrently with itself.
+	//
+	// It never overtakes: while the datagrams the last ReadBatch returned
+	// may not have been taken in, it returns 0. The reader must take in
+	// (process, or queue where the caller of TryReadBatch takes them in
+	// first) what ReadBatch returned before it calls ReadBatch again; then
+	// the two together yield the datagrams in the order the socket got them.
+	TryReadBatch(ds []Datagram) (int, error)
+}
+
 // Stats are a connection's counters. Fields are cumulative.
 type Stats struct {
 	DatagramsRead    uint64

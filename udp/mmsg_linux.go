@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -49,14 +50,15 @@ type mmsgConn struct {
 
 	recvmmsg, sendmmsg mmsgFunc
 
-	// Reader state, owned by the goroutine in ReadBatch.
-	rHdrs  []unix.Mmsghdr
-	rIovs  []unix.Iovec
-	rNames []unix.RawSockaddrInet6
-	rCtrl  []byte
-	rFn    func(fd uintptr) bool
-	rCount int // in: datagrams to ask for; out: datagrams received
-	rErrno unix.Errno
+	// Reader state: rd is owned by the goroutine in ReadBatch, poll by the
+	// one in TryReadBatch, so that the two may run at once.
+	rd, poll mmsgReader
+	// rmu serializes the two readers' recvmmsg calls; held says that the
+	// last datagrams ReadBatch returned may not have been taken in yet
+	// (until ReadBatch is called again), and keeps TryReadBatch from
+	// overtaking them.
+	rmu  sync.Mutex
+	held bool
 
 	// Writer state, owned by the goroutine in WriteBatch. A message is one
 	// datagram, or a GSO run of several with one iovec each.
@@ -94,10 +96,6 @@ func newBatchConn(uc *net.UDPConn, local netip.AddrPort, ipv4 bool, bufs bufferS
 	c := &mmsgConn{
 		uc: uc, rc: rc, local: local, ipv4: ipv4, bufs: bufs,
 		recvmmsg: recvmmsg, sendmmsg: sendmmsg,
-		rHdrs:  make([]unix.Mmsghdr, batch),
-		rIovs:  make([]unix.Iovec, batch),
-		rNames: make([]unix.RawSockaddrInet6, batch),
-		rCtrl:  make([]byte, batch*ctrlBytes),
 		wHdrs:  make([]unix.Mmsghdr, batch),
 		wNames: make([]unix.RawSockaddrInet6, batch),
 		wCtrl:  make([]byte, batch*gsoCtrlBytes),
@@ -109,48 +107,95 @@ func newBatchConn(uc *net.UDPConn, local netip.AddrPort, ipv4 bool, bufs bufferS
 	}
 	// Pointers that never change are set once; ReadBatch and WriteBatch
 	// only fill in buffers, lengths and addresses.
+	c.rd.init(batch)
+	c.poll.init(batch)
 	for i := range batch {
-		h := &c.rHdrs[i].Hdr
-		h.Name = (*byte)(unsafe.Pointer(&c.rNames[i]))
-		h.Iov = &c.rIovs[i]
-		h.SetIovlen(1)
-		h.Control = &c.rCtrl[i*ctrlBytes]
-
 		c.wHdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&c.wNames[i]))
 		initGSOControl(c.wCtrl[i*gsoCtrlBytes:])
 	}
-	c.rFn = c.readFn
+	c.rd.fn = func(fd uintptr) bool { return c.readFn(&c.rd, fd) }
+	c.poll.ctl = func(fd uintptr) { c.readFn(&c.poll, fd) }
 	c.wFn = c.writeFn
 	return c, nil
+}
+
+// mmsgReader is one reader's kernel-facing arrays and the state of its
+// call in flight, allocated once.
+type mmsgReader struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	ctrl  []byte
+	fn    func(fd uintptr) bool // RawConn.Read callback (ReadBatch)
+	ctl   func(fd uintptr)      // RawConn.Control callback (TryReadBatch)
+	want  int                   // datagrams to ask for
+	got   int                   // datagrams received
+	errno unix.Errno
+}
+
+func (r *mmsgReader) init(batch int) {
+	r.hdrs = make([]unix.Mmsghdr, batch)
+	r.iovs = make([]unix.Iovec, batch)
+	r.names = make([]unix.RawSockaddrInet6, batch)
+	r.ctrl = make([]byte, batch*ctrlBytes)
+	// Pointers that never change are set once; a read only fills in
+	// buffers and lengths.
+	for i := range batch {
+		h := &r.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &r.ctrl[i*ctrlBytes]
+	}
 }
 
 // ReadBatch receives up to min(len(ds), batch size) datagrams in one
 // recvmmsg call, waiting in the runtime's poller while none is queued.
 func (c *mmsgConn) ReadBatch(ds []Datagram) (int, error) {
+	return c.readBatch(&c.rd, ds, true)
+}
+
+// TryReadBatch is ReadBatch without the wait: it returns 0 at once when
+// nothing is queued, or while datagrams ReadBatch returned may not have
+// been taken in yet (see Poller). It may run while another goroutine waits
+// in ReadBatch.
+func (c *mmsgConn) TryReadBatch(ds []Datagram) (int, error) {
+	return c.readBatch(&c.poll, ds, false)
+}
+
+func (c *mmsgConn) readBatch(r *mmsgReader, ds []Datagram, wait bool) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
-	n := min(len(ds), len(c.rHdrs))
+	n := min(len(ds), len(r.hdrs))
 	if n == 0 {
 		return 0, nil
 	}
 	for i := range n {
 		buf := ds[i].Buf
-		c.rIovs[i].Base = unsafe.SliceData(buf)
-		c.rIovs[i].SetLen(len(buf))
-		h := &c.rHdrs[i]
+		r.iovs[i].Base = unsafe.SliceData(buf)
+		r.iovs[i].SetLen(len(buf))
+		h := &r.hdrs[i]
 		h.Hdr.Namelen = unix.SizeofSockaddrInet6
 		h.Hdr.SetControllen(ctrlBytes)
 		h.Hdr.Flags = 0
 		h.Len = 0
 	}
-	c.rCount, c.rErrno = n, 0
-	err := c.rc.Read(c.rFn)
-	got := c.rCount
+	r.want, r.got, r.errno = n, 0, 0
+	var err error
+	if wait {
+		c.rmu.Lock()
+		c.held = false // the caller took in what the last call returned
+		c.rmu.Unlock()
+		err = c.rc.Read(r.fn)
+	} else {
+		err = c.rc.Control(r.ctl)
+	}
+	got := r.got
 	// Drop the references to the caller's buffers so the arrays never keep
 	// them alive.
 	for i := range n {
-		c.rIovs[i].Base = nil
+		r.iovs[i].Base = nil
 	}
 	if err != nil {
 		if c.closed.Load() || errors.Is(err, net.ErrClosed) {
@@ -158,22 +203,25 @@ func (c *mmsgConn) ReadBatch(ds []Datagram) (int, error) {
 		}
 		return 0, err
 	}
-	if c.rErrno != 0 {
-		return 0, os.NewSyscallError("recvmmsg", c.rErrno)
+	if r.errno != 0 {
+		return 0, os.NewSyscallError("recvmmsg", r.errno)
+	}
+	if got == 0 {
+		return 0, nil // TryReadBatch found nothing queued
 	}
 
 	var truncated uint64
 	drops, sawDrops := uint32(0), false
 	for i := range got {
-		h := &c.rHdrs[i]
+		h := &r.hdrs[i]
 		ds[i].N = int(h.Len)
-		ds[i].Addr = decodeSockaddr(&c.rNames[i])
+		ds[i].Addr = decodeSockaddr(&r.names[i])
 		if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
 			truncated++
 		}
 		if cl := int(h.Hdr.Controllen); cl > 0 {
 			off := i * ctrlBytes
-			if d, ok := rxqDropCount(c.rCtrl[off : off+min(cl, ctrlBytes)]); ok {
+			if d, ok := rxqDropCount(r.ctrl[off : off+min(cl, ctrlBytes)]); ok {
 				drops, sawDrops = d, true
 			}
 		}
@@ -184,21 +232,42 @@ func (c *mmsgConn) ReadBatch(ds []Datagram) (int, error) {
 		c.truncated.Add(truncated)
 	}
 	if sawDrops {
-		// The kernel's counter is a 32-bit cumulative count per socket;
-		// the newest datagram carries the newest value.
-		c.drops.Store(uint64(drops))
+		c.storeDrops(drops)
 	}
 	return got, nil
 }
 
-// readFn is the RawConn.Read callback: false means "nothing queued, wait
-// for readability and call again".
-func (c *mmsgConn) readFn(fd uintptr) bool {
+// storeDrops records the kernel's drop counter, a 32-bit cumulative count
+// per socket that the newest datagram carries. Two readers may report out
+// of order: a value behind the stored one (in 32-bit serial arithmetic) is
+// stale and ignored.
+func (c *mmsgConn) storeDrops(d uint32) {
 	for {
-		n, errno := c.recvmmsg(fd, c.rHdrs[:c.rCount])
+		old := c.drops.Load()
+		if int32(d-uint32(old)) <= 0 && old != 0 {
+			return
+		}
+		if c.drops.CompareAndSwap(old, uint64(d)) {
+			return
+		}
+	}
+}
+
+// readFn runs recvmmsg for r. As the RawConn.Read callback, false means
+// "nothing queued, wait for readability and call again"; a try leaves
+// r.got at 0 then.
+func (c *mmsgConn) readFn(r *mmsgReader, fd uintptr) bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if r == &c.poll && c.held {
+		return false // older datagrams are in the blocking reader's hands
+	}
+	for {
+		n, errno := c.recvmmsg(fd, r.hdrs[:r.want])
 		switch errno {
 		case 0:
-			c.rCount = n
+			r.got = n
+			c.held = r == &c.rd
 			return true
 		case unix.EINTR:
 			continue
@@ -209,7 +278,7 @@ func (c *mmsgConn) readFn(fd uintptr) bool {
 			// cleared it, and it says nothing about incoming data.
 			continue
 		default:
-			c.rCount, c.rErrno = 0, errno
+			r.errno = errno
 			return true
 		}
 	}
