@@ -101,7 +101,13 @@ type Group struct {
 
 	leaving   bool
 	lastLeave int64
-	redirect  netip.AddrPort // where to rejoin after a merge dissolved this instance
+	// departing is the view a leaving coordinator installed without
+	// itself: it stays until the view's members confirm the install
+	// (departWait), or for departTicks, since no one else can tell them.
+	departing   *wire.Proposal
+	departWait  map[netip.AddrPort]bool
+	departSince int64
+	redirect    netip.AddrPort // where to rejoin after a merge dissolved this instance
 
 	// Participant side of a view change.
 	promised wire.Ballot
@@ -304,6 +310,10 @@ func (g *Group) Tick() {
 			g.sendJoin()
 		}
 	case member:
+		if g.departing != nil {
+			g.tickDeparting()
+			return
+		}
 		g.mem.Tick()
 		g.tickDetector()
 		g.tickEvict()
@@ -551,6 +561,10 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 }
 
 func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
+	if g.departing != nil {
+		g.departingControl(from, c)
+		return
+	}
 	switch c.Kind {
 	case wire.CtlDiscover:
 		if g.state == member {
@@ -609,6 +623,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	case wire.CtlInstall:
 		if c.Proposal != nil {
 			g.onInstall(c.Proposal)
+			g.confirmInstall(from, c.Proposal)
 		}
 	case wire.CtlProbe:
 		g.sendControl(from, &wire.Control{Kind: wire.CtlProbeAck, Nonce: c.Nonce, Target: c.Target})

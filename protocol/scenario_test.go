@@ -33,6 +33,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //	restart b            start b again as a new incarnation
 //	leave b              b leaves gracefully
 //	partition a b | c    cut the links between the sides; heal
+//	drop install a b     lose the next install a sends to b
 //	views                every live process's view
 //	delivered            what each process delivered since the last time
 //	ended                processes whose membership ended, and why
@@ -135,6 +136,34 @@ type scenarioWorld struct {
 	side    map[string]int
 	cut     bool
 	nextIdx int
+	drops   []dropRule
+}
+
+// dropRule loses the next control message of one kind from one process
+// to another.
+type dropRule struct {
+	from, to string
+	kind     uint8
+}
+
+// dropped reports whether a datagram from -> to matches a drop rule, and
+// uses the rule up.
+func (w *scenarioWorld) dropped(from, to *scenarioProc, data []byte) bool {
+	h, err := wire.ParseHeader(data)
+	if err != nil || h.Type != wire.TypeControl {
+		return false
+	}
+	c, err := wire.ParseControl(data[wire.HeaderSize:])
+	if err != nil {
+		return false
+	}
+	for i, r := range w.drops {
+		if r.from == from.name && r.to == to.name && r.kind == c.Kind {
+			w.drops = append(w.drops[:i], w.drops[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 func newScenarioWorld(t *testing.T) *scenarioWorld {
@@ -226,7 +255,7 @@ func (w *scenarioWorld) tick() {
 	w.flight = nil
 	for _, f := range flight {
 		from, to := w.byAddr[f.from], w.byAddr[f.to]
-		if to == nil || to.g == nil || (w.cut && w.side[from.name] != w.side[to.name]) {
+		if to == nil || to.g == nil || (w.cut && w.side[from.name] != w.side[to.name]) || w.dropped(from, to, f.data) {
 			continue
 		}
 		to.g.Receive(f.from, f.data)
@@ -333,6 +362,14 @@ func (w *scenarioWorld) do(cmd string) string {
 			}
 			w.side[n] = side
 		}
+		return "ok"
+	case "drop":
+		kinds := map[string]uint8{"install": wire.CtlInstall}
+		k, ok := kinds[f[1]]
+		if !ok || len(f) != 4 {
+			w.t.Fatalf("drop %v: want drop install FROM TO", f[1:])
+		}
+		w.drops = append(w.drops, dropRule{from: f[2], to: f[3], kind: k})
 		return "ok"
 	case "heal":
 		w.cut = false

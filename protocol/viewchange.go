@@ -313,7 +313,69 @@ func (g *Group) finishRound() {
 	for _, rank := range g.participants() {
 		send(g.view.Members[rank])
 	}
+	if flush.Index(p.Members, g.cfg.Self) < 0 && len(p.Members) > 0 {
+		// A leaving coordinator: the install it just sent may be lost,
+		// and once it is gone no one can repeat it (the others promised
+		// this outcome and cannot make another without it). It stays
+		// until they confirm.
+		g.departing, g.departSince = p, g.now
+		g.departWait = make(map[netip.AddrPort]bool, len(p.Members))
+		for _, m := range p.Members {
+			g.departWait[m.Addr] = true
+		}
+		return
+	}
 	g.onInstall(p)
+}
+
+// departTicks bounds a leaving coordinator's stay: members of the new
+// view that crashed never confirm.
+func (g *Group) departTicks() int64 { return 2 * int64(g.cfg.RoundTicks) }
+
+// tickDeparting repeats the install to the members that have not
+// confirmed it, and ends membership once all have, or after departTicks.
+func (g *Group) tickDeparting() {
+	p := g.departing
+	if len(g.departWait) > 0 && g.now-g.departSince < g.departTicks() {
+		if (g.now-g.departSince)%int64(g.cfg.RetryTicks) == 0 {
+			for addr := range g.departWait {
+				g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: p})
+			}
+		}
+		return
+	}
+	g.departing, g.departWait = nil, nil
+	g.onInstall(p)
+}
+
+// departingControl: a departing coordinator only counts confirmations,
+// and gives the install to members of the new view that ask.
+func (g *Group) departingControl(from netip.AddrPort, c *wire.Control) {
+	p := g.departing
+	switch c.Kind {
+	case wire.CtlInstalled:
+		if c.Epoch == p.Epoch {
+			delete(g.departWait, from)
+		}
+	case wire.CtlChange, wire.CtlViewQuery, wire.CtlLeave, wire.CtlSuspect, wire.CtlEvict:
+		if flush.Index(p.Members, c.From) >= 0 || g.departWait[from] {
+			g.sendControl(from, &wire.Control{Kind: wire.CtlInstall, Proposal: p})
+		}
+	}
+}
+
+// confirmInstall tells a departing coordinator (the sender of an install
+// it is not in) that this member has installed that view.
+func (g *Group) confirmInstall(from netip.AddrPort, p *wire.Proposal) {
+	if g.state != member || g.view.Epoch < p.Epoch {
+		return
+	}
+	for _, m := range p.Members {
+		if m.Addr == from {
+			return
+		}
+	}
+	g.sendControl(from, &wire.Control{Kind: wire.CtlInstalled, Epoch: p.Epoch})
 }
 
 // The participant's side.

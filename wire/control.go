@@ -33,6 +33,7 @@ const (
 	CtlNotMember                  // the receiver is not in the sender's view Epoch (or its instance dissolves)
 	CtlChange                     // the sender is stuck in a view change: please run one
 	CtlEvict                      // the sender finds Target too slow (slow-member policy evict): remove it
+	CtlInstalled                  // the sender installed view Epoch: answer to an install from a member not in it
 	ctlMax
 )
 
