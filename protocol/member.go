@@ -125,6 +125,11 @@ type Member struct {
 	rtxBase    []rtxRequest // rtx's backing array
 	lastRunEnd uint64
 
+	// Safe reports (safe.go).
+	reportDue  []bool  // per rank: a report is owed to it
+	reportSent []int64 // per rank: tick of the last report it has not answered; -1: none
+	stableDue  bool    // a report came in: the stable vector is owed
+
 	statusDue      bool
 	lastStatusTick int64
 	statusDirty    bool   // something changed since the last status frame
@@ -165,6 +170,7 @@ type Stats struct {
 	NAKsSent          uint64
 	NAKsReceived      uint64
 	StatusSent        uint64
+	ReportsSent       uint64 // statuses sent to one member for safe delivery (safe.go)
 	Malformed         uint64 // datagrams or frames that failed to decode
 	Foreign           uint64 // datagrams of another group or from a non-member
 	OtherEpoch        uint64 // datagrams of another view
@@ -186,6 +192,7 @@ func (s *Stats) add(o Stats) {
 	s.NAKsSent += o.NAKsSent
 	s.NAKsReceived += o.NAKsReceived
 	s.StatusSent += o.StatusSent
+	s.ReportsSent += o.ReportsSent
 	s.Malformed += o.Malformed
 	s.Foreign += o.Foreign
 	s.OtherEpoch += o.OtherEpoch
@@ -219,6 +226,8 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		statusC:    make([]uint64, n+1),
 		statusD:    make([]uint64, n+1),
 		touched:    make([]bool, n+1),
+		reportDue:  make([]bool, n),
+		reportSent: make([]int64, n),
 		bufs:       make([][]byte, cfg.MaxOutDatagrams),
 		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
 		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),
@@ -231,6 +240,9 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 	// says so, or senders waiting for room would wait for good.
 	m.released = true
 	m.rtx = m.rtxBase[:0]
+	for i := range m.reportSent {
+		m.reportSent[i] = -1
+	}
 	for i := range m.bufs {
 		m.bufs[i] = make([]byte, cfg.MaxDatagram)
 	}
@@ -364,6 +376,10 @@ func (m *Member) Receive(from netip.AddrPort, b []byte) {
 			m.receiveStatus(sender, m.frames.Body)
 		case wire.FrameNAK:
 			m.receiveNAK(sender, m.frames.Body)
+		case wire.FrameReport:
+			m.receiveReport(sender, m.frames.Body)
+		case wire.FrameStable:
+			m.receiveStable(sender, m.frames.Body)
 		}
 	}
 	if m.frames.Err() != nil {
@@ -397,8 +413,10 @@ func (m *Member) receiveData(body []byte) {
 			m.stats.MessagesReceived++
 			m.touched[o] = true
 			if d.Flags&wire.FlagSafe != 0 {
-				// Everyone waits to learn that everyone holds it: say so now.
-				m.statusDue = true
+				// Everyone waits to learn that everyone holds it: say so.
+				m.noteSafeStored(o, d.Flags)
+			} else if o == m.stream && m.ord.safeTotals {
+				m.requestReport(m.seqRank)
 			}
 			if d.Seq > p.knownSent {
 				p.knownSent = d.Seq
@@ -443,11 +461,12 @@ func (m *Member) trackGap(p *peer) {
 	}
 }
 
-func (m *Member) receiveStatus(sender int, body []byte) {
+// receiveStatus takes in a status frame, and reports whether it was one.
+func (m *Member) receiveStatus(sender int, body []byte) bool {
 	n, err := wire.ReadStatus(body, m.statusC, m.statusD)
 	if err != nil || n != m.origins {
 		m.stats.Malformed++
-		return
+		return false
 	}
 	p := &m.peers[sender]
 	for i := 0; i < n; i++ {
@@ -464,6 +483,7 @@ func (m *Member) receiveStatus(sender int, body []byte) {
 			m.trackGap(q)
 		}
 	}
+	return true
 }
 
 // receiveNAK queues retransmissions. Any member answers for any origin

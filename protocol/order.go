@@ -84,6 +84,8 @@ type ordering struct {
 	stampTS []byte // encoded timestamp scratch
 
 	stable      []uint64 // per origin: held by every member that counts
+	relayed     []uint64 // per origin: held by every member, as an owner said (safe.go)
+	safeTotals  bool     // a safe total-order message arrived in this view
 	stableDirty bool
 	cutSet      bool // a view change set the cut
 	final       bool // the cut is the view's decided outcome: every survivor holds it
@@ -100,6 +102,7 @@ func (o *ordering) init(m *Member) {
 	o.fed = make([]fedMsg, 0, 8192)
 	o.vt = make([]uint64, m.n)
 	o.stable = make([]uint64, m.origins)
+	o.relayed = make([]uint64, m.origins)
 	o.stableDirty = true
 	if m.self == m.seqRank {
 		o.seq = sequencer.NewSequencer(m.n, 1024)
@@ -341,7 +344,7 @@ func (m *Member) stableVector() []uint64 {
 				s = min(s, m.peers[r].contiguous[o])
 			}
 		}
-		st[o] = s
+		st[o] = max(s, m.ord.relayed[o])
 	}
 	return st
 }

@@ -20,6 +20,7 @@ func (m *Member) Ready() Ready {
 	// next one: that would hold them until the next wake-up of the
 	// driver, up to a tick later.
 	m.deliverAll()
+	more = !m.packReports() || more
 	if m.statusDue {
 		if m.bufsUsed < len(m.bufs) {
 			b := m.startDatagram()
@@ -29,6 +30,7 @@ func (m *Member) Ready() Ready {
 			more = true
 		}
 	}
+	more = !m.packStable() || more
 	m.release()
 	return Ready{Datagrams: m.out, Deliveries: m.deliveries, Released: m.released, More: more}
 }
@@ -64,6 +66,15 @@ func (m *Member) unicast(b []byte, n int, to int) {
 
 // putStatus writes this member's status frame and marks status as sent.
 func (m *Member) putStatus(b []byte) int {
+	m.fillStatus()
+	m.statusDue, m.statusDirty, m.progress, m.progressBytes = false, false, 0, 0
+	m.lastStatusTick = m.now
+	m.stats.StatusSent++
+	return wire.PutStatus(b, m.statusC, m.statusD)
+}
+
+// fillStatus writes this member's status into statusC and statusD.
+func (m *Member) fillStatus() {
 	for o := range m.peers { // every origin, the order stream too
 		p := &m.peers[o]
 		if o == m.self {
@@ -76,10 +87,6 @@ func (m *Member) putStatus(b []byte) int {
 			m.statusC[o], m.statusD[o] = min(p.win.Contiguous(), p.limit), p.consumed
 		}
 	}
-	m.statusDue, m.statusDirty, m.progress, m.progressBytes = false, false, 0, 0
-	m.lastStatusTick = m.now
-	m.stats.StatusSent++
-	return wire.PutStatus(b, m.statusC, m.statusD)
 }
 
 // packData multicasts own messages not yet sent, many per datagram, and
@@ -112,6 +119,9 @@ func (m *Member) packData() bool {
 		n = m.piggybackRecords(b, n)
 		if m.statusDue && len(b)-n >= wire.StatusSize(m.origins) {
 			n += m.putStatus(b[n:])
+		}
+		if m.stableReady() && len(b)-n >= wire.StableSize(m.origins) {
+			n += m.putStable(b[n:])
 		}
 		m.multicast(b, n)
 	}

@@ -25,7 +25,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //
 //	start a b c          start processes; every started process is a seed
 //	join d               start one more process later
-//	send a fifo|unordered TEXT
+//	send a fifo|unordered|safe TEXT   (safe: FIFO and safe)
 //	tick [N]             advance N ticks (default 1)
 //	stabilize            tick until nothing is in flight and every process is
 //	                     in a settled view (at most 5000 ticks)
@@ -178,7 +178,7 @@ func (w *scenarioWorld) config(p *scenarioProc) protocol.GroupConfig {
 		Member: protocol.Config{
 			MaxDatagram: 1400, MaxMessageSize: 64 << 10,
 			WindowMessages: 64, WindowBytes: 64 << 10, DeliveryQueue: 64,
-			StatusTicks: 1, NAKTicks: 2, MaxOutDatagrams: 16,
+			StatusTicks: 5, NAKTicks: 2, MaxOutDatagrams: 16,
 		},
 		DiscoverTicks: 10, RetryTicks: 5, SilentTicks: 20, ProbeTicks: 10, RoundTicks: 60, BlockTicks: 200,
 	}
@@ -303,8 +303,11 @@ func (w *scenarioWorld) do(cmd string) string {
 	case "send":
 		p := w.procs[f[1]]
 		flags := wire.OrderFIFO
-		if f[2] == "unordered" {
+		switch f[2] {
+		case "unordered":
 			flags = wire.OrderUnordered
+		case "safe":
+			flags = wire.OrderFIFO | wire.FlagSafe
 		}
 		p.sent++
 		payload := fmt.Sprintf("%s#%d:%s", w.label(wire.MemberID{Addr: p.addr, Incarnation: p.inc}), p.sent, strings.Join(f[3:], " "))

@@ -801,6 +801,10 @@ func describe(b []byte) string {
 			s += fmt.Sprintf("[data %d:%d+%d]", d.Origin, d.FirstSeq, d.Count)
 		case wire.FrameStatus:
 			s += "[status]"
+		case wire.FrameReport:
+			s += "[report]"
+		case wire.FrameStable:
+			s += "[stable]"
 		case wire.FrameNAK:
 			var k wire.NAKReader
 			k.Reset(r.Body)

@@ -27,6 +27,15 @@ const (
 	// FrameNAK asks for retransmission of missing messages of origin.
 	//   origin 2 | n 2 | n × (from uvarint | count uvarint)
 	FrameNAK uint8 = 3
+	// FrameReport: a status (same body as FrameStatus) sent to one member,
+	// the owner of an origin whose safe messages the sender now holds,
+	// which answers with FrameStable.
+	FrameReport uint8 = 4
+	// FrameStable: what the sender knows every member holds, per origin.
+	//   n 2 | n × stable uvarint
+	// stable is the highest sequence number of that origin that every
+	// member of the view holds with no gap below it.
+	FrameStable uint8 = 5
 )
 
 // DataHeadSize is the size of a data frame before its first message.
@@ -120,12 +129,37 @@ func StatusSize(n int) int { return FrameHeaderSize + 2 + n*2*binary.MaxVarintLe
 // PutStatus writes a status frame at b from the two vectors (equal length)
 // and returns its size. b must hold StatusSize(len(contiguous)) bytes.
 func PutStatus(b []byte, contiguous, delivered []uint64) int {
-	b[0] = FrameStatus
+	return putStatus(b, FrameStatus, contiguous, delivered)
+}
+
+// PutReport is PutStatus for a FrameReport.
+func PutReport(b []byte, contiguous, delivered []uint64) int {
+	return putStatus(b, FrameReport, contiguous, delivered)
+}
+
+func putStatus(b []byte, kind uint8, contiguous, delivered []uint64) int {
+	b[0] = kind
 	binary.LittleEndian.PutUint16(b[3:], uint16(len(contiguous)))
 	n := FrameHeaderSize + 2
 	for i := range contiguous {
 		n += binary.PutUvarint(b[n:], contiguous[i])
 		n += binary.PutUvarint(b[n:], delivered[i])
+	}
+	FinishFrame(b, n)
+	return n
+}
+
+// StableSize is the encoded size bound of a stable frame for n origins.
+func StableSize(n int) int { return FrameHeaderSize + 2 + n*binary.MaxVarintLen64 }
+
+// PutStable writes a stable frame at b and returns its size. b must hold
+// StableSize(len(stable)) bytes.
+func PutStable(b []byte, stable []uint64) int {
+	b[0] = FrameStable
+	binary.LittleEndian.PutUint16(b[3:], uint16(len(stable)))
+	n := FrameHeaderSize + 2
+	for _, v := range stable {
+		n += binary.PutUvarint(b[n:], v)
 	}
 	FinishFrame(b, n)
 	return n

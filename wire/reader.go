@@ -41,7 +41,7 @@ func (r *FrameReader) Next() bool {
 		r.err = ErrShort
 		return false
 	}
-	if kind < FrameData || kind > FrameNAK {
+	if kind < FrameData || kind > FrameStable {
 		r.err = ErrMalformed
 		return false
 	}
@@ -162,6 +162,32 @@ func ReadStatus(body []byte, contiguous, delivered []uint64) (int, error) {
 		}
 		off += k
 		contiguous[i], delivered[i] = c, d
+	}
+	if off != len(body) {
+		return 0, ErrMalformed
+	}
+	return n, nil
+}
+
+// ReadStable decodes a stable frame body into stable, which must have
+// room for the number of origins the frame carries; it returns that
+// number. A frame for more origins than stable holds is malformed.
+func ReadStable(body []byte, stable []uint64) (int, error) {
+	if len(body) < 2 {
+		return 0, ErrShort
+	}
+	n := int(binary.LittleEndian.Uint16(body))
+	if n > len(stable) {
+		return 0, ErrMalformed
+	}
+	off := 2
+	for i := 0; i < n; i++ {
+		v, k := binary.Uvarint(body[off:])
+		if k <= 0 {
+			return 0, ErrShort
+		}
+		off += k
+		stable[i] = v
 	}
 	if off != len(body) {
 		return 0, ErrMalformed

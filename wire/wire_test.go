@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -192,10 +193,19 @@ func FuzzDataFrame(f *testing.F) {
 
 func FuzzStatusAndNAK(f *testing.F) {
 	f.Add([]byte{2, 0, 1, 1, 5, 5})
+	f.Add([]byte{3, 0, 1, 0x80, 1, 7})
 	f.Add([]byte{1, 0, 1, 0, 5, 2})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, d := make([]uint64, 16), make([]uint64, 16)
 		ReadStatus(body, c, d)
+		if n, err := ReadStable(body, c); err == nil {
+			b := make([]byte, StableSize(n))
+			m := PutStable(b, c[:n])
+			again := make([]uint64, 16)
+			if k, err := ReadStable(b[FrameHeaderSize:m], again); err != nil || k != n || !slices.Equal(again[:n], c[:n]) {
+				t.Fatalf("stable %v does not round-trip: %v %v", c[:n], again[:k], err)
+			}
+		}
 		var nr NAKReader
 		if nr.Reset(body) == nil {
 			for nr.Next() {
