@@ -126,9 +126,10 @@ type Member struct {
 	lastRunEnd uint64
 
 	// Safe reports (safe.go).
-	reportDue  []bool  // per rank: a report is owed to it
-	reportSent []int64 // per rank: tick of the last report it has not answered; -1: none
-	stableDue  bool    // a report came in: the stable vector is owed
+	reportDue  []bool   // per rank: a report is owed to it
+	reportSent []int64  // per rank: tick of the last report it has not answered; -1: none
+	stableDue  bool     // a report came in: the stable vector is owed
+	stableSent []uint64 // the last stable vector sent
 
 	statusDue      bool
 	lastStatusTick int64
@@ -228,6 +229,7 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		touched:    make([]bool, n+1),
 		reportDue:  make([]bool, n),
 		reportSent: make([]int64, n),
+		stableSent: make([]uint64, n+1),
 		bufs:       make([][]byte, cfg.MaxOutDatagrams),
 		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
 		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),

@@ -72,21 +72,37 @@ func (m *Member) receiveReport(sender int, body []byte) {
 	}
 }
 
-// stableReady: a stable vector is owed. Never during a view change: this
-// member's own holdings count in it, and a frozen member must not speak
-// for more than its delivery limit.
-func (m *Member) stableReady() bool { return m.stableDue && !m.frozen }
+// stableReady: a stable vector is owed, and says something new. Never
+// during a view change: this member's own holdings count in it, and a
+// frozen member must not speak for more than its delivery limit.
+//
+// A report that moved nothing (another member has not reported yet) gets
+// no answer of its own: the answer to the report that completes the
+// picture, a moment later, answers both. The one that moved nothing may
+// report again a tick later at the latest.
+func (m *Member) stableReady() bool {
+	if !m.stableDue || m.frozen {
+		return false
+	}
+	for o, s := range m.stableVector() {
+		if s > m.stableSent[o] {
+			return true
+		}
+	}
+	m.stableDue = false
+	return false
+}
 
 // putStable writes the stable vector.
 func (m *Member) putStable(b []byte) int {
 	m.stableDue = false
-	return wire.PutStable(b, m.stableVector())
+	copy(m.stableSent, m.stableVector())
+	return wire.PutStable(b, m.stableSent)
 }
 
 // packStable multicasts a due stable vector that rode in no data datagram.
 func (m *Member) packStable() bool {
 	if !m.stableReady() {
-		m.stableDue = false
 		return true
 	}
 	if m.bufsUsed == len(m.bufs) {
