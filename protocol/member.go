@@ -297,7 +297,7 @@ func (m *Member) Tick() {
 	if heartbeat <= 0 {
 		heartbeat = 10 * int64(m.cfg.StatusTicks)
 	}
-	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.now-m.lastStatusTick >= heartbeat) {
+	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.unheard() || m.now-m.lastStatusTick >= heartbeat) {
 		m.statusDue = true
 	}
 	for o := range m.peers {
@@ -311,6 +311,35 @@ func (m *Member) Tick() {
 			p.nakDue = true
 		}
 	}
+}
+
+// unheard reports whether some member's last status says less than
+// this member's next one would: that member lacks messages this one
+// holds (for its own messages, that it sent), or has not heard how far
+// this one has consumed. A member that loses most of what it receives
+// then hears of it every status interval, not every heartbeat: it
+// learns of the last datagrams of a burst it lost (a sender whose
+// window is full sends nothing later that would tell), and of the
+// others' consumption, without which it cannot free its copies and its
+// receive window fills. A group whose members agree is quiet again.
+func (m *Member) unheard() bool {
+	for r := 0; r < m.n; r++ {
+		if r == m.self {
+			continue
+		}
+		c, d := m.peers[r].contiguous, m.peers[r].delivered
+		for o := range m.peers {
+			p := &m.peers[o]
+			has := m.sentUpTo
+			if o != m.self {
+				has = min(p.win.Contiguous(), p.limit)
+			}
+			if c[o] < has || o != r && d[o] < p.consumed {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Consumed reports that the application is done with the oldest n

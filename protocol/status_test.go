@@ -1,0 +1,145 @@
+package protocol
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/cohort-vs/cohort/wire"
+)
+
+// statusNet runs members of one view in lockstep: each step ticks every
+// member, sends what its Ready produced (unless drop says otherwise) and
+// consumes its deliveries at once.
+type statusNet struct {
+	t         *testing.T
+	ms        []*Member
+	delivered []int
+	statuses  []int // status frames sent, by member (standalone or piggybacked)
+	drop      func(from, to int) bool
+}
+
+func newStatusNet(t *testing.T, n, heartbeat int) *statusNet {
+	s := &statusNet{t: t, delivered: make([]int, n), statuses: make([]int, n)}
+	for i := 0; i < n; i++ {
+		cfg := testMemberConfig(n, i)
+		cfg.HeartbeatTicks = heartbeat
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ms = append(s.ms, m)
+	}
+	return s
+}
+
+func (s *statusNet) rank(a netip.AddrPort) int {
+	for i, m := range s.ms {
+		if m.cfg.Members[i] == a {
+			return i
+		}
+	}
+	s.t.Fatalf("no member at %v", a)
+	return -1
+}
+
+func (s *statusNet) step() {
+	type dgram struct {
+		from, to int
+		b        []byte
+	}
+	var inflight []dgram
+	for i, m := range s.ms {
+		m.Tick()
+		before := m.stats.StatusSent
+		for {
+			rd := m.Ready()
+			for _, d := range rd.Datagrams {
+				inflight = append(inflight, dgram{i, s.rank(d.Addr), append([]byte(nil), d.Buf[:d.N]...)})
+			}
+			s.delivered[i] += len(rd.Deliveries)
+			n := len(rd.Deliveries)
+			more := rd.More
+			m.Advance()
+			if n > 0 {
+				m.Consumed(n)
+			}
+			if !more {
+				break
+			}
+		}
+		s.statuses[i] += int(m.stats.StatusSent - before)
+	}
+	for _, d := range inflight {
+		if s.drop == nil || !s.drop(d.from, d.to) {
+			s.ms[d.to].Receive(s.ms[d.from].cfg.Members[d.from], d.b)
+		}
+	}
+}
+
+// A member that lost the last datagram of a burst, and every status frame
+// after it, learns of it from the sender's next status frames, which come
+// every status interval while a member has not said it holds everything:
+// not only at the next heartbeat, though the sender has nothing more to
+// send.
+func TestSenderRepeatsStatusUntilEveryMemberHasItsMessages(t *testing.T) {
+	const heartbeat = 1000
+	s := newStatusNet(t, 3, heartbeat)
+	if n, err := s.ms[0].Sender().TrySend(wire.OrderFIFO, []byte("last"), 0); n != 4 || err != nil {
+		t.Fatal(n, err)
+	}
+	lossy := true
+	s.drop = func(from, to int) bool { return lossy && to == 2 }
+	for i := 0; i < 20; i++ {
+		s.step()
+	}
+	if s.delivered[1] != 1 || s.delivered[2] != 0 {
+		t.Fatalf("delivered %v before the loss ends, want [1 1 0]", s.delivered)
+	}
+	lossy = false
+	for i := 0; i < 20 && s.delivered[2] == 0; i++ {
+		s.step()
+	}
+	if s.delivered[2] != 1 {
+		t.Fatalf("member 2 has not repaired the message 20 ticks after the loss ended (heartbeat every %d ticks)", heartbeat)
+	}
+	// Once every member holds and has consumed everything, the group is
+	// quiet until the heartbeat.
+	for i := 0; i < 10; i++ {
+		s.step()
+	}
+	quiet := append([]int(nil), s.statuses...)
+	for i := 0; i < heartbeat/2; i++ {
+		s.step()
+	}
+	for i := range quiet {
+		if s.statuses[i] != quiet[i] {
+			t.Fatalf("member %d sent %d status frames in a settled group, before its heartbeat", i, s.statuses[i]-quiet[i])
+		}
+	}
+}
+
+// A member that hears few of another's status frames cannot free the
+// copies it keeps for that one's sake: its receive window fills, and the
+// sender, held to its pace, stops. The member whose status it lacks is
+// then idle, with nothing new to report; but it holds more than the
+// lossy member says it holds, so it repeats its status every interval,
+// not every heartbeat, and the group moves on.
+func TestLossyMemberHearsTheOthersConsumption(t *testing.T) {
+	const heartbeat = 1000
+	s := newStatusNet(t, 3, heartbeat)
+	tick := 0
+	// 9 of every 10 ticks, member 2 hears nothing from member 1.
+	s.drop = func(from, to int) bool { return from == 1 && to == 2 && tick%10 != 0 }
+	for ; tick < 300; tick++ {
+		for {
+			if n, _ := s.ms[0].Sender().TrySend(wire.OrderFIFO, []byte("m"), 0); n == 0 {
+				break
+			}
+		}
+		s.step()
+	}
+	window := s.ms[0].cfg.WindowMessages
+	if s.delivered[2] < 20*window {
+		t.Fatalf("member 2 delivered %d messages in %d ticks (%d windows); want at least 20 windows", s.delivered[2], tick, s.delivered[2]/window)
+	}
+}
