@@ -24,7 +24,10 @@ type Config struct {
 	WindowBytes    int // per sender: payload bytes sent but not yet stable
 	DeliveryQueue  int // deliveries handed to the application and not yet consumed
 
-	StatusTicks int // send a status frame at least every StatusTicks ticks while anything changes
+	// StatusTicks: send a status frame at least every StatusTicks ticks
+	// while anything changes, or while another member's last status
+	// says less than this member's would.
+	StatusTicks int
 	// HeartbeatTicks: send a status frame at least this often even when
 	// nothing changes, so that silence means trouble. 0: 10*StatusTicks.
 	HeartbeatTicks  int
