@@ -64,8 +64,14 @@ type peer struct {
 	nakTo int
 
 	gapSince int64 // tick at which a gap was first seen; -1: none
-	nakTick  int64 // tick of the last NAK to this origin
+	nakTick  int64 // tick of the last full NAK to this origin
 	nakDue   bool
+	// nakEnd is the last sequence number the last full NAK asked for. A
+	// gap's head that it asked for and that is still missing a tick
+	// later is asked for again every tick, alone (headDue), until the
+	// next full NAK.
+	nakEnd  uint64
+	headDue bool
 
 	reasm    []byte // fragments of the message being reassembled
 	reasmLen int
@@ -307,8 +313,18 @@ func (m *Member) Tick() {
 		}
 		// A gap must outlive one full tick (it may be reordering) and NAKs
 		// for one origin are spaced NAKTicks apart.
-		if m.now-p.gapSince >= 2 && m.now-p.nakTick >= int64(m.cfg.NAKTicks) {
+		if m.now-p.gapSince < 2 {
+			continue
+		}
+		if m.now-p.nakTick >= int64(m.cfg.NAKTicks) {
 			p.nakDue = true
+		} else if m.now > p.nakTick && p.win.Contiguous() < p.nakEnd {
+			// The repair of the head was lost too (or is still on its
+			// way): everything behind it waits for it, so ask again now
+			// rather than a NAK interval later. Only the first missing
+			// run: a member losing most of what it receives then moves
+			// its window every tick, and the cost is one run per tick.
+			p.headDue = true
 		}
 	}
 }
@@ -488,7 +504,7 @@ func (m *Member) trackGap(p *peer) {
 		}
 	} else {
 		p.gapSince = -1
-		p.nakDue = false
+		p.nakDue, p.headDue = false, false
 	}
 }
 

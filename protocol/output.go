@@ -300,7 +300,7 @@ func (m *Member) packStream() bool {
 func (m *Member) packNAKs() bool {
 	for o := range m.peers {
 		p := &m.peers[o]
-		if o == m.self || !p.nakDue {
+		if o == m.self || !p.nakDue && !p.headDue {
 			continue
 		}
 		if m.bufsUsed == len(m.bufs) {
@@ -310,9 +310,12 @@ func (m *Member) packNAKs() bool {
 		off := wire.HeaderSize
 		start := off
 		off += wire.PutNAKHead(b[off:], uint16(o))
-		ranges := 0
+		ranges, maxRanges, asked := 0, maxNAKRanges, uint64(0)
+		if !p.nakDue {
+			maxRanges = 1 // the head only
+		}
 		limit := min(p.knownSent, p.win.Limit())
-		for seq := p.win.Contiguous() + 1; seq <= limit && ranges < maxNAKRanges && off+wire.NAKRangeSize <= len(b); {
+		for seq := p.win.Contiguous() + 1; seq <= limit && ranges < maxRanges && off+wire.NAKRangeSize <= len(b); {
 			if p.win.Has(seq) {
 				seq++
 				continue
@@ -323,18 +326,22 @@ func (m *Member) packNAKs() bool {
 			}
 			off += wire.PutNAKRange(b[off:], first, seq-first)
 			ranges++
+			asked = seq - 1
 		}
 		wire.SetNAKCount(b[start:], ranges)
 		wire.FinishFrame(b[start:], off-start)
 		m.unicast(b, off, p.nakTo)
-		if m.frozen {
-			// In a view change the named holder may be gone too: ask the
-			// next member next time, round the view.
-			for p.nakTo = (p.nakTo + 1) % m.n; p.nakTo == m.self; p.nakTo = (p.nakTo + 1) % m.n {
+		if p.nakDue {
+			if m.frozen {
+				// In a view change the named holder may be gone too: ask
+				// the next member next time, round the view.
+				for p.nakTo = (p.nakTo + 1) % m.n; p.nakTo == m.self; p.nakTo = (p.nakTo + 1) % m.n {
+				}
 			}
+			p.nakTick = m.now
+			p.nakEnd = asked
 		}
-		p.nakDue = false
-		p.nakTick = m.now
+		p.nakDue, p.headDue = false, false
 		m.stats.NAKsSent++
 	}
 	return true

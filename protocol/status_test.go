@@ -16,13 +16,17 @@ type statusNet struct {
 	delivered []int
 	statuses  []int // status frames sent, by member (standalone or piggybacked)
 	drop      func(from, to int) bool
+	seen      func(from, to int, b []byte) // every datagram sent, dropped or not
 }
 
-func newStatusNet(t *testing.T, n, heartbeat int) *statusNet {
+func newStatusNet(t *testing.T, n, heartbeat int, tweak ...func(*Config)) *statusNet {
 	s := &statusNet{t: t, delivered: make([]int, n), statuses: make([]int, n)}
 	for i := 0; i < n; i++ {
 		cfg := testMemberConfig(n, i)
 		cfg.HeartbeatTicks = heartbeat
+		for _, f := range tweak {
+			f(&cfg)
+		}
 		m, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -70,6 +74,9 @@ func (s *statusNet) step() {
 		s.statuses[i] += int(m.stats.StatusSent - before)
 	}
 	for _, d := range inflight {
+		if s.seen != nil {
+			s.seen(d.from, d.to, d.b)
+		}
 		if s.drop == nil || !s.drop(d.from, d.to) {
 			s.ms[d.to].Receive(s.ms[d.from].cfg.Members[d.from], d.b)
 		}
@@ -141,5 +148,95 @@ func TestLossyMemberHearsTheOthersConsumption(t *testing.T) {
 	window := s.ms[0].cfg.WindowMessages
 	if s.delivered[2] < 20*window {
 		t.Fatalf("member 2 delivered %d messages in %d ticks (%d windows); want at least 20 windows", s.delivered[2], tick, s.delivered[2]/window)
+	}
+}
+
+// nakRanges returns the ranges of the NAK frames in datagram b.
+func nakRanges(t *testing.T, b []byte) (naks [][][2]uint64) {
+	var fr wire.FrameReader
+	var nr wire.NAKReader
+	fr.Reset(b[wire.HeaderSize:])
+	for fr.Next() {
+		if fr.Kind != wire.FrameNAK {
+			continue
+		}
+		if err := nr.Reset(fr.Body); err != nil {
+			t.Fatal(err)
+		}
+		var rs [][2]uint64
+		for nr.Next() {
+			rs = append(rs, [2]uint64{nr.From, nr.Count})
+		}
+		naks = append(naks, rs)
+	}
+	return naks
+}
+
+// A member whose repair of a gap's head was lost asks for the head again
+// at the next tick, alone, and for the whole gap again only a NAK
+// interval after the last full NAK.
+func TestLostRepairOfTheHeadIsAskedForEveryTick(t *testing.T) {
+	const nakTicks = 8
+	s := newStatusNet(t, 2, 1000, func(c *Config) { c.NAKTicks = nakTicks })
+	tick := 0
+	// Messages 1 and 3 never reach member 1 at first; 2 and 4 do.
+	lostData, lostRepairs := true, true
+	s.drop = func(from, to int) bool {
+		return from == 0 && (tick == 0 || tick == 2) && lostData || from == 0 && tick > 3 && lostRepairs
+	}
+	type nak struct {
+		tick   int
+		ranges [][2]uint64
+	}
+	var naks []nak
+	s.seen = func(from, to int, b []byte) {
+		if from == 1 {
+			for _, rs := range nakRanges(t, b) {
+				naks = append(naks, nak{tick, rs})
+			}
+		}
+	}
+	for ; tick < 4; tick++ {
+		if n, _ := s.ms[0].Sender().TrySend(wire.OrderFIFO, []byte{byte(tick)}, 0); n != 1 {
+			t.Fatal("window full")
+		}
+		s.step()
+	}
+	for ; tick < 4+2*nakTicks; tick++ {
+		s.step()
+	}
+	if s.delivered[1] != 0 {
+		t.Fatalf("member 1 delivered %d messages with the first missing", s.delivered[1])
+	}
+	var full, head []int
+	for _, k := range naks {
+		switch {
+		case len(k.ranges) == 2 && k.ranges[0] == [2]uint64{1, 1} && k.ranges[1] == [2]uint64{3, 1}:
+			full = append(full, k.tick)
+		case len(k.ranges) == 1 && k.ranges[0] == [2]uint64{1, 1}:
+			head = append(head, k.tick)
+		default:
+			t.Fatalf("unexpected NAK at tick %d: %v", k.tick, k.ranges)
+		}
+	}
+	if len(full) != 2 || full[1]-full[0] != nakTicks {
+		t.Fatalf("full NAKs at ticks %v, want two, %d ticks apart", full, nakTicks)
+	}
+	var between []int
+	for _, h := range head {
+		if h > full[0] && h < full[1] {
+			between = append(between, h)
+		}
+	}
+	if len(between) != nakTicks-1 || between[0] != full[0]+1 {
+		t.Fatalf("NAKs of the head alone at ticks %v (full ones at %v), want one every tick in between", head, full)
+	}
+	lostRepairs = false
+	for i := 0; i < nakTicks-2 && s.delivered[1] < 4; i++ {
+		s.step()
+		tick++
+	}
+	if s.delivered[1] != 4 {
+		t.Fatalf("member 1 delivered %d of 4 messages %d ticks after repairs got through, before the next full NAK", s.delivered[1], nakTicks-2)
 	}
 }
