@@ -361,7 +361,9 @@ func (e *Engine) pollSocket() {
 		return
 	}
 	e.lastLook.Store(now)
-	for {
+	// A few batches at most: under a flood the protocol loop must get
+	// back to sending (the receive loop is awake by then anyway).
+	for range rxBatches {
 		var b *rxBatch
 		select {
 		case b = <-e.free:
