@@ -81,6 +81,7 @@ type View struct {
 	Joined  []MemberID // members new in this view (this member too, in its first)
 	Left    []MemberID // members that left gracefully
 	Failed  []MemberID // members removed: crashed, or suspected
+	Evicted []MemberID // members removed as too slow (SlowMemberEvict)
 }
 
 // Message is one delivered message. Payload is a slice of the engine's
@@ -107,7 +108,8 @@ type Handlers struct {
 	View func(View)
 	// Ended is called once when membership ends: ErrLeft after Leave,
 	// ErrRemoved when the others installed a view without this member
-	// (suspected by mistake, or its side lost a merge). Nothing is
+	// (suspected by mistake, or its side lost a merge), ErrEvicted (which
+	// wraps ErrRemoved) when they removed it as too slow. Nothing is
 	// delivered after it. Optional. When this member joined and could
 	// not restore the group's state (see Restore), it leaves the group and
 	// Ended receives an error wrapping ErrStateTransfer.
@@ -159,6 +161,10 @@ var (
 	// not send or deliver under its old identity; it may join again (as a
 	// new incarnation), which Config.Rejoin does by itself.
 	ErrRemoved = errors.New("engine: removed from the group")
+	// ErrEvicted: the group removed this member for being too slow
+	// (Config.SlowMember is SlowMemberEvict at its members). It wraps
+	// ErrRemoved: errors.Is(err, ErrRemoved) holds for it too.
+	ErrEvicted = fmt.Errorf("engine: evicted from the group as too slow: %w", ErrRemoved)
 	// ErrLeft: this member left the group.
 	ErrLeft = errors.New("engine: left the group")
 	// ErrBlocked: this member has been cut off from the group's majority

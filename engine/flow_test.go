@@ -277,6 +277,11 @@ func TestSlowMemberEvicted(t *testing.T) {
 	if n := groups[0].Stats().Evictions; n != 1 {
 		t.Errorf("sender's Evictions = %d, want 1", n)
 	}
+	for i, g := range groups[:3] {
+		if v := g.View(); !slices.Equal(v.Evicted, []MemberID{slowID}) || len(v.Failed) != 0 {
+			t.Errorf("member %d's view: evicted %v, failed %v; want evicted [%v] only", i, v.Evicted, v.Failed, slowID)
+		}
+	}
 	// The sender now runs far past the window the stuck member held.
 	from := sent.Load()
 	waitFor(t, 10*time.Second, func() bool { return sent.Load() > from+int64(20*cfg.WindowMessages) }, "the sender to go on")
@@ -288,8 +293,8 @@ func TestSlowMemberEvicted(t *testing.T) {
 	close(gate)
 	select {
 	case err := <-ended:
-		if !errors.Is(err, ErrRemoved) {
-			t.Fatalf("the evicted member ended with %v, want ErrRemoved", err)
+		if !errors.Is(err, ErrEvicted) || !errors.Is(err, ErrRemoved) {
+			t.Fatalf("the evicted member ended with %v, want ErrEvicted (an ErrRemoved)", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the evicted member never learned it was removed")

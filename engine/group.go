@@ -444,6 +444,9 @@ func (g *Group) event(ev *protocol.Event) {
 		for _, m := range ev.View.Failed {
 			v.Failed = append(v.Failed, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
 		}
+		for _, m := range ev.View.Evicted {
+			v.Evicted = append(v.Evicted, MemberID{Addr: m.Addr, Incarnation: m.Incarnation})
+		}
 		g.view.Store(&v)
 		if g.handlers.View != nil {
 			g.handlers.View(v)
@@ -452,8 +455,11 @@ func (g *Group) event(ev *protocol.Event) {
 		return
 	}
 	err := ErrRemoved
-	if errors.Is(ev.Err, protocol.ErrLeft) {
+	switch {
+	case errors.Is(ev.Err, protocol.ErrLeft):
 		err = ErrLeft
+	case errors.Is(ev.Err, protocol.ErrEvicted):
+		err = ErrEvicted
 	}
 	g.finish(err, ev)
 }

@@ -18,6 +18,9 @@ var (
 	// (it was suspected, perhaps falsely). It must not deliver or send
 	// under its old identity again; it may rejoin as a new incarnation.
 	ErrRemoved = errors.New("removed from the group")
+	// ErrEvicted: the view without this member removed it for being too
+	// slow (the slow-member policy evict). It wraps ErrRemoved.
+	ErrEvicted = fmt.Errorf("evicted from the group as too slow: %w", ErrRemoved)
 	// ErrLeft: this member left the group gracefully.
 	ErrLeft = errors.New("left the group")
 )
@@ -58,6 +61,7 @@ type View struct {
 	Joined  []int // ranks new in this view
 	Left    []wire.MemberID
 	Failed  []wire.MemberID
+	Evicted []wire.MemberID // removed by the slow-member policy
 }
 
 // Event is something the application must learn in order with its
@@ -101,13 +105,10 @@ type Group struct {
 
 	leaving   bool
 	lastLeave int64
-	// departing is the view a leaving coordinator installed without
-	// itself: it stays until the view's members confirm the install
-	// (departWait), or for departTicks, since no one else can tell them.
-	departing   *wire.Proposal
-	departWait  map[netip.AddrPort]bool
-	departSince int64
-	redirect    netip.AddrPort // where to rejoin after a merge dissolved this instance
+	// farewell, when set, is a last word this member must get through
+	// before its membership ends (see farewell in viewchange.go).
+	farewell *farewell
+	redirect netip.AddrPort // where to rejoin after a merge dissolved this instance
 
 	// Participant side of a view change.
 	promised wire.Ballot
@@ -310,8 +311,8 @@ func (g *Group) Tick() {
 			g.sendJoin()
 		}
 	case member:
-		if g.departing != nil {
-			g.tickDeparting()
+		if g.farewell != nil {
+			g.tickFarewell()
 			return
 		}
 		g.mem.Tick()
@@ -553,7 +554,9 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 		g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
 		return
 	}
-	if flush.Index(g.view.Members, who) >= 0 {
+	if flush.Index(g.view.Members, who) >= 0 || flush.Index(g.install.Evicted, who) >= 0 {
+		// A member of the view gets the install it missed; one this view
+		// evicted, too, so that it learns why it is out.
 		g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
 		return
 	}
@@ -561,8 +564,8 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 }
 
 func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
-	if g.departing != nil {
-		g.departingControl(from, c)
+	if g.farewell != nil {
+		g.farewellControl(from, c)
 		return
 	}
 	switch c.Kind {
@@ -656,6 +659,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	case wire.CtlNotMember:
 		// Only a member of this member's own view, at least as new, may say so.
 		if g.state == member && c.Epoch >= g.view.Epoch && flush.Index(g.view.Members, c.From) >= 0 {
+			g.sendControl(from, &wire.Control{Kind: wire.CtlInstalled, Epoch: c.Epoch}) // the sender waits for it
 			g.redirect = c.Target.Addr
 			g.removed()
 		}

@@ -99,13 +99,16 @@ func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 	}
 	// Dissolve, naming the instance that stays (Target), so that the
 	// members rejoin it rather than find each other again.
+	// The members need the notice to go on (one left alone in a view of
+	// two can make no other): it is a farewell.
+	g.redirect = addr
+	notice := &wire.Control{Kind: wire.CtlNotMember, Target: wire.MemberID{Addr: addr}}
 	for r, m := range g.view.Members {
 		if r != g.view.Self {
-			g.sendControl(m.Addr, &wire.Control{Kind: wire.CtlNotMember, Target: wire.MemberID{Addr: addr}})
+			g.sendControl(m.Addr, notice)
 		}
 	}
-	g.redirect = addr
-	g.removed()
+	g.sayFarewell(notice, g.view.Epoch, g.view.Members, g.removed)
 }
 
 func addrLess(a, b netip.AddrPort) bool { return a.Compare(b) < 0 }
@@ -313,54 +316,78 @@ func (g *Group) finishRound() {
 	for _, rank := range g.participants() {
 		send(g.view.Members[rank])
 	}
+	for _, m := range p.Evicted {
+		send(m) // so that it learns why
+	}
 	if flush.Index(p.Members, g.cfg.Self) < 0 && len(p.Members) > 0 {
 		// A leaving coordinator: the install it just sent may be lost,
 		// and once it is gone no one can repeat it (the others promised
-		// this outcome and cannot make another without it). It stays
-		// until they confirm.
-		g.departing, g.departSince = p, g.now
-		g.departWait = make(map[netip.AddrPort]bool, len(p.Members))
-		for _, m := range p.Members {
-			g.departWait[m.Addr] = true
-		}
+		// this outcome and cannot make another without it).
+		g.sayFarewell(&wire.Control{Kind: wire.CtlInstall, Proposal: p}, p.Epoch, p.Members, func() { g.onInstall(p) })
 		return
 	}
 	g.onInstall(p)
 }
 
-// departTicks bounds a leaving coordinator's stay: members of the new
-// view that crashed never confirm.
-func (g *Group) departTicks() int64 { return 2 * int64(g.cfg.RoundTicks) }
+// farewell is a last word that only this member can say, and that the
+// others need in order to go on: the install of the view a leaving
+// coordinator made without itself, or the notice that an instance
+// dissolves into another. Control messages are not reliable, so the
+// member stays (doing nothing else) and repeats it every retry interval
+// until each addressee confirms (CtlInstalled naming epoch), or for two
+// round timeouts (an addressee that crashed never confirms); then done
+// ends its membership.
+type farewell struct {
+	notice *wire.Control
+	epoch  uint64
+	wait   map[netip.AddrPort]bool
+	since  int64
+	done   func()
+}
 
-// tickDeparting repeats the install to the members that have not
-// confirmed it, and ends membership once all have, or after departTicks.
-func (g *Group) tickDeparting() {
-	p := g.departing
-	if len(g.departWait) > 0 && g.now-g.departSince < g.departTicks() {
-		if (g.now-g.departSince)%int64(g.cfg.RetryTicks) == 0 {
-			for addr := range g.departWait {
-				g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: p})
+func (g *Group) sayFarewell(notice *wire.Control, epoch uint64, to []wire.MemberID, done func()) {
+	f := &farewell{notice: notice, epoch: epoch, wait: map[netip.AddrPort]bool{}, since: g.now, done: done}
+	for _, m := range to {
+		if m != g.cfg.Self {
+			f.wait[m.Addr] = true
+		}
+	}
+	if len(f.wait) == 0 {
+		done()
+		return
+	}
+	g.farewell = f
+}
+
+func (g *Group) tickFarewell() {
+	f := g.farewell
+	if len(f.wait) > 0 && g.now-f.since < 2*int64(g.cfg.RoundTicks) {
+		if (g.now-f.since)%int64(g.cfg.RetryTicks) == 0 {
+			for addr := range f.wait {
+				g.sendControl(addr, f.notice)
 			}
 		}
 		return
 	}
-	g.departing, g.departWait = nil, nil
-	g.onInstall(p)
+	g.farewell = nil
+	f.done()
 }
 
-// departingControl: a departing coordinator only counts confirmations,
-// and gives the install to members of the new view that ask.
-func (g *Group) departingControl(from netip.AddrPort, c *wire.Control) {
-	p := g.departing
-	switch c.Kind {
-	case wire.CtlInstalled:
-		if c.Epoch == p.Epoch {
-			delete(g.departWait, from)
+// farewellControl counts confirmations, and repeats the notice to an
+// addressee that has not confirmed and says anything else.
+func (g *Group) farewellControl(from netip.AddrPort, c *wire.Control) {
+	f := g.farewell
+	switch {
+	case c.Kind == wire.CtlInstalled:
+		if c.Epoch == f.epoch {
+			delete(f.wait, from)
+			if len(f.wait) == 0 {
+				g.farewell = nil
+				f.done()
+			}
 		}
-	case wire.CtlChange, wire.CtlViewQuery, wire.CtlLeave, wire.CtlSuspect, wire.CtlEvict:
-		if flush.Index(p.Members, c.From) >= 0 || g.departWait[from] {
-			g.sendControl(from, &wire.Control{Kind: wire.CtlInstall, Proposal: p})
-		}
+	case f.wait[from]:
+		g.sendControl(from, f.notice)
 	}
 }
 
@@ -490,6 +517,10 @@ func (g *Group) onInstall(p *wire.Proposal) {
 	}
 	if flush.Index(p.Members, g.cfg.Self) < 0 {
 		// A view without this member: it was removed, or it left.
+		if !g.leaving && flush.Index(p.Evicted, g.cfg.Self) >= 0 {
+			g.end(ErrEvicted)
+			return
+		}
 		g.removed()
 		return
 	}
@@ -557,6 +588,8 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 		if flush.Index(p.Members, m) < 0 {
 			if g.changes.Leavers[m] {
 				v.Left = append(v.Left, m)
+			} else if flush.Index(p.Evicted, m) >= 0 {
+				v.Evicted = append(v.Evicted, m)
 			} else {
 				v.Failed = append(v.Failed, m)
 			}

@@ -33,7 +33,7 @@ const (
 	CtlNotMember                  // the receiver is not in the sender's view Epoch (or its instance dissolves)
 	CtlChange                     // the sender is stuck in a view change: please run one
 	CtlEvict                      // the sender finds Target too slow (slow-member policy evict): remove it
-	CtlInstalled                  // the sender installed view Epoch: answer to an install from a member not in it
+	CtlInstalled                  // the sender installed view Epoch (answer to an install from a member not in it), or took a NotMember notice for view Epoch
 	ctlMax
 )
 
@@ -67,6 +67,9 @@ type Proposal struct {
 	Members []MemberID
 	Cut     []uint64
 	Holders []uint16
+	// Evicted are the members of the old view that the slow-member policy
+	// removed (not in Members), so that they learn why.
+	Evicted []MemberID
 }
 
 // Control is one membership message. Each kind uses the fields its
@@ -126,6 +129,10 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 		for _, h := range p.Holders {
 			b = binary.LittleEndian.AppendUint16(b, h)
 		}
+		b = binary.AppendUvarint(b, uint64(len(p.Evicted)))
+		for _, m := range p.Evicted {
+			b = appendMember(b, m)
+		}
 	}
 	return b
 }
@@ -177,6 +184,10 @@ func ParseControl(body []byte) (*Control, error) {
 		n = d.count()
 		for i := 0; i < n && d.err == nil; i++ {
 			p.Holders = append(p.Holders, d.u16())
+		}
+		n = d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			p.Evicted = append(p.Evicted, d.member())
 		}
 		c.Proposal = p
 	}

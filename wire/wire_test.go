@@ -237,7 +237,8 @@ func TestControlRoundTrip(t *testing.T) {
 		Kind: CtlPropose, From: m("127.0.0.1:7000", 3), Epoch: 9, Ballot: Ballot{Round: 4, Rank: 1},
 		Target: m("[::1]:9", 1<<40), Nonce: 77, Installed: true, Report: []uint64{1, 2, 3},
 		Proposal: &Proposal{Ballot: Ballot{Round: 4, Rank: 1}, Epoch: 10,
-			Members: []MemberID{m("10.0.0.1:1", 1), m("10.0.0.2:2", 2)}, Cut: []uint64{5, 0, 7}, Holders: []uint16{0, 1, 0}},
+			Members: []MemberID{m("10.0.0.1:1", 1), m("10.0.0.2:2", 2)}, Cut: []uint64{5, 0, 7}, Holders: []uint16{0, 1, 0},
+			Evicted: []MemberID{m("10.0.0.3:3", 5)}},
 	}
 	b := AppendControl(make([]byte, 0, 512), Header{Sender: 1, Group: 5, Epoch: 9}, c)
 	h, err := ParseHeader(b)
