@@ -33,7 +33,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //	restart b            start b again as a new incarnation
 //	leave b              b leaves gracefully
 //	partition a b | c    cut the links between the sides; heal
-//	drop install a b     lose the next install a sends to b
+//	drop install|notmember a b   lose the next such control message a sends to b
 //	views                every live process's view
 //	delivered            what each process delivered since the last time
 //	ended                processes whose membership ended, and why
@@ -367,10 +367,10 @@ func (w *scenarioWorld) do(cmd string) string {
 		}
 		return "ok"
 	case "drop":
-		kinds := map[string]uint8{"install": wire.CtlInstall}
+		kinds := map[string]uint8{"install": wire.CtlInstall, "notmember": wire.CtlNotMember}
 		k, ok := kinds[f[1]]
 		if !ok || len(f) != 4 {
-			w.t.Fatalf("drop %v: want drop install FROM TO", f[1:])
+			w.t.Fatalf("drop %v: want drop install|notmember FROM TO", f[1:])
 		}
 		w.drops = append(w.drops, dropRule{from: f[2], to: f[3], kind: k})
 		return "ok"
