@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/cohort-vs/cohort/bench"
@@ -71,12 +68,10 @@ func crashMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "vsbench crash:", err)
 		return 1
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vsbench crash: finding own executable:", err)
+	exe, ctx, stop, ok := start("vsbench crash")
+	if !ok {
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	status := 0

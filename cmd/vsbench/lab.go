@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
 	"github.com/cohort-vs/cohort/netlab"
@@ -58,12 +55,10 @@ func labMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "vsbench lab: %v; run it as root (e.g. with sudo)\n", err)
 		return 2
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vsbench lab: finding own executable:", err)
+	exe, ctx, stop, ok := start("vsbench lab")
+	if !ok {
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	status := 0

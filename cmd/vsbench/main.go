@@ -52,6 +52,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -106,12 +107,10 @@ func main() {
 	if err := cfg.Validate(); err != nil {
 		fail(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fail(fmt.Errorf("finding own executable: %w", err))
+	exe, ctx, stop, ok := start("vsbench")
+	if !ok {
+		os.Exit(1)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reps, err := bench.RunOrders(ctx, cfg, bench.Options{
 		Child:    bench.ChildSpec{Path: exe, Args: []string{bench.ChildCommand}},
@@ -134,6 +133,36 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
+}
+
+// start finds this executable (the members are child processes of it) and
+// a context that ends on Ctrl-C or SIGTERM. When the executable cannot be
+// found it says so, prefixed with cmd, and ok is false.
+func start(cmd string) (exe string, ctx context.Context, stop context.CancelFunc, ok bool) {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: finding own executable: %v\n", cmd, err)
+		return "", nil, nil, false
+	}
+	ctx, stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return exe, ctx, stop, true
+}
+
+// argsStatus handles a subcommand's flag-parsing outcome: it reports
+// whether to go on, and otherwise the exit status (0 after --help; 1 for
+// a flag error, which the flag package already printed, or a bad value,
+// printed here).
+func argsStatus(cmd string, err, errUsage error) (status int, goOn bool) {
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		return 0, false
+	case errors.Is(err, errUsage):
+		return 1, false
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n(%s --help lists the flags)\n", cmd, err, cmd)
+	return 1, false
 }
 
 func fail(err error) {

@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
 	"github.com/cohort-vs/cohort/bench/perturb"
@@ -19,26 +16,17 @@ import (
 // status: 0 when the study ran and every target checked passed.
 func perturbMain(args []string) int {
 	cfg, err := perturb.ParseArgs(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, perturb.ErrUsage) {
-		return 1 // the flag package said why, with the usage
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vsbench perturb: %v\n(vsbench perturb --help lists the flags)\n", err)
-		return 1
+	if status, goOn := argsStatus("vsbench perturb", err, perturb.ErrUsage); !goOn {
+		return status
 	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		fmt.Fprintf(os.Stderr, "vsbench perturb: --out: %v\n", err)
 		return 1
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vsbench perturb: finding own executable:", err)
+	exe, ctx, stop, ok := start("vsbench perturb")
+	if !ok {
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := perturb.Run(ctx, cfg, perturb.Options{
 		Child:    bench.ChildSpec{Path: exe, Args: []string{bench.ChildCommand}},

@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/cohort-vs/cohort/bench"
 	"github.com/cohort-vs/cohort/bench/sweep"
@@ -21,15 +18,8 @@ import (
 // interrupted or a flag is wrong.
 func sweepMain(args []string) int {
 	cfg, err := sweep.ParseArgs(args, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if errors.Is(err, sweep.ErrUsage) {
-		return 1 // the flag package said why, with the usage
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vsbench sweep: %v\n(vsbench sweep --help lists the flags)\n", err)
-		return 1
+	if status, goOn := argsStatus("vsbench sweep", err, sweep.ErrUsage); !goOn {
+		return status
 	}
 	// Fail before the first run, not after the last, if the results
 	// cannot be written.
@@ -45,13 +35,10 @@ func sweepMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "vsbench sweep: removing the charts of an earlier sweep: %v\n", err)
 		return 1
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vsbench sweep: finding own executable:", err)
+	exe, ctx, stop, ok := start("vsbench sweep")
+	if !ok {
 		return 1
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := sweep.Run(ctx, cfg, sweep.Options{
 		Child:    bench.ChildSpec{Path: exe, Args: []string{bench.ChildCommand}},
