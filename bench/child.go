@@ -154,6 +154,7 @@ func (c *child) setup(s *childSetup) error {
 	if err := s.applySlowMember(&cfg); err != nil {
 		return err
 	}
+	cfg.DisableGSO = s.DisableGSO
 	if err := c.slow.setMode(s.DelayMode); err != nil {
 		return err
 	}

@@ -63,6 +63,8 @@ type childSetup struct {
 	// DelayMode is how a delivery delay (cmdSlow) is spent: DelaySleep or
 	// DelayBusy ("": DelaySleep).
 	DelayMode string `json:"delay_mode,omitempty"`
+	// DisableGSO sets engine.Config.DisableGSO.
+	DisableGSO bool `json:"disable_gso,omitempty"`
 }
 
 // event is a line from a child to the coordinator.

@@ -35,6 +35,8 @@ type SessionConfig struct {
 	// DelayMode is how SetDelay's delays are spent: DelaySleep ("") or
 	// DelayBusy.
 	DelayMode string
+	// DisableGSO sets every member's engine.Config.DisableGSO.
+	DisableGSO bool
 }
 
 // Interval is one member's counters over one interval of a timeline.
@@ -106,7 +108,7 @@ func StartSession(ctx context.Context, cfg SessionConfig, opt Options) (*Session
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: orders[0], Safe: cfg.Safe, Rate: cfg.Rate,
 			SlowMember: cfg.SlowMember, EvictLag: cfg.EvictLag, EvictAfterNs: cfg.EvictAfter.Nanoseconds(),
-			Rejoin: cfg.Rejoin, DelayMode: cfg.DelayMode,
+			Rejoin: cfg.Rejoin, DelayMode: cfg.DelayMode, DisableGSO: cfg.DisableGSO,
 		}
 	})
 	if err != nil {

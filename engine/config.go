@@ -144,6 +144,13 @@ type Config struct {
 	// PortableSockets forces one datagram per system call even where
 	// batched calls exist. Default false.
 	PortableSockets bool
+	// DisableGSO sends every datagram as a packet of its own, where the
+	// engine would otherwise hand the kernel a run of same-size datagrams
+	// to one address as one UDP GSO message. Default false. A GSO message
+	// stays one packet on loopback, so a filter that drops packets there
+	// to emulate a lossy link drops a whole run at once; a real link
+	// loses the datagrams one by one.
+	DisableGSO bool
 
 	// Conn, when set, is used instead of opening a socket (for example an
 	// in-memory network in tests). ListenAddr is then ignored.

@@ -91,6 +91,7 @@ func New(cfg Config) (*Engine, error) {
 			RecvBufferBytes: cfg.SocketBufferBytes,
 			SendBufferBytes: cfg.SocketBufferBytes,
 			Portable:        cfg.PortableSockets,
+			DisableGSO:      cfg.DisableGSO,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("engine: listen on %s: %w", cfg.ListenAddr, err)
