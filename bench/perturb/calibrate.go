@@ -83,13 +83,17 @@ func nextSetting(m method, lc *LevelCalibration, capacity float64, rounds int) (
 // level below 1, searching each level's setting.
 func calibrate(ctx context.Context, cfg *Config, m method, opt Options) (*Calibration, error) {
 	bc := cfg.benchConfig(cfg.Senders + 1)
-	s, err := bench.StartSession(ctx, bench.SessionConfig{Config: bc, SlowMember: PolicyBlock, DelayMode: cfg.DelayMode},
+	s, err := bench.StartSession(ctx, bench.SessionConfig{Config: bc, SlowMember: PolicyBlock, DelayMode: cfg.DelayMode,
+		DisableGSO: cfg.disableGSO()},
 		bench.Options{Child: opt.Child, Stderr: opt.Stderr})
 	if err != nil {
 		return nil, fmt.Errorf("calibration: %w", err)
 	}
 	defer s.Close()
 	slow := cfg.Senders
+	if err := prioritize(cfg, s.Pid(slow), opt.Progress); err != nil {
+		return nil, fmt.Errorf("calibration: %w", err)
+	}
 	p, err := m.attach(s, slow)
 	if err != nil {
 		return nil, err

@@ -110,3 +110,17 @@ func TestCalibrationLossBrackets(t *testing.T) {
 		t.Error("bracket from one side")
 	}
 }
+
+// Loss: the first guess follows the measured curve of loopback, and a
+// curve somewhat steeper or flatter is met within the default 3 rounds.
+func TestCalibrationLossModel(t *testing.T) {
+	for _, exp := range []float64{1.0, 1.3, 1.6} {
+		rate := func(loss float64) float64 { return 4e6 * math.Pow(1-loss/100, exp) }
+		for _, level := range []float64{0.5, 0.25, 0.1} {
+			lc := search(lossMethod{}, level, 4e6, 1, 3, rate)
+			if math.Abs(lc.Alone/lc.Target-1) > calibrationTolerance {
+				t.Errorf("exponent %v, level %v: %+v", exp, level, lc)
+			}
+		}
+	}
+}

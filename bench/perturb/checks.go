@@ -286,8 +286,12 @@ func Summaries(r *Result) []StepSummary {
 // checks, for people.
 func WriteSummary(w io.Writer, r *Result) error {
 	s := r.Setup
-	fmt.Fprintf(w, "vsbench perturb: %d members, %d sender(s), member %d slowed by %s, %d B %s messages, rate %s; %s, %d CPUs, GOMAXPROCS %d per member\n",
-		s.Members, s.Senders, s.Slow, s.Method, s.Size, s.Order, rateText(s.Rate), s.Go, s.CPUs, s.GOMAXPROCS)
+	how := fmt.Sprintf("nice %d", s.SlowNice)
+	if s.DisableGSO {
+		how += ", GSO off"
+	}
+	fmt.Fprintf(w, "vsbench perturb: %d members, %d sender(s), member %d slowed by %s (%s), %d B %s messages, rate %s; %s, %d CPUs, GOMAXPROCS %d per member\n",
+		s.Members, s.Senders, s.Slow, s.Method, how, s.Size, s.Order, rateText(s.Rate), s.Go, s.CPUs, s.GOMAXPROCS)
 	if c := r.Calibration; c != nil {
 		fmt.Fprintf(w, "\nthe slowed member alone (calibration): capacity %s msgs/s\n", shortRate(c.Unperturbed))
 		for _, lc := range c.Levels {

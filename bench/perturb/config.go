@@ -27,6 +27,13 @@
 // perturbation's setting (delay, duty cycle, quota) at which the slowed
 // member alone takes that share of it. Those rates ("what the slow
 // member alone can take") are also the block policy's yardstick.
+//
+// The slowed member runs at a higher CPU priority (nice -10 by default,
+// Config.SlowNice), in the calibration and the study alike: it stands
+// for a member on a host of its own, and on a machine with fewer cores
+// than members it would otherwise share its cores, in the bursts in
+// which it runs, with the healthy members (which the calibration's two
+// processes would not show).
 package perturb
 
 import (
@@ -84,6 +91,9 @@ type Config struct {
 	// and the CFS period of the cpu method.
 	Period    time.Duration
 	DelayMode string // bench.DelaySleep or bench.DelayBusy
+	// SlowNice is the slowed member's nice value, in the calibration and
+	// the study alike (0: left as it is); see prioritize.
+	SlowNice int
 
 	// The engine's eviction bounds (0: its defaults), and whether an
 	// evicted member rejoins at once as a new incarnation.
@@ -119,6 +129,7 @@ var defaultFlags = map[string]string{
 	"warmup":      "1s",
 	"period":      "100ms",
 	"delay-mode":  bench.DelaySleep,
+	"slow-nice":   "-10",
 	"evict-lag":   "0",
 	"evict-after": "0s",
 	"rejoin":      "false",
@@ -170,6 +181,7 @@ only receiver. Exit status 1 when a target fails or the run does.
 		{"warmup", "unperturbed lead-in before the first step, not reported"},
 		{"period", "stop: the stop/continue cycle; cpu: the CFS period (at most 1s)"},
 		{"delay-mode", "delay: sleep (owed delay slept off; takes no CPU) or busy (spin in every delivery)"},
+		{"slow-nice", "the slowed member's nice value, -20 to 19 (0: unchanged): a higher priority keeps the CPU in its bursts as a host of its own would; below 0 needs root or CAP_SYS_NICE"},
 		{"evict-lag", "evict: lag bound, share of the flow-control window (0: the engine's default, 0.5)"},
 		{"evict-after", "evict: how long a member may lag beyond the bound (0: the engine's default, 1s)"},
 		{"rejoin", "an evicted member rejoins at once as a new incarnation (engine Config.Rejoin)"},
@@ -198,7 +210,8 @@ func configFromFlags(v map[string]*string) (Config, error) {
 	ints := []struct {
 		name string
 		to   *int
-	}{{"members", &c.Members}, {"senders", &c.Senders}, {"size", &c.Size}, {"procs", &c.Procs}, {"rounds", &c.CalibrateRounds}}
+	}{{"members", &c.Members}, {"senders", &c.Senders}, {"size", &c.Size}, {"procs", &c.Procs}, {"rounds", &c.CalibrateRounds},
+		{"slow-nice", &c.SlowNice}}
 	for _, f := range ints {
 		if *f.to, err = strconv.Atoi(*v[f.name]); err != nil {
 			return c, fmt.Errorf("--%s %q: want a whole number", f.name, *v[f.name])
@@ -314,6 +327,8 @@ func (c *Config) Validate() error {
 		return errors.New("evict-after is negative")
 	case c.CalibrateFor < 4*c.Interval:
 		return fmt.Errorf("calibrate is %v; use at least 4 intervals (%v)", c.CalibrateFor, 4*c.Interval)
+	case c.SlowNice < -20 || c.SlowNice > 19:
+		return fmt.Errorf("slow-nice is %d; use a nice value from -20 to 19 (0 leaves the member as it is)", c.SlowNice)
 	case c.CalibrateRounds < 1 || c.CalibrateRounds > 10:
 		return fmt.Errorf("rounds is %d; use 1 to 10", c.CalibrateRounds)
 	case c.Out == "":

@@ -70,6 +70,8 @@ func TestParseArgsErrors(t *testing.T) {
 		{[]string{"--evict-lag", "2"}, "at most 1"},
 		{[]string{"--calibrate", "500ms"}, "at least 4 intervals"},
 		{[]string{"--rounds", "0"}, "1 to 10"},
+		{[]string{"--slow-nice", "-21"}, "-20 to 19"},
+		{[]string{"--slow-nice", "high"}, "--slow-nice"},
 		{[]string{"--rejoin", "maybe"}, "true or false"},
 		{[]string{"--order", "random"}, "random"},
 		{[]string{"--size", "4"}, "size"},

@@ -42,6 +42,8 @@ type Setup struct {
 	Rate       float64   `json:"rate"`
 	Method     string    `json:"method"`
 	DelayMode  string    `json:"delay_mode,omitempty"`
+	SlowNice   int       `json:"slow_nice"` // the slowed member's nice value (0: unchanged)
+	DisableGSO bool      `json:"disable_gso,omitempty"`
 	PeriodNs   int64     `json:"period_ns,omitempty"`
 	Policies   []string  `json:"policies"`
 	Levels     []float64 `json:"levels"`
@@ -112,6 +114,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		return nil, err
 	}
 	res.Calibration = cal
+	res.Setup.SlowNice = cfg.SlowNice // 0 if the system refused it
 	var errs []error
 	for _, policy := range cfg.Policies {
 		pr, err := runPolicy(ctx, &cfg, policy, m, cal, res.Steps, opt)
@@ -128,13 +131,38 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	return res, errors.Join(errs...)
 }
 
+// prioritize gives the slowed member, process pid, the study's nice
+// value. On a machine with fewer cores than members, a member that runs
+// in bursts (stopped and continued, held by a quota, waiting on repairs)
+// shares its cores in each burst with the healthy members, which a
+// member on a host of its own would not; and the calibration, with two
+// processes, would not show that loss: the group would be measured
+// against a member alone that had the CPU to itself. Where the system
+// refuses the value (a negative one needs root or CAP_SYS_NICE), the
+// study says so and goes on without it: cfg.SlowNice becomes 0.
+func prioritize(cfg *Config, pid int, w io.Writer) error {
+	if cfg.SlowNice == 0 {
+		return nil
+	}
+	err := setNice(pid, cfg.SlowNice)
+	if err != nil && niceRefused(err) {
+		progress(w, "warning: the slowed member keeps its normal priority (nice %d refused: %v); on a machine with fewer cores than members it then loses CPU to the healthy members in its bursts", cfg.SlowNice, err)
+		cfg.SlowNice = 0
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("nice %d for the slowed member: %w", cfg.SlowNice, err)
+	}
+	return nil
+}
+
 func newSetup(cfg *Config) Setup {
 	bc := cfg.benchConfig(cfg.Members)
 	s := Setup{
 		Members: cfg.Members, Senders: cfg.Senders, Slow: cfg.Slow, Size: cfg.Size, Order: cfg.Order, Rate: cfg.Rate,
 		Method: cfg.Method, Policies: cfg.Policies, Levels: cfg.Levels, HoldS: cfg.Hold.Seconds(),
 		IntervalS: cfg.Interval.Seconds(), EvictLag: cfg.EvictLag, EvictAfter: cfg.EvictAfter.Seconds(),
-		Rejoin: cfg.Rejoin, Target: cfg.Target, GOMAXPROCS: bc.MemberProcs(), CPUs: runtime.NumCPU(),
+		Rejoin: cfg.Rejoin, DisableGSO: cfg.disableGSO(), Target: cfg.Target, GOMAXPROCS: bc.MemberProcs(), CPUs: runtime.NumCPU(),
 		Go: runtime.Version(), Started: time.Now().UTC().Truncate(time.Second),
 	}
 	switch cfg.Method {
@@ -154,12 +182,15 @@ func runPolicy(ctx context.Context, cfg *Config, policy string, m method, cal *C
 		cfg.Method, levelsLabel(cfg.Levels), cfg.Hold)
 	s, err := bench.StartSession(ctx, bench.SessionConfig{
 		Config: cfg.benchConfig(cfg.Members), SlowMember: policy, EvictLag: cfg.EvictLag, EvictAfter: cfg.EvictAfter,
-		Rejoin: cfg.Rejoin, DelayMode: cfg.DelayMode,
+		Rejoin: cfg.Rejoin, DelayMode: cfg.DelayMode, DisableGSO: cfg.disableGSO(),
 	}, bench.Options{Child: opt.Child, Stderr: opt.Stderr})
 	if err != nil {
 		return pr, err
 	}
 	defer s.Close()
+	if err := prioritize(cfg, s.Pid(cfg.Slow), opt.Progress); err != nil {
+		return pr, err
+	}
 	p, err := m.attach(s, cfg.Slow)
 	if err != nil {
 		return pr, err
