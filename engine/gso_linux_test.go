@@ -30,3 +30,24 @@ func TestDisableGSO(t *testing.T) {
 		t.Errorf("by default no datagram of %d went as a GSO segment (the kernel takes UDP_SEGMENT on loopback)", on.DatagramsWritten)
 	}
 }
+
+// A multicast's copies leave grouped by member, so that each member's
+// run of datagrams goes as GSO messages: the protocol copies datagram by
+// datagram (A, B, A, B, ...), which alone would leave no run to any one.
+func TestMulticastInGSORuns(t *testing.T) {
+	cl := newCluster(t, 3, DefaultConfig(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 5000
+	for k := 1; k <= n; k++ {
+		if err := cl.send(ctx, 0, k, 1000, FIFO); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.waitDelivered(n, 20*time.Second)
+	cl.verify()
+	st := cl.engines[0].Stats().Socket
+	if st.GSODatagrams < st.DatagramsWritten/2 {
+		t.Errorf("the sender sent %d of its %d datagrams as GSO segments; want most", st.GSODatagrams, st.DatagramsWritten)
+	}
+}
