@@ -26,6 +26,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //	start a b c          start processes; every started process is a seed
 //	join d               start one more process later
 //	send a fifo|unordered|safe TEXT   (safe: FIFO and safe)
+//	burst a N            a sends N FIFO messages, #1 to #N
+//	evict N              processes started from now on evict a member
+//	                     lagging by half the window for a score of N ticks
+//	stall c              c's application stops consuming what it is given
 //	tick [N]             advance N ticks (default 1)
 //	stabilize            tick until nothing is in flight and every process is
 //	                     in a settled view (at most 5000 ticks)
@@ -108,6 +112,10 @@ func runScenario(t *testing.T, path string) {
 			t.Fatal(err)
 		}
 	}
+	// A rule that never matched tested nothing.
+	for _, r := range w.drops {
+		t.Errorf("%s: drop rule %+v never matched a message", path, r)
+	}
 }
 
 type scenarioProc struct {
@@ -119,6 +127,7 @@ type scenarioProc struct {
 	epoch     uint64
 	delivered []string
 	ended     string
+	stalled   bool // the application consumes nothing
 }
 
 type inFlight struct {
@@ -137,6 +146,7 @@ type scenarioWorld struct {
 	cut     bool
 	nextIdx int
 	drops   []dropRule
+	evict   int // EvictTicks of processes started from now on (0: block)
 }
 
 // dropRule loses the next control message of one kind from one process
@@ -181,6 +191,7 @@ func (w *scenarioWorld) config(p *scenarioProc) protocol.GroupConfig {
 			StatusTicks: 5, NAKTicks: 2, MaxOutDatagrams: 16,
 		},
 		DiscoverTicks: 10, RetryTicks: 5, SilentTicks: 20, ProbeTicks: 10, RoundTicks: 60, BlockTicks: 200,
+		EvictLag: 0.5, EvictTicks: w.evict,
 	}
 }
 
@@ -195,7 +206,7 @@ func (w *scenarioWorld) start(name string) {
 		w.seeds = append(w.seeds, p.addr)
 	}
 	p.inc++
-	p.sent, p.epoch, p.ended = 0, 0, ""
+	p.sent, p.epoch, p.ended, p.stalled = 0, 0, "", false
 	g, err := protocol.NewGroup(w.config(p))
 	if err != nil {
 		w.t.Fatal(err)
@@ -237,7 +248,7 @@ func (w *scenarioWorld) drain(p *scenarioProc) {
 		}
 		more := rd.More
 		p.g.Advance()
-		if n > 0 {
+		if n > 0 && !p.stalled {
 			p.g.Consumed(n) // the application is quick
 		}
 		if p.g.Ended() != nil {
@@ -315,6 +326,21 @@ func (w *scenarioWorld) do(cmd string) string {
 			return fmt.Sprintf("send refused: %v", err)
 		}
 		w.drain(p)
+		return "ok"
+	case "burst":
+		p := w.procs[f[1]]
+		n, _ := strconv.Atoi(f[2])
+		for i := 0; i < n; i++ {
+			if r := w.do(fmt.Sprintf("send %s fifo", p.name)); r != "ok" {
+				return r
+			}
+		}
+		return "ok"
+	case "evict":
+		w.evict, _ = strconv.Atoi(f[1])
+		return "ok"
+	case "stall":
+		w.procs[f[1]].stalled = true
 		return "ok"
 	case "tick":
 		n := 1
