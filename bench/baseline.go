@@ -41,6 +41,8 @@ type baselineSender struct {
 
 	own *recorder // counts own messages as delivered (as the engine does)
 
+	grouped []udp.Datagram // write's scratch space
+
 	sent        atomic.Uint64
 	datagrams   atomic.Uint64
 	writeErrors atomic.Uint64
@@ -126,11 +128,24 @@ func (s *baselineSender) buffers() (bufs [][]byte, ds []udp.Datagram, payload []
 	return bufs, make([]udp.Datagram, 0, baselineBatch*len(s.peers)), payload, hdr
 }
 
-// write sends a batch, counting the datagrams the kernel refused.
+// write sends a batch, counting the datagrams the kernel refused. Like
+// the engine, it sends the batch grouped by peer (packed datagram by
+// datagram, each to every peer in turn), so that each peer's run leaves
+// as GSO messages where the kernel takes them.
 func (s *baselineSender) write(ds []udp.Datagram) {
 	if len(ds) == 0 {
 		return
 	}
+	grouped := s.grouped[:0]
+	for _, a := range s.peers {
+		for _, d := range ds {
+			if d.Addr == a {
+				grouped = append(grouped, d)
+			}
+		}
+	}
+	s.grouped = grouped[:0]
+	ds = grouped
 	if n, err := s.conn.WriteBatch(ds); err != nil {
 		s.writeErrors.Add(uint64(len(ds) - n))
 	}
