@@ -61,7 +61,7 @@ func (s *baselineSender) run(start, end time.Time) {
 	bufs, ds, payload, hdr := s.buffers()
 	msgSize := wire.MessageSize(s.flags, 0, s.size)
 	perDatagram := max(1, (baselineDatagram-wire.HeaderSize-wire.DataHeadSize)/msgSize)
-	endNs := end.UnixNano()
+	endNs, endStamp := end.UnixNano(), stampOf(end)
 	seq := uint64(1)
 
 	sleepUntil(start)
@@ -85,8 +85,8 @@ func (s *baselineSender) run(start, end time.Time) {
 			off := frame + wire.PutDataHead(b[frame:], uint16(s.self), seq)
 			count := 0
 			for avail > 0 && off+msgSize <= len(b) && count < wire.MaxRunCount {
-				t := time.Now().UnixNano()
-				if t >= endNs {
+				t := stampNow()
+				if t >= endStamp {
 					stop = true
 					break
 				}
@@ -160,7 +160,7 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 	frags := (s.size + baselineFragment - 1) / baselineFragment
 	bufs, ds, payload, hdr := s.buffers()
 	perBatch := max(1, baselineBatch/frags) // whole messages per batch, but at least one
-	endNs := end.UnixNano()
+	endNs, endStamp := end.UnixNano(), stampOf(end)
 	seq := uint64(1)
 
 	sleepUntil(start)
@@ -181,8 +181,8 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 			continue
 		}
 		for ; avail > 0; avail-- {
-			t := time.Now().UnixNano()
-			if t >= endNs {
+			t := stampNow()
+			if t >= endStamp {
 				flush()
 				return
 			}

@@ -281,7 +281,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	if cmd.Phase == PhaseEngine {
 		rec = c.engRec
 	}
-	rec.window(from.UnixNano(), to.UnixNano())
+	rec.window(stampOf(from), stampOf(to))
 
 	var bs *baselineSender
 	sendCtx, stopSending := context.WithDeadline(ctx, to)
@@ -391,7 +391,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
-	endNs := end.UnixNano()
+	endNs, endStamp := end.UnixNano(), stampOf(end)
 	if err := sleepCtx(ctx, start); err != nil {
 		return nil
 	}
@@ -407,8 +407,8 @@ func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, en
 			continue
 		}
 		for i := 0; i < n; i++ {
-			t := time.Now().UnixNano()
-			if t >= endNs {
+			t := stampNow()
+			if t >= endStamp {
 				return nil
 			}
 			binary.LittleEndian.PutUint64(payload, uint64(t))

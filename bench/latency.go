@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -27,7 +26,7 @@ func newHistogram() *hdrhistogram.Histogram {
 // at any time and the histogram once the window is over.
 type recorder struct {
 	delivered atomic.Uint64
-	from, to  atomic.Int64 // measured window, unix ns
+	from, to  atomic.Int64 // measured window, monotonic ns (stampOf)
 
 	mu    sync.Mutex
 	hist  *hdrhistogram.Histogram
@@ -38,9 +37,10 @@ func newRecorder() *recorder {
 	return &recorder{hist: newHistogram()}
 }
 
-// deliver counts one message whose first 8 bytes are its send time.
+// deliver counts one message whose first 8 bytes are its send time
+// (stampNow).
 func (r *recorder) deliver(payload []byte) {
-	now := time.Now().UnixNano()
+	now := stampNow()
 	r.delivered.Add(1)
 	if len(payload) < 8 || now < r.from.Load() || now >= r.to.Load() {
 		return

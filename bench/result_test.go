@@ -189,11 +189,11 @@ func checkReportJSON(t *testing.T, b []byte) map[string]any {
 func TestRecorderWindow(t *testing.T) {
 	r := newRecorder()
 	now := time.Now()
-	r.window(now.Add(-time.Second).UnixNano(), now.Add(time.Hour).UnixNano())
+	r.window(stampOf(now.Add(-time.Second)), stampOf(now.Add(time.Hour)))
 	msg := make([]byte, 8)
-	binary.LittleEndian.PutUint64(msg, uint64(now.Add(-250*time.Millisecond).UnixNano()))
+	binary.LittleEndian.PutUint64(msg, uint64(stampOf(now.Add(-250*time.Millisecond))))
 	r.deliver(msg)
-	binary.LittleEndian.PutUint64(msg, uint64(now.Add(time.Minute).UnixNano())) // from the future: clamped
+	binary.LittleEndian.PutUint64(msg, uint64(stampOf(now.Add(time.Minute)))) // from the future: clamped
 	r.deliver(msg)
 	r.deliver(msg[:4]) // too short for a timestamp: counted only
 	if n := r.delivered.Load(); n != 3 {
@@ -211,7 +211,7 @@ func TestRecorderWindow(t *testing.T) {
 		t.Fatalf("histogram: count %d min %d max %d", h.TotalCount(), h.Min(), h.Max())
 	}
 	// Outside the window: counted, not recorded.
-	r.window(now.Add(time.Hour).UnixNano(), now.Add(2*time.Hour).UnixNano())
+	r.window(stampOf(now.Add(time.Hour)), stampOf(now.Add(2*time.Hour)))
 	r.deliver(msg)
 	if s, _ := r.encode(); s == "" {
 		t.Fatal("empty encoding")
@@ -219,8 +219,8 @@ func TestRecorderWindow(t *testing.T) {
 		t.Fatalf("recorded %d outside the window", h.TotalCount())
 	}
 	// Inside the window again: recording allocates nothing.
-	r.window(now.Add(-time.Second).UnixNano(), now.Add(time.Hour).UnixNano())
-	binary.LittleEndian.PutUint64(msg, uint64(now.UnixNano()))
+	r.window(stampOf(now.Add(-time.Second)), stampOf(now.Add(time.Hour)))
+	binary.LittleEndian.PutUint64(msg, uint64(stampOf(now)))
 	allocs := testing.AllocsPerRun(1000, func() { r.deliver(msg) })
 	if allocs != 0 {
 		t.Fatalf("deliver allocates %v times", allocs)

@@ -38,10 +38,10 @@ func TestSlowDelivery(t *testing.T) {
 func TestRecorderIntervals(t *testing.T) {
 	r := newRecorder()
 	now := time.Now()
-	r.window(now.Add(-time.Minute).UnixNano(), now.Add(time.Minute).UnixNano())
+	r.window(stampOf(now.Add(-time.Minute)), stampOf(now.Add(time.Minute)))
 	payload := make([]byte, 8)
 	for i := 0; i < 3; i++ {
-		r.deliver(payload) // sent at the epoch: clamped to the histogram's top
+		r.deliver(payload) // sent at the clock's zero: clamped to the histogram's top
 	}
 	for _, want := range []int64{3, 0} {
 		s, err := r.takeInterval()

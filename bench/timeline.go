@@ -31,7 +31,7 @@ func (c *child) runTimeline(ctx context.Context, cmd command) error {
 	from := start.Add(time.Duration(cmd.WarmupNs))
 	to := from.Add(time.Duration(cmd.DurationNs))
 	rec := c.engRec
-	rec.window(from.UnixNano(), to.UnixNano())
+	rec.window(stampOf(from), stampOf(to))
 
 	sendCtx, stopSending := context.WithDeadline(ctx, to)
 	defer stopSending()
