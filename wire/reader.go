@@ -142,42 +142,24 @@ func (d *DataReader) Err() error { return d.err }
 // have room for the number of ranks the frame carries; it returns that
 // number. A frame for more ranks than the vectors hold is malformed.
 func ReadStatus(body []byte, contiguous, delivered []uint64) (int, error) {
-	if len(body) < 2 {
-		return 0, ErrShort
-	}
-	n := int(binary.LittleEndian.Uint16(body))
-	if n > len(contiguous) || n > len(delivered) {
-		return 0, ErrMalformed
-	}
-	off := 2
-	for i := 0; i < n; i++ {
-		c, k := binary.Uvarint(body[off:])
-		if k <= 0 {
-			return 0, ErrShort
-		}
-		off += k
-		d, k := binary.Uvarint(body[off:])
-		if k <= 0 {
-			return 0, ErrShort
-		}
-		off += k
-		contiguous[i], delivered[i] = c, d
-	}
-	if off != len(body) {
-		return 0, ErrMalformed
-	}
-	return n, nil
+	return readVectors(body, contiguous, delivered)
 }
 
 // ReadStable decodes a stable frame body into stable, which must have
 // room for the number of origins the frame carries; it returns that
 // number. A frame for more origins than stable holds is malformed.
 func ReadStable(body []byte, stable []uint64) (int, error) {
+	return readVectors(body, stable, nil)
+}
+
+// readVectors decodes a count n and then n entries of one uvarint (into
+// a) or two (into a and b, when b is not nil), the whole body exactly.
+func readVectors(body []byte, a, b []uint64) (int, error) {
 	if len(body) < 2 {
 		return 0, ErrShort
 	}
 	n := int(binary.LittleEndian.Uint16(body))
-	if n > len(stable) {
+	if n > len(a) || b != nil && n > len(b) {
 		return 0, ErrMalformed
 	}
 	off := 2
@@ -187,7 +169,15 @@ func ReadStable(body []byte, stable []uint64) (int, error) {
 			return 0, ErrShort
 		}
 		off += k
-		stable[i] = v
+		a[i] = v
+		if b == nil {
+			continue
+		}
+		if v, k = binary.Uvarint(body[off:]); k <= 0 {
+			return 0, ErrShort
+		}
+		off += k
+		b[i] = v
 	}
 	if off != len(body) {
 		return 0, ErrMalformed
