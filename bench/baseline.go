@@ -41,7 +41,7 @@ type baselineSender struct {
 
 	own *recorder // counts own messages as delivered (as the engine does)
 
-	grouped []udp.Datagram // write's scratch space
+	byPeer udp.Grouper // write's, as the engine's
 
 	sent        atomic.Uint64
 	datagrams   atomic.Uint64
@@ -136,16 +136,7 @@ func (s *baselineSender) write(ds []udp.Datagram) {
 	if len(ds) == 0 {
 		return
 	}
-	grouped := s.grouped[:0]
-	for _, a := range s.peers {
-		for _, d := range ds {
-			if d.Addr == a {
-				grouped = append(grouped, d)
-			}
-		}
-	}
-	s.grouped = grouped[:0]
-	ds = grouped
+	ds = s.byPeer.Group(ds)
 	if n, err := s.conn.WriteBatch(ds); err != nil {
 		s.writeErrors.Add(uint64(len(ds) - n))
 	}

@@ -62,9 +62,9 @@ type Engine struct {
 	start    time.Time
 	lastLook atomic.Int64
 
-	// grouped and taken are write's scratch space (protoMu).
-	grouped []udp.Datagram
-	taken   []bool
+	// byDest groups write's batches by destination, so that each
+	// member's run of a multicast leaves as GSO messages (protoMu).
+	byDest udp.Grouper
 
 	unknownGroup atomic.Uint64
 	malformed    atomic.Uint64
@@ -444,42 +444,13 @@ func (e *Engine) dispatch(b *rxBatch) {
 	}
 }
 
-// byDestination returns ds with each destination's datagrams together,
-// in their order, destinations in the order they first appear. The
-// protocol multicasts a datagram by copying it to each member in turn
-// (A, B, C, A, B, C, ...); grouped, each member's run of same-size
-// datagrams leaves as one GSO message (see udp.Conn), one packet through
-// the kernel's stack instead of one per datagram. Across destinations
-// order means nothing to UDP. The caller holds protoMu.
-func (e *Engine) byDestination(ds []udp.Datagram) []udp.Datagram {
-	if cap(e.taken) < len(ds) {
-		e.taken = make([]bool, len(ds))
-	}
-	taken := e.taken[:len(ds)]
-	clear(taken)
-	out := e.grouped[:0]
-	for i := range ds {
-		if taken[i] {
-			continue
-		}
-		for j := i; j < len(ds); j++ { // destinations are few: the view's members
-			if !taken[j] && ds[j].Addr == ds[i].Addr {
-				out = append(out, ds[j])
-				taken[j] = true
-			}
-		}
-	}
-	e.grouped = out[:0]
-	return out
-}
-
 // write sends datagrams, counting failures; the protocol recovers losses.
 // The caller holds protoMu.
 func (e *Engine) write(ds []udp.Datagram) {
 	if len(ds) == 0 {
 		return
 	}
-	ds = e.byDestination(ds)
+	ds = e.byDest.Group(ds)
 	if n, err := e.conn.WriteBatch(ds); err != nil {
 		e.writeErrors.Add(uint64(len(ds) - n))
 	}

@@ -1,24 +1,22 @@
-package engine
+package udp
 
 import (
 	"net/netip"
 	"testing"
-
-	"github.com/cohort-vs/cohort/udp"
 )
 
-// byDestination groups datagrams by address, keeps each address's
-// datagrams in their order, and allocates nothing once warm.
-func TestByDestination(t *testing.T) {
+// Group gathers datagrams by address, keeps each address's datagrams in
+// their order, and allocates nothing once warm.
+func TestGrouper(t *testing.T) {
 	a := netip.MustParseAddrPort("127.0.0.1:1")
 	b := netip.MustParseAddrPort("127.0.0.1:2")
 	c := netip.MustParseAddrPort("127.0.0.1:3")
-	var ds []udp.Datagram
+	var ds []Datagram
 	for i, to := range []netip.AddrPort{a, b, c, a, b, c, b, a} {
-		ds = append(ds, udp.Datagram{N: i, Addr: to})
+		ds = append(ds, Datagram{N: i, Addr: to})
 	}
-	e := &Engine{}
-	got := e.byDestination(ds)
+	var g Grouper
+	got := g.Group(ds)
 	want := []struct {
 		n  int
 		to netip.AddrPort
@@ -31,7 +29,7 @@ func TestByDestination(t *testing.T) {
 			t.Errorf("position %d: datagram %d to %v, want %d to %v", i, got[i].N, got[i].Addr, w.n, w.to)
 		}
 	}
-	if allocs := testing.AllocsPerRun(100, func() { e.byDestination(ds) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(100, func() { g.Group(ds) }); allocs != 0 {
 		t.Errorf("%v allocations per call", allocs)
 	}
 }
