@@ -72,6 +72,14 @@ type peer struct {
 	// next full NAK.
 	nakEnd  uint64
 	headDue bool
+	// askTick: when the last NAK of either kind went; movedTick: the
+	// tick at which Contiguous was last seen to move (movedContig). The
+	// head is asked for again only once a whole tick has passed since
+	// both: a repair still arriving moves the head, and asking for it
+	// again would only make the sender send it twice.
+	askTick     int64
+	movedTick   int64
+	movedContig uint64
 
 	reasm    []byte // fragments of the message being reassembled
 	reasmLen int
@@ -94,6 +102,7 @@ type pendingDelivery struct {
 type rtxRequest struct {
 	to, origin  int
 	from, count uint64
+	clear       uint64 // messages from..clear-1 were not sent again recently (packRetransmits)
 }
 
 // Member is the protocol state of one member in one group view.
@@ -165,25 +174,28 @@ type Member struct {
 
 // Stats are a member's counters, cumulative.
 type Stats struct {
-	DatagramsSent     uint64
-	DatagramsReceived uint64
-	MessagesSent      uint64 // own messages multicast (first transmission)
-	MessagesReceived  uint64 // new messages stored from other members
-	Delivered         uint64 // deliveries handed to the application
-	Duplicates        uint64 // messages received again
-	BeyondWindow      uint64 // messages dropped: past the receive window
-	NoRoom            uint64 // messages dropped: receive arena full
-	Retransmits       uint64 // messages sent again after a NAK
-	NAKsSent          uint64
-	NAKsReceived      uint64
-	StatusSent        uint64
-	ReportsSent       uint64 // statuses sent to one member for safe delivery (safe.go)
-	Malformed         uint64 // datagrams or frames that failed to decode
-	Foreign           uint64 // datagrams of another group or from a non-member
-	OtherEpoch        uint64 // datagrams of another view
-	OrderRecords      uint64 // order records received (or made, at the sequencer)
-	OrderedAtFlush    uint64 // total-order messages a view change ordered by rank (their records were lost with the sequencer)
-	Truncated         uint64 // messages of a failed sender left out of a view: their causal past was lost with it
+	DatagramsSent      uint64
+	DatagramsReceived  uint64
+	MessagesSent       uint64 // own messages multicast (first transmission)
+	MessagesReceived   uint64 // new messages stored from other members
+	Delivered          uint64 // deliveries handed to the application
+	Duplicates         uint64 // messages received again
+	BeyondWindow       uint64 // messages dropped: past the receive window
+	NoRoom             uint64 // messages dropped: receive arena full
+	Displaced          uint64 // messages beyond a gap dropped to make room for the one that fills it
+	Retransmits        uint64 // messages sent again after a NAK
+	RetransmitBytes    uint64 // their payload bytes
+	RetransmitsSkipped uint64 // messages asked for again while their retransmission to that member was still on its way: not sent
+	NAKsSent           uint64
+	NAKsReceived       uint64
+	StatusSent         uint64
+	ReportsSent        uint64 // statuses sent to one member for safe delivery (safe.go)
+	Malformed          uint64 // datagrams or frames that failed to decode
+	Foreign            uint64 // datagrams of another group or from a non-member
+	OtherEpoch         uint64 // datagrams of another view
+	OrderRecords       uint64 // order records received (or made, at the sequencer)
+	OrderedAtFlush     uint64 // total-order messages a view change ordered by rank (their records were lost with the sequencer)
+	Truncated          uint64 // messages of a failed sender left out of a view: their causal past was lost with it
 }
 
 func (s *Stats) add(o Stats) {
@@ -195,7 +207,10 @@ func (s *Stats) add(o Stats) {
 	s.Duplicates += o.Duplicates
 	s.BeyondWindow += o.BeyondWindow
 	s.NoRoom += o.NoRoom
+	s.Displaced += o.Displaced
 	s.Retransmits += o.Retransmits
+	s.RetransmitBytes += o.RetransmitBytes
+	s.RetransmitsSkipped += o.RetransmitsSkipped
 	s.NAKsSent += o.NAKsSent
 	s.NAKsReceived += o.NAKsReceived
 	s.StatusSent += o.StatusSent
@@ -316,14 +331,18 @@ func (m *Member) Tick() {
 		if m.now-p.gapSince < 2 {
 			continue
 		}
+		if c := p.win.Contiguous(); c != p.movedContig {
+			p.movedTick, p.movedContig = m.now, c
+		}
 		if m.now-p.nakTick >= int64(m.cfg.NAKTicks) {
 			p.nakDue = true
-		} else if m.now > p.nakTick && p.win.Contiguous() < p.nakEnd {
-			// The repair of the head was lost too (or is still on its
-			// way): everything behind it waits for it, so ask again now
-			// rather than a NAK interval later. Only the first missing
-			// run: a member losing most of what it receives then moves
-			// its window every tick, and the cost is one run per tick.
+		} else if m.now >= p.askTick+2 && m.now >= p.movedTick+2 && p.win.Contiguous() < p.nakEnd {
+			// The repair of the head was lost too (or is late: the head
+			// has not moved for a whole tick): everything behind it waits
+			// for it, so ask again now rather than a NAK interval later.
+			// Only the first missing run: a member losing most of what it
+			// receives then moves its window every other tick, and the
+			// cost is one run per such tick.
 			p.headDue = true
 		}
 	}
@@ -376,11 +395,16 @@ func (m *Member) Consumed(n int) {
 			p.win.SetMark(d.seq, markConsumed)
 			m.advanceConsumed(p)
 		}
-		m.progress++
-		m.progressBytes += uint64(d.size)
+		m.noteProgress(uint64(d.size))
 	}
-	// Report after a quarter window, so that senders never wait on a
-	// status round while their window still has room.
+}
+
+// noteProgress counts a message (or a piece of one) consumed. A status
+// goes after a quarter window consumed, so that senders never wait on a
+// status round while their window still has room.
+func (m *Member) noteProgress(bytes uint64) {
+	m.progress++
+	m.progressBytes += bytes
 	if m.progress >= uint64(m.cfg.WindowMessages/4) || m.progressBytes >= uint64(m.cfg.WindowBytes/4) {
 		m.statusDue = true
 	}
@@ -448,6 +472,8 @@ func (m *Member) receiveData(body []byte) {
 	}
 	o := int(d.Origin)
 	p := &m.peers[o]
+	displaced := p.win.Displaced
+	defer func() { m.stats.Displaced += p.win.Displaced - displaced }()
 	for d.Next() {
 		if d.Flags&wire.FlagFragFirst != 0 && d.Total > m.cfg.MaxMessageSize {
 			// A sender configured with a larger limit: its message can never

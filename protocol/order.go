@@ -254,8 +254,11 @@ func (m *Member) step(o int, seq uint64, flags uint8, total int, payload []byte)
 		return true
 	}
 	if o != m.self {
-		// The bytes are copied out: the fragment itself is done with.
+		// The bytes are copied out: the fragment itself is done with, and
+		// its sender, which sends a message larger than its window only as
+		// fast as the members consume its pieces (sendLimit), hears so.
 		p.win.SetMark(seq, markDelivered|markConsumed)
+		m.noteProgress(uint64(len(payload)))
 	}
 	// An own fragment before the last stays unconsumed, so the stash keeps
 	// the message whole until it is delivered: a view that ends inside it

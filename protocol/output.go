@@ -96,7 +96,7 @@ func (m *Member) packData() bool {
 	if m.frozen {
 		return true // new messages wait for the next view
 	}
-	head := m.sender.stash.Head() - m.seqBase
+	head := m.sendLimit(m.sender.stash.Head() - m.seqBase)
 	for m.sentUpTo < head {
 		if m.bufsUsed == len(m.bufs) {
 			return false
@@ -126,6 +126,43 @@ func (m *Member) packData() bool {
 		m.multicast(b, n)
 	}
 	return true
+}
+
+// sendLimit is the last own message (of head, the last queued) that this
+// member may multicast now: flow control keeps a sender within a window
+// (WindowMessages, WindowBytes) of what the slowest member has consumed.
+// The stash takes new messages only within that window already; what
+// this adds is the later pieces of a message larger than the window,
+// which the stash holds whole. They go out as the members consume the
+// pieces before them (a receiver consumes a piece when it copies it into
+// the message it reassembles), so no receiver is ever sent more than its
+// receive window holds, and a lost piece always finds room when it is
+// sent again.
+func (m *Member) sendLimit(head uint64) uint64 {
+	acked := m.sentUpTo
+	for r := 0; r < m.n; r++ {
+		if r != m.self {
+			acked = min(acked, m.peers[r].delivered[m.self])
+		}
+	}
+	limit := min(head, acked+uint64(m.cfg.WindowMessages))
+	stash := m.sender.stash
+	room := stash.EndOf(m.seqBase+acked) + uint64(m.cfg.WindowBytes)
+	if stash.EndOf(m.seqBase+limit) <= room {
+		return limit
+	}
+	// The last message that ends within the room: offsets grow with
+	// sequence numbers.
+	lo, hi := acked, limit // EndOf(lo) fits, EndOf(hi) does not
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if stash.EndOf(m.seqBase+mid) <= room {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // packRun writes one data frame of origin's messages from..to (inclusive,
@@ -208,21 +245,38 @@ func (m *Member) packRetransmits() bool {
 			r.from, r.count = r.from+skip, r.count-skip
 		}
 		last := min(r.from+r.count-1, held)
+		// What went to this member a moment ago is still on its way.
+		for r.from <= last && m.resentRecently(r.origin, r.from, r.to) {
+			m.stats.RetransmitsSkipped++
+			r.from++
+			r.count--
+		}
 		if r.from > last {
 			m.rtx = m.rtx[1:]
 			continue
 		}
+		// [r.from, end) has no recent retransmission; r.clear keeps what
+		// was found for the request's next datagram.
+		end := max(r.from+1, r.clear)
+		for end <= last && !m.resentRecently(r.origin, end, r.to) {
+			end++
+		}
+		r.clear = end
 		if m.bufsUsed == len(m.bufs) {
 			m.compactRTX()
 			return false
 		}
 		b := m.startDatagram()
-		n := m.packRun(b, wire.HeaderSize, r.origin, r.from, last, len(b))
+		n := m.packRun(b, wire.HeaderSize, r.origin, r.from, end-1, len(b))
 		sent := m.lastRunEnd + 1 - r.from
 		if sent == 0 {
 			// A hole in a window: nothing here to send from r.from on.
 			m.rtx = m.rtx[1:]
 			continue
+		}
+		for seq := r.from; seq <= m.lastRunEnd; seq++ {
+			m.noteResent(r.origin, seq, r.to)
+			m.stats.RetransmitBytes += uint64(m.heldSize(r.origin, seq))
 		}
 		m.stats.Retransmits += sent
 		m.unicast(b, n, r.to)
@@ -234,6 +288,34 @@ func (m *Member) packRetransmits() bool {
 	}
 	m.compactRTX()
 	return true
+}
+
+// resendLinger is how long, in ticks, a retransmission to one member is
+// taken to be on its way: half a NAK interval, and at least a whole tick
+// (a request can come a moment after the tick it was counted in).
+func (m *Member) resendLinger() int64 { return int64(max(2, m.cfg.NAKTicks/2)) }
+
+// resentRecently reports whether origin's message seq went again to
+// member to within the linger.
+func (m *Member) resentRecently(origin int, seq uint64, to int) bool {
+	if origin == m.self {
+		return m.sender.stash.Resent(m.seqBase+seq, to, m.now, m.resendLinger())
+	}
+	return m.peers[origin].win.Resent(seq, to, m.now, m.resendLinger())
+}
+
+func (m *Member) noteResent(origin int, seq uint64, to int) {
+	if origin == m.self {
+		m.sender.stash.NoteResent(m.seqBase+seq, to, m.now)
+	} else {
+		m.peers[origin].win.NoteResent(seq, to, m.now)
+	}
+}
+
+// heldSize is the payload size of a held message (0 if not held).
+func (m *Member) heldSize(origin int, seq uint64) int {
+	_, _, payload, _ := m.held(origin, seq)
+	return len(payload)
 }
 
 // compactRTX moves the remaining requests to the front of their array, so
@@ -342,6 +424,7 @@ func (m *Member) packNAKs() bool {
 			p.nakEnd = asked
 		}
 		p.nakDue, p.headDue = false, false
+		p.askTick = m.now
 		m.stats.NAKsSent++
 	}
 	return true

@@ -174,14 +174,13 @@ func TestWindowOutOfOrder(t *testing.T) {
 		t.Fatalf("arena: %v", r)
 	}
 	w.Release(2)
-	if r := put(4, 40); r != NoRoom {
-		// 3 was allocated first and is live: nothing is reclaimed yet.
-		t.Fatalf("put 4 after release 2: %v", r)
+	// 3 was allocated first and is live, so releasing 1 and 2 reclaims
+	// nothing at the tail; but they were the newest allocations, and the
+	// message that fills the first gap takes their space back.
+	if r := put(4, 40); r != Stored || w.Displaced != 0 {
+		t.Fatalf("put 4 after release 2: %v, displaced %d", r, w.Displaced)
 	}
 	w.Release(3)
-	if r := put(4, 40); r != Stored {
-		t.Fatalf("after release: %v", r)
-	}
 	if _, _, p, ok := w.Get(4); !ok || !bytes.Equal(p, payload(4, 40)) {
 		t.Fatal("get 4")
 	}
@@ -281,5 +280,53 @@ func TestSPSC(t *testing.T) {
 	<-done
 	if q.Popped() != 100000 || q.Len() != 0 {
 		t.Fatalf("popped %d len %d", q.Popped(), q.Len())
+	}
+}
+
+// The message that fills the first gap always finds room: messages
+// beyond the gap, newest first, give theirs up (they are asked for again
+// like any loss), while delivered ones below the gap stay.
+func TestWindowGapFillDisplaces(t *testing.T) {
+	w := NewWindow(64, 100)
+	put := func(seq uint64, n int) PutResult { return w.Put(seq, 1, 0, payload(seq, n)) }
+	put(1, 20) // delivered, not yet released: must stay
+	for seq := uint64(3); seq <= 6; seq++ {
+		if r := put(seq, 20); r != Stored {
+			t.Fatalf("put %d: %v", seq, r)
+		}
+	}
+	// The arena is full. A message beyond the gap finds no room and
+	// displaces nothing.
+	if r := put(8, 30); r != NoRoom || w.Displaced != 0 {
+		t.Fatalf("beyond the gap: %v, displaced %d", r, w.Displaced)
+	}
+	// The gap's filler displaces 6, then 5 (newest first).
+	if r := put(2, 35); r != Stored {
+		t.Fatalf("gap filler: %v", r)
+	}
+	if w.Displaced != 2 || w.Has(5) || w.Has(6) || !w.Has(1) || !w.Has(3) || !w.Has(4) {
+		t.Fatalf("displaced %d; held 1..6: %v %v %v %v %v", w.Displaced, w.Has(1), w.Has(3), w.Has(4), w.Has(5), w.Has(6))
+	}
+	if w.Contiguous() != 4 || w.Held() != 4 {
+		t.Fatalf("contiguous %d held %d", w.Contiguous(), w.Held())
+	}
+	for _, seq := range []uint64{1, 2, 3, 4} {
+		if _, _, p, ok := w.Get(seq); !ok || !bytes.Equal(p, payload(seq, len(p))) {
+			t.Fatalf("payload of %d damaged", seq)
+		}
+	}
+	// The displaced come back and fit once the prefix is released.
+	w.Release(4)
+	for _, seq := range []uint64{5, 6} {
+		if r := put(seq, 20); r != Stored {
+			t.Fatalf("put %d again: %v", seq, r)
+		}
+	}
+	// A gap filler never displaces what lies below it: with only
+	// contiguous messages live, it waits like anyone.
+	w2 := NewWindow(8, 50)
+	w2.Put(1, 1, 0, payload(1, 40))
+	if r := w2.Put(2, 1, 0, payload(2, 20)); r != NoRoom || !w2.Has(1) || w2.Displaced != 0 {
+		t.Fatalf("displaced a contiguous message: %v", r)
 	}
 }

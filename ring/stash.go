@@ -45,6 +45,7 @@ type stashSlot struct {
 	length uint32
 	total  uint32 // whole message size for a first fragment
 	flags  uint8
+	resent resentMark
 }
 
 // NewStash makes a stash for at most slots messages and arenaBytes bytes of
@@ -145,6 +146,31 @@ func (s *Stash) BytesAfter(seq uint64) int {
 		start = s.slots[seq&s.mask].end
 	}
 	return int(s.slots[head&s.mask].end - start)
+}
+
+// EndOf is the monotonic arena offset just after message seq, or, for a
+// released seq, where the oldest message held begins: EndOf(b)-EndOf(a)
+// is the arena space of the messages after a up to b. seq must not exceed
+// Head. Consumer only.
+func (s *Stash) EndOf(seq uint64) uint64 {
+	if seq <= s.tail.Load() {
+		return s.freeOff.Load()
+	}
+	return s.slots[seq&s.mask].end
+}
+
+// Resent reports whether message seq was sent again to member to at a
+// tick after now-linger (see resentMark). Consumer only.
+func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
+	return seq > s.tail.Load() && seq <= s.head.Load() && s.slots[seq&s.mask].resent.recent(to, now, linger)
+}
+
+// NoteResent records that message seq was sent again to member to at
+// tick now. Consumer only.
+func (s *Stash) NoteResent(seq uint64, to int, now int64) {
+	if seq > s.tail.Load() && seq <= s.head.Load() {
+		s.slots[seq&s.mask].resent.note(to, now)
+	}
 }
 
 // Len is the number of messages held.

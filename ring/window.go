@@ -23,6 +23,10 @@ type Window struct {
 	writeOff  uint64 // monotonic arena offset of the next allocation
 	freeOff   uint64 // monotonic arena offset below which space is free
 	held      int    // messages held
+
+	// Displaced counts messages dropped to make room for the message
+	// that fills the first gap (see Put).
+	Displaced uint64
 }
 
 type windowSlot struct {
@@ -33,10 +37,44 @@ type windowSlot struct {
 	total  uint32
 	flags  uint8
 	mark   uint8 // caller-owned bits (delivered, consumed, ...)
+	resent resentMark
+}
+
+// resentMark remembers the last retransmission of a message: to whom and
+// at which tick. A sender that is asked again for a message it sent
+// again a moment ago skips it, since the repair is still on its way: a
+// requester asks each tick at most, and one that asks while a large
+// repair streams in would otherwise get it twice.
+type resentMark struct {
+	to   uint16
+	tick int64 // tick+1 of the retransmission; 0: never
+}
+
+func (r resentMark) recent(to int, now, linger int64) bool {
+	return r.tick != 0 && int(r.to) == to && now-(r.tick-1) < linger
+}
+
+func (r *resentMark) note(to int, now int64) {
+	r.to, r.tick = uint16(to), now+1
+}
+
+// Resent reports whether held message seq was sent again to member to at
+// a tick after now-linger.
+func (w *Window) Resent(seq uint64, to int, now, linger int64) bool {
+	return w.Has(seq) && w.slots[seq&w.mask].resent.recent(to, now, linger)
+}
+
+// NoteResent records that held message seq was sent again to member to
+// at tick now.
+func (w *Window) NoteResent(seq uint64, to int, now int64) {
+	if w.Has(seq) {
+		w.slots[seq&w.mask].resent.note(to, now)
+	}
 }
 
 type alloc struct {
 	end   uint64
+	seq   uint64 // the message stored there
 	freed bool
 }
 
@@ -92,24 +130,19 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 	if seq > w.Limit() {
 		return Beyond
 	}
-	if w.allocHead-w.allocTail == uint64(len(w.allocs)) {
+	start, end, ok := w.room(len(payload))
+	for !ok && seq == w.contiguous+1 && w.displaceNewest() {
+		start, end, ok = w.room(len(payload))
+	}
+	if !ok {
 		return NoRoom
 	}
 	n := uint64(len(payload))
-	size := uint64(len(w.arena))
-	start := w.writeOff
-	if pos := start % size; pos+n > size {
-		start += size - pos
-	}
-	end := start + n
-	if end-w.freeOff > size {
-		return NoRoom
-	}
-	p := start % size
+	p := start % uint64(len(w.arena))
 	copy(w.arena[p:p+n], payload)
 	a := w.allocHead
 	w.allocHead++
-	w.allocs[a&w.allocMask] = alloc{end: end}
+	w.allocs[a&w.allocMask] = alloc{end: end, seq: seq}
 	w.writeOff = end
 	w.slots[seq&w.mask] = windowSlot{seq: seq, alloc: a, start: start, length: uint32(n), total: uint32(total), flags: flags}
 	w.held++
@@ -120,6 +153,56 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 		w.contiguous++
 	}
 	return Stored
+}
+
+// room finds where n bytes would go: contiguous arena space after the
+// newest allocation.
+func (w *Window) room(n int) (start, end uint64, ok bool) {
+	if w.allocHead-w.allocTail == uint64(len(w.allocs)) {
+		return 0, 0, false
+	}
+	size := uint64(len(w.arena))
+	start = w.writeOff
+	if pos := start % size; pos+uint64(n) > size {
+		start += size - pos
+	}
+	end = start + uint64(n)
+	return start, end, end-w.freeOff <= size
+}
+
+// displaceNewest undoes the newest allocation if its message lies beyond
+// the first gap (or was released already), and reports whether it did.
+//
+// The message that fills the first gap must always find room, or the
+// window could never move again: everything above the gap waits for it,
+// and nothing above it can be released first. Senders keep a receiver
+// within its window (flow control), but arrival order decides where
+// payloads sit in the arena, so a pattern of losses and repairs could
+// still leave it without contiguous room. Messages beyond the gap are
+// neither delivered nor released, so dropping them is safe: they are
+// asked for again like any loss.
+func (w *Window) displaceNewest() bool {
+	if w.allocHead == w.allocTail {
+		return false
+	}
+	a := w.allocHead - 1
+	rec := w.allocs[a&w.allocMask]
+	if !rec.freed {
+		sl := &w.slots[rec.seq&w.mask]
+		if rec.seq <= w.contiguous+1 || sl.seq != rec.seq || sl.alloc != a {
+			return false
+		}
+		sl.seq = 0
+		w.held--
+		w.Displaced++
+	}
+	w.allocHead = a
+	if a == w.allocTail {
+		w.writeOff = w.freeOff
+	} else {
+		w.writeOff = w.allocs[(a-1)&w.allocMask].end
+	}
+	return true
 }
 
 // Get returns a held message. The payload aliases the arena and is valid
