@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/cohort-vs/cohort/udp/memnet"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -114,4 +116,135 @@ func largePayload(k, size int) []byte {
 		p[i] = byte(i>>13) ^ byte(i) ^ byte(k*37)
 	}
 	return p
+}
+
+// Messages of every size up to MaxMessageSize, one at a time and flat
+// out, over an in-memory network that loses 1% or 5% of the sender's
+// datagrams and reorders some: every member delivers every message
+// intact, and the repairs stay proportional to the loss.
+func TestLargeMessagesUnderLoss(t *testing.T) {
+	sizes := []int{1 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20}
+	if testing.Short() {
+		sizes = []int{1 << 10, 1 << 20, 16 << 20}
+	}
+	for _, loss := range []float64{0.01, 0.05} {
+		for _, flat := range []bool{false, true} {
+			for _, size := range sizes {
+				mode := "singly"
+				if flat {
+					mode = "flat-out"
+				}
+				t.Run(fmt.Sprintf("loss%.0f%%/%s/%dKiB", loss*100, mode, size>>10), func(t *testing.T) {
+					lossyLargeRun(t, loss, flat, size)
+				})
+			}
+		}
+	}
+}
+
+// maxRepairRatio bounds the payload bytes sent again against the bytes of
+// the sender's datagrams the network lost. Each lost datagram is sent
+// again once, and again for each repair lost in turn (1/(1-loss)); the
+// rest is the slack of a repair asked for again while still on its way.
+const maxRepairRatio = 2.0
+
+func lossyLargeRun(t *testing.T, loss float64, flat bool, size int) {
+	net := memnet.New(int64(size) ^ int64(loss*1000))
+	t.Cleanup(func() { net.Close() }) // after the engines' own cleanups
+	cfg := DefaultConfig()
+	var engines []*Engine
+	var addrs []netip.AddrPort
+	for i := 0; i < 3; i++ {
+		addr := netip.MustParseAddrPort(fmt.Sprintf("10.2.0.%d:5000", i+1))
+		conn, err := net.Listen(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		c.Conn = conn
+		e, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		addrs = append(addrs, addr)
+	}
+	count := 1
+	if flat {
+		count = min(200, max(3, (48<<20)/size))
+	} else {
+		count = min(20, max(3, (16<<20)/size))
+	}
+	var mu sync.Mutex
+	got := make([]int, len(engines))
+	bad := 0
+	var groups []*Group
+	seeds := []string{addrs[0].String(), addrs[1].String(), addrs[2].String()}
+	for i, e := range engines {
+		i := i
+		g, err := e.Join(context.Background(), "lossy-large", seeds, Handlers{Deliver: func(m Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			if !bytes.Equal(m.Payload, largePayload(got[i], size)) {
+				bad++
+			}
+			got[i]++
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	waitFullView(t, groups)
+	// Only the sender's datagrams are lost: what is lost is then what
+	// has to be sent again.
+	for _, to := range addrs[1:] {
+		net.SetLink(addrs[0], to, memnet.Faults{Drop: loss, Reorder: 0.05})
+	}
+	delivered := func(want int) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, n := range got {
+				if n < want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for k := 0; k < count; k++ {
+		if err := groups[0].Send(ctx, FIFO, largePayload(k, size)); err != nil {
+			t.Fatalf("send %d: %v", k, err)
+		}
+		if !flat {
+			waitFor(t, 60*time.Second, delivered(k+1), fmt.Sprintf("message %d everywhere", k))
+		}
+	}
+	waitFor(t, 60*time.Second, delivered(count), "every message everywhere")
+	mu.Lock()
+	if bad != 0 {
+		t.Fatalf("%d deliveries with a damaged payload", bad)
+	}
+	mu.Unlock()
+	// Stats are refreshed every tick.
+	var s Stats
+	waitFor(t, 5*time.Second, func() bool {
+		s = groups[0].Stats()
+		return s.Delivered >= uint64(count)
+	}, "the sender's stats")
+	var rtxBytes uint64
+	for _, g := range groups {
+		rtxBytes += g.Stats().RetransmitBytes
+	}
+	ns := net.Stats()
+	ratio := float64(rtxBytes) / float64(max(ns.LostBytes, 1))
+	t.Logf("%d x %d B: lost %d datagrams (%d B), resent %d B (%.2fx), skipped %d, NAKs received %d, no room %d, displaced %d",
+		count, size, ns.Dropped+ns.Overflowed, ns.LostBytes, rtxBytes, ratio, s.RetransmitsSkipped, s.NAKsReceived, s.NoRoom, s.Displaced)
+	if ns.LostBytes > 0 && ratio > maxRepairRatio {
+		t.Fatalf("resent %d B for %d B lost: %.2fx, bound %.1fx", rtxBytes, ns.LostBytes, ratio, maxRepairRatio)
+	}
 }

@@ -34,6 +34,9 @@ type Options struct {
 	SendGap     int64   // mean time between one member's sends, µs
 	SlowConsume float64 // probability a delivery is consumed late
 	LargeShare  float64 // share of messages larger than a datagram
+	// HugeShare is the share of messages from half a flow-control window
+	// up to MaxMessageSize (a quarter of them exactly that size).
+	HugeShare float64
 	// OrderMix picks the orderings sent: 0, every ordering in equal shares;
 	// 1, mostly total; 2, mostly causal; a fifth of the messages safe in
 	// each; 3, every ordering, half of them safe.
@@ -116,6 +119,10 @@ func RandomOptions(seed uint64) Options {
 		o.Protocol.EvictTicks = 20 + r.IntN(300)
 		o.Protocol.EvictLag = 0.2 + 0.8*r.Float64()
 	}
+	// Messages up to four windows: a sender sends their pieces only as
+	// fast as the members consume them (protocol's sendLimit).
+	o.Protocol.Member.MaxMessageSize = 4 * o.Protocol.Member.WindowBytes
+	o.HugeShare = r.Float64() * 0.03
 	return o
 }
 
@@ -551,6 +558,12 @@ func (w *world) sizeFor(sender int, inc, n uint64) int {
 	switch f := r.Float64(); {
 	case f < w.opt.LargeShare:
 		return w.opt.Protocol.Member.MaxDatagram + r.IntN(3*w.opt.Protocol.Member.MaxDatagram)
+	case f < w.opt.LargeShare+w.opt.HugeShare:
+		most, least := w.opt.Protocol.Member.MaxMessageSize, w.opt.Protocol.Member.WindowBytes/2
+		if r.IntN(4) == 0 {
+			return most
+		}
+		return least + r.IntN(most-least+1)
 	case f < 0.3:
 		return 100 + r.IntN(900)
 	default:

@@ -53,6 +53,7 @@ type Faults struct {
 type Stats struct {
 	Sent        uint64 // datagrams handed to the network
 	Dropped     uint64 // lost to Faults.Drop
+	LostBytes   uint64 // bytes of the datagrams Dropped and Overflowed
 	Partitioned uint64 // lost to a partition (at send or at delivery)
 	Duplicated  uint64 // extra copies made by Faults.Duplicate
 	Reordered   uint64 // datagrams held back by Faults.Reorder
@@ -260,6 +261,7 @@ func (n *Network) send(from netip.AddrPort, ds []udp.Datagram) error {
 		}
 		if f.Drop > 0 && n.rng.Float64() < f.Drop {
 			n.stats.Dropped++
+			n.stats.LostBytes += uint64(d.N)
 			continue
 		}
 		copies := 1
@@ -347,6 +349,7 @@ func (n *Network) deliver(pk packet) {
 		n.stats.Delivered++
 	} else {
 		n.stats.Overflowed++
+		n.stats.LostBytes += uint64(len(pk.data))
 	}
 }
 
