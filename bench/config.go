@@ -51,6 +51,9 @@ const GroupName = "vsbench"
 // MinSize is the smallest message: the send timestamp.
 const MinSize = 8
 
+// MaxSize is the largest message: the engine's default MaxMessageSize.
+const MaxSize = 16 << 20
+
 // Config describes one benchmark run.
 type Config struct {
 	Members int // group size (one process each)
@@ -118,8 +121,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("senders is %d; use 1 to members (%d) or all", c.Senders, c.Members)
 	case c.Size < MinSize:
 		return fmt.Errorf("size is %d; the smallest message is %d bytes (its send timestamp)", c.Size, MinSize)
-	case c.Size > 1<<20:
-		return fmt.Errorf("size is %d; use at most 1 MiB", c.Size)
+	case c.Size > MaxSize:
+		return fmt.Errorf("size is %d; use at most %d (16 MiB, the engine's default MaxMessageSize)", c.Size, MaxSize)
 	case c.Duration < 100*time.Millisecond:
 		return fmt.Errorf("duration is %v; use at least 100ms", c.Duration)
 	case c.Warmup < 0:

@@ -85,8 +85,8 @@ func (c *MemberConfig) Validate() error {
 		return errors.New("group name is empty")
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (as fast as flow control allows) or a positive rate", c.Rate)
-	case c.Size < 0 || c.Size > 1<<20:
-		return fmt.Errorf("size is %d; use 0 to 1 MiB", c.Size)
+	case c.Size < 0 || c.Size > MaxSize:
+		return fmt.Errorf("size is %d; use 0 to %d (16 MiB, the engine's default MaxMessageSize)", c.Size, MaxSize)
 	case c.Duration < 0:
 		return fmt.Errorf("duration is %v; use 0 (until signalled) or more", c.Duration)
 	case c.StateSize < 0:

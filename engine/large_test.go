@@ -14,7 +14,7 @@ import (
 )
 
 // largeRuns is how many times the real-socket large-message experiment
-// runs: COHORT_LARGE_RUNS, default 3.
+// runs: COHORT_LARGE_RUNS, default 3 (1 with -short).
 func largeRuns(t *testing.T) int {
 	if s := os.Getenv("COHORT_LARGE_RUNS"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -22,6 +22,9 @@ func largeRuns(t *testing.T) int {
 			t.Fatalf("COHORT_LARGE_RUNS=%q: want a positive count", s)
 		}
 		return n
+	}
+	if testing.Short() {
+		return 1
 	}
 	return 3
 }
@@ -124,10 +127,11 @@ func largePayload(k, size int) []byte {
 // intact, and the repairs stay proportional to the loss.
 func TestLargeMessagesUnderLoss(t *testing.T) {
 	sizes := []int{1 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20}
-	if testing.Short() {
-		sizes = []int{1 << 10, 1 << 20, 16 << 20}
+	losses := []float64{0.01, 0.05}
+	if testing.Short() { // the race detector's run
+		sizes, losses = []int{1 << 10, 1 << 20, 16 << 20}, []float64{0.05}
 	}
-	for _, loss := range []float64{0.01, 0.05} {
+	for _, loss := range losses {
 		for _, flat := range []bool{false, true} {
 			for _, size := range sizes {
 				mode := "singly"
