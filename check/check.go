@@ -31,7 +31,9 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // MsgID names a message by its sender and the sender's count of sends,
@@ -89,6 +91,10 @@ func orderName(order string, safe bool) string {
 type install struct {
 	epoch   uint64
 	members string // canonical form of the member list
+	// why: canonical form of the reasons for the members gone since the
+	// previous view; "" for a member's first view (it knew no previous
+	// one) and where the reasons were not recorded.
+	why string
 }
 
 // History collects events. It is not safe for concurrent use.
@@ -159,9 +165,29 @@ func (h *History) DeliveredAs(member string, id MsgID, order string, safe bool, 
 // (names, in view order). Recording views switches the checker to view
 // synchrony's rules.
 func (h *History) Installed(member string, epoch uint64, members []string) {
+	h.InstalledWhy(member, epoch, members, nil)
+}
+
+// InstalledWhy is Installed with the reasons the view gives for the
+// members of the previous view that are not in it (for example
+// "left": [...], "failed": [...]): those are part of the view, so two
+// members that install one view number must give the same reasons.
+func (h *History) InstalledWhy(member string, epoch uint64, members []string, gone map[string][]string) {
 	h.Member(member)
 	h.dynamic = true
-	h.installs[member] = append(h.installs[member], install{epoch: epoch, members: fmt.Sprint(members)})
+	in := install{epoch: epoch, members: fmt.Sprint(members)}
+	if gone != nil && len(h.installs[member]) > 0 {
+		reasons := make([]string, 0, len(gone))
+		for why, ms := range gone {
+			if len(ms) > 0 {
+				ms = slices.Sorted(slices.Values(ms))
+				reasons = append(reasons, fmt.Sprintf("%s %v", why, ms))
+			}
+		}
+		slices.Sort(reasons)
+		in.why = "gone: " + strings.Join(reasons, ", ")
+	}
+	h.installs[member] = append(h.installs[member], in)
 }
 
 // Gone records that member left the group or was removed from it.

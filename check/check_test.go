@@ -98,6 +98,21 @@ func TestViewRules(t *testing.T) {
 			h.Installed("a", 1, []string{"a"})
 			h.Installed("b", 1, []string{"b"})
 		}, "views"},
+		{"one view, two accounts of who went", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b", "c"})
+			}
+			h.InstalledWhy("a", 2, []string{"a", "b"}, map[string][]string{"left": {"c"}})
+			h.InstalledWhy("b", 2, []string{"a", "b"}, map[string][]string{"failed": {"c"}})
+		}, "views"},
+		{"one view, one account; a joiner knows none", func(h *History) {
+			for _, m := range []string{"a", "b"} {
+				h.Installed(m, 1, []string{"a", "b", "c", "d"})
+			}
+			h.InstalledWhy("a", 2, []string{"a", "b", "e"}, map[string][]string{"left": {"c", "d"}, "failed": nil})
+			h.InstalledWhy("b", 2, []string{"a", "b", "e"}, map[string][]string{"left": {"d", "c"}})
+			h.InstalledWhy("e", 2, []string{"a", "b", "e"}, map[string][]string{})
+		}, ""},
 		{"together but different sets", func(h *History) {
 			for _, m := range []string{"a", "b"} {
 				h.Installed(m, 1, []string{"a", "b"})

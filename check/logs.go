@@ -454,7 +454,7 @@ func (b *logBuilder) file(path string, stopped bool) error {
 				return fmt.Errorf("%s: %s installed a view after it ended", where(), cur.Name)
 			}
 			cur.Views = append(cur.Views, *ev)
-			h.Installed(cur.Name, ev.View, ev.Members)
+			h.InstalledWhy(cur.Name, ev.View, ev.Members, map[string][]string{"left": ev.Left, "failed": ev.Failed})
 		case EvState:
 			if cur == nil {
 				return fmt.Errorf("%s: before any view", where())

@@ -17,6 +17,7 @@ import "sort"
 func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
 	views := map[uint64]string{}
 	viewOwner := map[uint64]string{}
+	whys, whyOwner := map[uint64]string{}, map[uint64]string{}
 	members := append([]string(nil), h.members...)
 	sort.Strings(members)
 	for _, m := range members {
@@ -34,6 +35,18 @@ func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
 				}
 			} else if !ok {
 				views[in.epoch], viewOwner[in.epoch] = in.members, m
+			}
+			if in.why == "" {
+				continue
+			}
+			// Members that were in the previous view give one account of
+			// who went and why.
+			if w, ok := whys[in.epoch]; ok && w != in.why {
+				if add("views", "view %d at %s says %s but at %s %s", in.epoch, whyOwner[in.epoch], w, m, in.why) {
+					return
+				}
+			} else if !ok {
+				whys[in.epoch], whyOwner[in.epoch] = in.why, m
 			}
 		}
 	}

@@ -72,7 +72,10 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 	for r, m := range view {
 		p := promises[r]
 		if p == nil || ch.Leavers[m] || ch.Failed[m] || ch.Evicted[m] || replaced[m.Addr] {
-			if ch.Evicted[m] && !ch.Leavers[m] {
+			switch {
+			case ch.Leavers[m]:
+				prop.Left = append(prop.Left, m)
+			case ch.Evicted[m]:
 				prop.Evicted = append(prop.Evicted, m)
 			}
 			continue

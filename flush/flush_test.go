@@ -36,6 +36,11 @@ func TestChooseFresh(t *testing.T) {
 	if !reflect.DeepEqual(p.Holders, []uint16{0, 1, 0, 3}) {
 		t.Fatalf("holders %v", p.Holders)
 	}
+	// Why each one went is part of the proposal: 2 left; 3 and the old 4
+	// failed (listed nowhere).
+	if !reflect.DeepEqual(p.Left, []wire.MemberID{id(2, 1)}) || len(p.Evicted) != 0 {
+		t.Fatalf("left %v evicted %v", p.Left, p.Evicted)
+	}
 }
 
 func TestChooseAdoptsHighestAccepted(t *testing.T) {

@@ -586,7 +586,8 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	}
 	for _, m := range prev.Members {
 		if flush.Index(p.Members, m) < 0 {
-			if g.changes.Leavers[m] {
+			// The reasons are the agreed proposal's, the same everywhere.
+			if flush.Index(p.Left, m) >= 0 {
 				v.Left = append(v.Left, m)
 			} else if flush.Index(p.Evicted, m) >= 0 {
 				v.Evicted = append(v.Evicted, m)

@@ -676,7 +676,13 @@ func (w *world) drain(i int) {
 					names[k] = w.nameOf(m)
 				}
 				w.tracef("%s installs view %d %v", n.name, ev.View.Epoch, names)
-				w.hist.Installed(n.name, n.epoch, names)
+				gone := map[string][]string{}
+				for why, ms := range map[string][]wire.MemberID{"left": ev.View.Left, "failed": ev.View.Failed, "evicted": ev.View.Evicted} {
+					for _, m := range ms {
+						gone[why] = append(gone[why], w.nameOf(m))
+					}
+				}
+				w.hist.InstalledWhy(n.name, n.epoch, names, gone)
 			} else {
 				w.tracef("%s ends: %v", n.name, ev.Err)
 				n.redirect = ev.Redirect

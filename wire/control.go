@@ -70,6 +70,10 @@ type Proposal struct {
 	// Evicted are the members of the old view that the slow-member policy
 	// removed (not in Members), so that they learn why.
 	Evicted []MemberID
+	// Left are the members of the old view that left gracefully. With
+	// Evicted they give every member one account of why each member of
+	// the old view is gone (the rest failed), whatever it heard itself.
+	Left []MemberID
 }
 
 // Control is one membership message. Each kind uses the fields its
@@ -129,10 +133,16 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 		for _, h := range p.Holders {
 			b = binary.LittleEndian.AppendUint16(b, h)
 		}
-		b = binary.AppendUvarint(b, uint64(len(p.Evicted)))
-		for _, m := range p.Evicted {
-			b = appendMember(b, m)
-		}
+		b = appendMembers(b, p.Evicted)
+		b = appendMembers(b, p.Left)
+	}
+	return b
+}
+
+func appendMembers(b []byte, ms []MemberID) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	for _, m := range ms {
+		b = appendMember(b, m)
 	}
 	return b
 }
@@ -185,10 +195,8 @@ func ParseControl(body []byte) (*Control, error) {
 		for i := 0; i < n && d.err == nil; i++ {
 			p.Holders = append(p.Holders, d.u16())
 		}
-		n = d.count()
-		for i := 0; i < n && d.err == nil; i++ {
-			p.Evicted = append(p.Evicted, d.member())
-		}
+		p.Evicted = d.members()
+		p.Left = d.members()
 		c.Proposal = p
 	}
 	switch {
@@ -200,6 +208,16 @@ func ParseControl(body []byte) (*Control, error) {
 		return nil, ErrMalformed
 	}
 	return c, nil
+}
+
+// members reads a counted list of member IDs (nil when empty).
+func (d *decoder) members() []MemberID {
+	var ms []MemberID
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		ms = append(ms, d.member())
+	}
+	return ms
 }
 
 type decoder struct {

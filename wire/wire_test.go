@@ -238,7 +238,7 @@ func TestControlRoundTrip(t *testing.T) {
 		Target: m("[::1]:9", 1<<40), Nonce: 77, Installed: true, Report: []uint64{1, 2, 3},
 		Proposal: &Proposal{Ballot: Ballot{Round: 4, Rank: 1}, Epoch: 10,
 			Members: []MemberID{m("10.0.0.1:1", 1), m("10.0.0.2:2", 2)}, Cut: []uint64{5, 0, 7}, Holders: []uint16{0, 1, 0},
-			Evicted: []MemberID{m("10.0.0.3:3", 5)}},
+			Evicted: []MemberID{m("10.0.0.3:3", 5)}, Left: []MemberID{m("10.0.0.4:4", 6), m("10.0.0.5:5", 7)}},
 	}
 	b := AppendControl(make([]byte, 0, 512), Header{Sender: 1, Group: 5, Epoch: 9}, c)
 	h, err := ParseHeader(b)
