@@ -128,6 +128,7 @@ type Group struct {
 	retired      *Member
 	retiredEpoch uint64
 	heardInView  []bool // members of the view heard from in it
+	installedAt  int64  // tick at which this view was installed
 
 	// Coordinator side.
 	changes flush.Changes
@@ -175,6 +176,9 @@ type GroupStats struct {
 	SuspicionsRefuted uint64
 	ControlSent       uint64
 	ControlDropped    uint64 // control messages that failed to decode or were out of place
+	// InstallsResent: installs sent again to members of the view still
+	// speaking from an older one (they missed it).
+	InstallsResent uint64
 }
 
 type heldRun struct {
@@ -440,11 +444,14 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 			g.stats.ControlDropped++
 			return
 		}
-		// Only a member speaking from this view is alive in it: one stuck
-		// in an older view (say, unable to finish its flush) must be
-		// suspected and removed, not kept as a coordinator that cannot act.
+		// A member speaking from this view is alive in it; one speaking
+		// from an older view missed the install, for a while (lateMember).
 		if c.Epoch == g.view.Epoch {
 			g.heard(c.From)
+		} else if g.state == member && c.Epoch < g.view.Epoch {
+			if r := flush.Index(g.view.Members, c.From); r >= 0 {
+				g.lateMember(r)
+			}
 		}
 		g.control(from, h, c)
 		return
@@ -464,11 +471,49 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 		g.mem.Receive(from, b)
 	case g.retired != nil && h.Epoch == g.retiredEpoch:
 		g.retired.Receive(from, b) // a member still filling its cut
-		g.answerStale(from)
+		g.staleTraffic(from)
 	case h.Epoch > g.view.Epoch:
 		g.query(from) // we missed an install
 	default:
-		g.answerStale(from)
+		g.staleTraffic(from)
+	}
+}
+
+// staleTraffic takes in group traffic of an older view from addr: a
+// member of this view that missed its install, or a process this view
+// left behind, which is told what became of it.
+func (g *Group) staleTraffic(addr netip.AddrPort) {
+	for r, m := range g.view.Members {
+		if m.Addr == addr && r != g.view.Self {
+			g.lateMember(r)
+			return
+		}
+	}
+	g.answerStale(addr)
+}
+
+// lateMember: rank r of this view still speaks from an older one. It
+// missed the install (lost, or still on its way), or is consuming the
+// last of its cut: it is alive and reachable, so it gets the install
+// again at once (once per retry interval), and while it has not spoken
+// in this view yet, for up to BlockTicks after the install, its old
+// view's datagrams count as signs of life: the failure detector does not
+// suspect it for a silence in this view that only the lost install
+// caused. Past BlockTicks it is treated as cut off (a coordinator stuck
+// in an older view cannot act for this one), and suspected as usual.
+// Once it has spoken in this view, its old view's datagrams are only
+// late ones (its retired member answering repairs).
+func (g *Group) lateMember(r int) {
+	if r == g.view.Self || g.heardInView[r] {
+		return // it installed: this is a late datagram of its old view
+	}
+	if g.now-g.installedAt <= int64(g.cfg.BlockTicks) {
+		g.det.Heard(r)
+	}
+	m := g.view.Members[r]
+	if g.rateLimit(m.Addr) {
+		g.sendControl(m.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		g.stats.InstallsResent++
 	}
 }
 
@@ -485,10 +530,13 @@ func (g *Group) heard(id wire.MemberID) {
 // heardIn notes that rank r spoke in the current view: once every member
 // has, none still needs the previous view's messages.
 func (g *Group) heardIn(r int) {
-	if g.retired == nil || g.heardInView[r] {
+	if g.heardInView[r] {
 		return
 	}
 	g.heardInView[r] = true
+	if g.retired == nil {
+		return
+	}
 	for _, h := range g.heardInView {
 		if !h {
 			return

@@ -37,7 +37,11 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //	restart b            start b again as a new incarnation
 //	leave b              b leaves gracefully
 //	partition a b | c    cut the links between the sides; heal
-//	drop install|notmember a b   lose the next such control message a sends to b
+//	drop install|notmember a b  lose the next such control message a sends to b
+//	drop KIND a|* b|* N [maybe]  lose every such message from a (or anyone)
+//	                     to b (or anyone) for N ticks; KIND: install, notmember,
+//	                     probeack; maybe: it may match nothing (a path the
+//	                     protocol need not take)
 //	views                every live process's view
 //	delivered            what each process delivered since the last time
 //	ended                processes whose membership ended, and why
@@ -114,7 +118,9 @@ func runScenario(t *testing.T, path string) {
 	}
 	// A rule that never matched tested nothing.
 	for _, r := range w.drops {
-		t.Errorf("%s: drop rule %+v never matched a message", path, r)
+		if !r.matched && !r.maybe {
+			t.Errorf("%s: drop rule %+v never matched a message", path, r)
+		}
 	}
 }
 
@@ -147,13 +153,18 @@ type scenarioWorld struct {
 	nextIdx int
 	drops   []dropRule
 	evict   int // EvictTicks of processes started from now on (0: block)
+	now     int // ticks so far
 }
 
 // dropRule loses the next control message of one kind from one process
-// to another.
+// to another; or, with until set, every one between them until that
+// tick, where "*" stands for any process.
 type dropRule struct {
 	from, to string
 	kind     uint8
+	until    int
+	matched  bool
+	maybe    bool // may match nothing
 }
 
 // dropped reports whether a datagram from -> to matches a drop rule, and
@@ -167,7 +178,15 @@ func (w *scenarioWorld) dropped(from, to *scenarioProc, data []byte) bool {
 	if err != nil {
 		return false
 	}
-	for i, r := range w.drops {
+	for i := range w.drops {
+		r := &w.drops[i]
+		if r.until > 0 {
+			if (r.from == "*" || r.from == from.name) && (r.to == "*" || r.to == to.name) && r.kind == c.Kind && w.now < r.until {
+				r.matched = true
+				return true
+			}
+			continue
+		}
 		if r.from == from.name && r.to == to.name && r.kind == c.Kind {
 			w.drops = append(w.drops[:i], w.drops[i+1:]...)
 			return true
@@ -262,6 +281,7 @@ func (w *scenarioWorld) drain(p *scenarioProc) {
 }
 
 func (w *scenarioWorld) tick() {
+	w.now++
 	flight := w.flight
 	w.flight = nil
 	for _, f := range flight {
@@ -393,12 +413,20 @@ func (w *scenarioWorld) do(cmd string) string {
 		}
 		return "ok"
 	case "drop":
-		kinds := map[string]uint8{"install": wire.CtlInstall, "notmember": wire.CtlNotMember}
+		kinds := map[string]uint8{"install": wire.CtlInstall, "notmember": wire.CtlNotMember, "probeack": wire.CtlProbeAck}
 		k, ok := kinds[f[1]]
-		if !ok || len(f) != 4 {
-			w.t.Fatalf("drop %v: want drop install|notmember FROM TO", f[1:])
+		switch {
+		case ok && len(f) == 4 && f[2] != "*" && f[3] != "*":
+			w.drops = append(w.drops, dropRule{from: f[2], to: f[3], kind: k})
+		case ok && (len(f) == 5 || len(f) == 6 && f[5] == "maybe"):
+			n, err := strconv.Atoi(f[4])
+			if err != nil || n < 1 {
+				w.t.Fatalf("drop %v: want a number of ticks", f[1:])
+			}
+			w.drops = append(w.drops, dropRule{from: f[2], to: f[3], kind: k, until: w.now + 1 + n, maybe: len(f) == 6})
+		default:
+			w.t.Fatalf("drop %v: want drop KIND FROM TO, or KIND FROM|* TO|* TICKS [maybe]", f[1:])
 		}
-		w.drops = append(w.drops, dropRule{from: f[2], to: f[3], kind: k})
 		return "ok"
 	case "heal":
 		w.cut = false

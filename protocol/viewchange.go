@@ -599,6 +599,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	g.view, g.install, g.state = v, p, member
 	g.heardInView = make([]bool, len(p.Members))
 	g.heardInView[self] = true
+	g.installedAt = g.now
 	g.accepted, g.pendingInstall, g.flushed, g.promised, g.flushTo = nil, nil, false, wire.Ballot{}, netip.AddrPort{}
 	g.round, g.blockedSince, g.changeRequested = nil, -1, false
 	g.stats.Views++
