@@ -100,9 +100,19 @@ type Config struct {
 	// fails with ErrBlocked instead of queueing. Default 5 s.
 	BlockTimeout time.Duration
 	// Rejoin makes a member that was removed from its group (suspected by
-	// mistake, or on the losing side of a merge) join again at once as a
-	// new incarnation. Default false: the Ended handler decides.
+	// mistake, on the losing side of a merge, or evicted as too slow) join
+	// again as a new incarnation. Default false: the Ended handler
+	// decides.
 	Rejoin bool
+	// RejoinBackoff and RejoinBackoffMax pace Rejoin. A member removed
+	// for the first time rejoins at once, or after RejoinBackoff if it was
+	// evicted (it was too slow: joining again at once, with a state
+	// transfer, only makes the group change views again a second later).
+	// Each further removal of a membership that lasted less than
+	// RejoinBackoffMax doubles the wait, up to RejoinBackoffMax; a
+	// membership that lasts longer starts afresh. Defaults 1 s and 1 min.
+	RejoinBackoff    time.Duration
+	RejoinBackoffMax time.Duration
 
 	// SlowMember is what the group does about a member that consumes
 	// more slowly than the others send. SlowMemberBlock (the default):
@@ -182,6 +192,8 @@ func DefaultConfig() Config {
 		RetryInterval:     20 * time.Millisecond,
 		RoundTimeout:      500 * time.Millisecond,
 		BlockTimeout:      5 * time.Second,
+		RejoinBackoff:     time.Second,
+		RejoinBackoffMax:  time.Minute,
 		SlowMember:        SlowMemberBlock,
 		EvictLag:          0.5,
 		EvictAfter:        time.Second,
@@ -250,6 +262,8 @@ func (c *Config) validate() error {
 		return bad("DiscoverTimeout, SuspectTimeout, ProbeTimeout, RetryInterval, RoundTimeout and BlockTimeout must each be at least TickInterval (%v)", c.TickInterval)
 	case c.SuspectTimeout < 5*c.StatusInterval:
 		return bad("SuspectTimeout %v must be at least 5*StatusInterval (%v): members heartbeat at SuspectTimeout/5", c.SuspectTimeout, 5*c.StatusInterval)
+	case c.Rejoin && (c.RejoinBackoff <= 0 || c.RejoinBackoffMax < c.RejoinBackoff):
+		return bad("RejoinBackoff %v and RejoinBackoffMax %v: with Rejoin, use a positive RejoinBackoff and a RejoinBackoffMax at least as long (1s and 1m are the defaults)", c.RejoinBackoff, c.RejoinBackoffMax)
 	case c.SlowMember != SlowMemberBlock && c.SlowMember != SlowMemberEvict:
 		return bad("SlowMember is %v; use SlowMemberBlock or SlowMemberEvict", c.SlowMember)
 	case c.SlowMember == SlowMemberEvict && !(c.EvictLag > 0 && c.EvictLag <= 1):

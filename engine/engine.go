@@ -173,9 +173,44 @@ func (e *Engine) publishGroups() {
 	e.groupList.Store(&list)
 }
 
+// rejoinTrack is what an engine remembers of one membership across the
+// incarnations that Config.Rejoin makes of it.
+type rejoinTrack struct {
+	streak  int // removals in a row of short memberships (under Engine.mu)
+	rejoins atomic.Uint64
+	evicted atomic.Uint64
+}
+
+// rejoinDelay is how long a member removed from g (evicted: as too slow)
+// waits before it joins again: nothing for a first removal that is not
+// an eviction, else RejoinBackoff, doubled for each further removal of a
+// membership that lasted less than RejoinBackoffMax, up to that.
+func (e *Engine) rejoinDelay(g *Group, evicted bool) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t := g.track
+	if at := g.joinedAt.Load(); at != 0 && time.Since(e.start)-time.Duration(at) >= e.cfg.RejoinBackoffMax {
+		t.streak = 0
+	}
+	t.streak++
+	k := t.streak
+	if !evicted {
+		k--
+	}
+	if k <= 0 {
+		return 0
+	}
+	d := e.cfg.RejoinBackoff
+	for i := 1; i < k && d < e.cfg.RejoinBackoffMax; i++ {
+		d *= 2
+	}
+	return min(d, e.cfg.RejoinBackoffMax)
+}
+
 // rejoin replaces a removed membership with a new incarnation's, through
-// the group's seeds (and the member its instance merged into, if any).
-func (e *Engine) rejoin(old *Group, via netip.AddrPort) {
+// the group's seeds (and the member its instance merged into, if any),
+// once delay has passed.
+func (e *Engine) rejoin(old *Group, via netip.AddrPort, delay time.Duration) {
 	seeds := make([]string, 0, len(old.proto.Seeds())+1)
 	for _, s := range old.proto.Seeds() {
 		seeds = append(seeds, s.String())
@@ -184,6 +219,16 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort) {
 		seeds = append(seeds, via.String())
 	}
 	e.remove(old)
+	if delay > 0 {
+		e.log.Info("cohort: rejoining after a pause", "group", old.name, "delay", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-e.done:
+			t.Stop()
+			return
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -193,13 +238,14 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort) {
 		case <-ctx.Done():
 		}
 	}()
-	g, err := e.Join(ctx, old.name, seeds, old.handlers)
+	g, err := e.join(ctx, old.name, seeds, old.handlers, old.track)
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
 			e.log.Warn("cohort: rejoin failed", "group", old.name, "err", err)
 		}
 		return
 	}
+	old.track.rejoins.Add(1)
 	if old.handlers.Rejoined != nil {
 		old.handlers.Rejoined(g)
 	}

@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -299,4 +301,75 @@ func TestSlowMemberEvicted(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the evicted member never learned it was removed")
 	}
+}
+
+// A member too slow for the group, evicted and rejoining by itself
+// (Rejoin), waits longer before each new try: RejoinBackoff, then twice
+// that, and so on, so the group is not made to change views every
+// second. Its Stats count the evictions and rejoins across incarnations.
+func TestRejoinBacksOff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SlowMember, cfg.EvictAfter = SlowMemberEvict, 100*time.Millisecond
+	cfg.WindowMessages = 256
+	cfg.Rejoin, cfg.RejoinBackoff, cfg.RejoinBackoffMax = true, 150*time.Millisecond, 400*time.Millisecond
+	engines, addrs := newEngines(t, 4, cfg)
+	var mu sync.Mutex
+	var evictedAt, rejoinedAt []time.Time
+	var latest *Group
+	var groups []*Group
+	for i, e := range engines {
+		h := Handlers{Deliver: func(Message) {}}
+		if i == 3 {
+			h.Deliver = func(Message) { time.Sleep(200 * time.Microsecond) }
+			h.Ended = func(err error) {
+				if errors.Is(err, ErrEvicted) {
+					mu.Lock()
+					evictedAt = append(evictedAt, time.Now())
+					mu.Unlock()
+				}
+			}
+			h.Rejoined = func(g *Group) {
+				mu.Lock()
+				rejoinedAt = append(rejoinedAt, time.Now())
+				latest = g
+				mu.Unlock()
+			}
+		}
+		g, err := e.Join(context.Background(), "rejoin", addrs, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	waitFullView(t, groups)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		payload := make([]byte, 32)
+		for ctx.Err() == nil {
+			sctx, scancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			groups[0].Send(sctx, FIFO, payload) // held back while the slow member is in
+			scancel()
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	const cycles = 4
+	waitFor(t, 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(rejoinedAt) >= cycles
+	}, fmt.Sprintf("%d evictions and rejoins", cycles))
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{150 * time.Millisecond, 300 * time.Millisecond, 400 * time.Millisecond, 400 * time.Millisecond}
+	for k := 0; k < cycles; k++ {
+		if gap := rejoinedAt[k].Sub(evictedAt[k]); gap < want[k] {
+			t.Errorf("rejoin %d came %v after its eviction, want at least %v", k+1, gap, want[k])
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool {
+		s := latest.Stats()
+		return s.Rejoins >= cycles && s.TimesEvicted >= cycles
+	}, "the rejoined member's stats to count the evictions and rejoins")
 }

@@ -22,6 +22,8 @@ type Group struct {
 	name     string
 	id       uint64
 	handlers Handlers
+	track    *rejoinTrack // shared by the incarnations Rejoin makes
+	joinedAt atomic.Int64 // when its first view came (monotonic ns since the engine started)
 
 	// Owned by the goroutine holding the engine's protoMu.
 	proto    *protocol.Group
@@ -88,6 +90,12 @@ type item struct {
 // forms a group alone. Join returns at the first view; later views arrive
 // through Handlers.View.
 func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handlers) (*Group, error) {
+	return e.join(ctx, name, seeds, h, &rejoinTrack{})
+}
+
+// join is Join, carrying what the engine remembers of the group's
+// earlier incarnations (a new one for an application's Join).
+func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handlers, track *rejoinTrack) (*Group, error) {
 	if h.Deliver == nil {
 		return nil, errors.New("engine: Join: Handlers.Deliver is required")
 	}
@@ -142,6 +150,7 @@ func (e *Engine) Join(ctx context.Context, name string, seeds []string, h Handle
 		viewCh:    make(chan struct{}),
 		doneRest:  map[wire.MemberID]bool{},
 		pending:   map[wire.MemberID]bool{},
+		track:     track,
 	}
 	if err := e.add(g); err != nil {
 		return nil, err
@@ -295,6 +304,11 @@ type Stats struct {
 	protocol.Stats
 	protocol.GroupStats
 	Epoch uint64 // the current view's number
+	// Rejoins and TimesEvicted count, over the incarnations that
+	// Config.Rejoin made of this membership, how often it joined again
+	// and how often it was evicted as too slow.
+	Rejoins      uint64
+	TimesEvicted uint64
 }
 
 // Stats returns the group's counters as of the last protocol tick.
@@ -308,7 +322,8 @@ func (g *Group) Stats() Stats {
 func (g *Group) tick() {
 	g.proto.Tick()
 	g.stateTick()
-	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch}
+	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch,
+		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load()}
 	g.statsMu.Lock()
 	g.stats = st
 	g.statsMu.Unlock()
@@ -451,7 +466,10 @@ func (g *Group) event(ev *protocol.Event) {
 		if g.handlers.View != nil {
 			g.handlers.View(v)
 		}
-		g.viewOnce.Do(func() { close(g.viewCh) })
+		g.viewOnce.Do(func() {
+			g.joinedAt.Store(int64(time.Since(g.e.start)))
+			close(g.viewCh)
+		})
 		return
 	}
 	err := ErrRemoved
@@ -472,9 +490,12 @@ func (g *Group) finish(err error, ev *protocol.Event) {
 		if g.handlers.Ended != nil {
 			g.handlers.Ended(err)
 		}
+		if errors.Is(err, ErrEvicted) {
+			g.track.evicted.Add(1)
+		}
 		switch {
 		case ev != nil && errors.Is(err, ErrRemoved) && g.e.cfg.Rejoin:
-			go g.e.rejoin(g, ev.Redirect)
+			go g.e.rejoin(g, ev.Redirect, g.e.rejoinDelay(g, errors.Is(err, ErrEvicted)))
 		default:
 			// Membership is over: unregister, so the engine stops serving
 			// it (asynchronously: this runs on the goroutine that stop
