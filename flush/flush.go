@@ -37,7 +37,8 @@ func (c *Changes) Empty() bool {
 //     ballot is adopted unchanged but for the ballot: it may already be
 //     installed somewhere, and a view number must never name two views.
 //   - Otherwise the new view is the members that promised, minus leavers,
-//     in their old order, then the joiners; and the cut for every old
+//     in their old order, then the joiners (fewer than those members,
+//     or one); and the cut for every old
 //     member is the highest contiguous mark any promise reports, with the
 //     member that reported it as the holder to fetch from.
 //
@@ -82,9 +83,18 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 		}
 		prop.Members = append(prop.Members, m)
 	}
+	// Joiners may be fewer than the members kept: then the kept members
+	// alone are a majority of the new view, and joiners that never take
+	// part (crashed at once, or not real processes at all) cannot leave
+	// it without one. The rest join at the next change.
+	kept, joined := len(prop.Members), 0
 	for _, j := range ch.Joiners {
+		if joined >= max(1, kept-1) {
+			break
+		}
 		if !contains(prop.Members, j) {
 			prop.Members = append(prop.Members, j)
+			joined++
 		}
 	}
 	for o := 0; o < n; o++ {

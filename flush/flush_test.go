@@ -25,7 +25,9 @@ func TestChooseFresh(t *testing.T) {
 	// 3 did not promise (crashed); 2 leaves but promised.
 	ps := []*wire.Control{promise(5, 7, 9, 1), promise(5, 8, 2, 1), nil, promise(4, 8, 9, 3)}
 	p := Choose(wire.Ballot{Round: 2, Rank: 0}, 6, view, ps, ch)
-	wantMembers := []wire.MemberID{id(1, 1), id(5, 1), id(4, 2)}
+	// 4.1 goes (replaced); one member kept admits one joiner: 4.2 waits
+	// for the next change.
+	wantMembers := []wire.MemberID{id(1, 1), id(5, 1)}
 	if !reflect.DeepEqual(p.Members, wantMembers) {
 		t.Fatalf("members %v", p.Members)
 	}
@@ -62,5 +64,27 @@ func TestMajority(t *testing.T) {
 		if Majority(n) != want {
 			t.Errorf("Majority(%d) = %d", n, Majority(n))
 		}
+	}
+}
+
+// Joiners are admitted fewer than the members kept (or one), so the kept
+// members stay a majority of the new view: joiners that never take part
+// cannot block it. The others wait for the next change.
+func TestChooseAdmitsFewerJoinersThanMembers(t *testing.T) {
+	view := []wire.MemberID{id(1, 1), id(2, 1), id(3, 1)}
+	ch := &Changes{Joiners: []wire.MemberID{id(4, 1), id(5, 1), id(6, 1), id(7, 1)}}
+	ps := []*wire.Control{promise(1, 1, 1, 1), promise(1, 1, 1, 1), promise(1, 1, 1, 1)}
+	p := Choose(wire.Ballot{Round: 1}, 1, view, ps, ch)
+	want := []wire.MemberID{id(1, 1), id(2, 1), id(3, 1), id(4, 1), id(5, 1)}
+	if !reflect.DeepEqual(p.Members, want) {
+		t.Fatalf("members %v, want %v", p.Members, want)
+	}
+	if kept := 3; kept < Majority(len(p.Members)) {
+		t.Fatalf("%d kept members are not a majority of %d", kept, len(p.Members))
+	}
+	// A group of one takes one joiner at a time.
+	p = Choose(wire.Ballot{Round: 1}, 1, view[:1], ps[:1], ch)
+	if !reflect.DeepEqual(p.Members, []wire.MemberID{id(1, 1), id(4, 1)}) {
+		t.Fatalf("members %v", p.Members)
 	}
 }

@@ -159,9 +159,12 @@ type Group struct {
 	endErr   error
 	queried  map[netip.AddrPort]int64 // rate limit of view queries and answers
 	probeSeq uint64
-	probeFor map[uint64]netip.AddrPort // indirect probes being relayed: nonce -> requester
-	stats    GroupStats
-	past     Stats // traffic counters of the views before this one
+	probeFor map[uint64]relay // indirect probes being relayed, by the nonce of this member's probe
+	// probeNonce: per rank of the view, the nonce of the last probe this
+	// member sent it; a relayed answer must name it.
+	probeNonce []uint64
+	stats      GroupStats
+	past       Stats // traffic counters of the views before this one
 }
 
 // GroupStats are membership counters.
@@ -176,9 +179,21 @@ type GroupStats struct {
 	SuspicionsRefuted uint64
 	ControlSent       uint64
 	ControlDropped    uint64 // control messages that failed to decode or were out of place
+	// ControlRefused: control messages from a process not allowed to
+	// send them (not a member of the view they concern, a process
+	// speaking for another), or whose view does not fit this member's.
+	ControlRefused uint64
 	// InstallsResent: installs sent again to members of the view still
 	// speaking from an older one (they missed it).
 	InstallsResent uint64
+}
+
+// relay is an indirect probe this member makes for another: who asked,
+// under which nonce, about which member.
+type relay struct {
+	to     netip.AddrPort
+	nonce  uint64
+	target wire.MemberID
 }
 
 type heldRun struct {
@@ -219,7 +234,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		sender:       newSender(&probe),
 		peersSeen:    map[netip.AddrPort]int64{},
 		queried:      map[netip.AddrPort]int64{},
-		probeFor:     map[uint64]netip.AddrPort{},
+		probeFor:     map[uint64]relay{},
 		blockedSince: -1,
 		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
 	}
@@ -625,7 +640,9 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 			g.sendControl(from, &wire.Control{Kind: wire.CtlHere})
 		}
 	case wire.CtlHere:
-		if g.state == member && c.Proposal != nil {
+		// Another instance speaks for itself: its sender is one of its
+		// members.
+		if g.state == member && c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 {
 			g.meet(from, c.Proposal, c.Blocked)
 		}
 		if g.state == discovering || g.state == joining {
@@ -640,13 +657,23 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 			}
 		}
 	case wire.CtlJoin:
-		g.onJoin(c.Target)
+		// A process joins for itself; a member forwards another's join.
+		if c.Target == c.From || g.inView(c.From) {
+			g.onJoin(c.Target)
+		} else {
+			g.stats.ControlRefused++
+		}
 	case wire.CtlLeave:
-		if g.state == member && flush.Index(g.view.Members, c.Target) >= 0 {
+		// A member leaves for itself; a member forwards another's leave.
+		if g.state == member && flush.Index(g.view.Members, c.Target) >= 0 && (c.Target == c.From || g.inView(c.From)) {
 			g.forwardOr(c, func() { g.changes.Leavers[c.Target] = true })
+		} else {
+			g.stats.ControlRefused++
 		}
 	case wire.CtlSuspect, wire.CtlEvict:
-		if g.state == member && c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
+		if !g.inView(c.From) {
+			g.stats.ControlRefused++
+		} else if c.Epoch == g.view.Epoch && flush.Index(g.view.Members, c.Target) >= 0 && c.Target != g.cfg.Self {
 			accept := g.acceptSuspicion
 			if c.Kind == wire.CtlEvict {
 				accept = g.acceptEviction
@@ -672,32 +699,62 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	case wire.CtlFlushed:
 		g.onFlushed(c)
 	case wire.CtlInstall:
-		if c.Proposal != nil {
-			g.onInstall(c.Proposal)
-			g.confirmInstall(from, c.Proposal)
+		// A member's next view comes from a member of its view; a joiner's
+		// first, from a member of that view (or its leaving coordinator).
+		p := c.Proposal
+		switch {
+		case p == nil:
+			g.stats.ControlRefused++
+		case g.state == member && p.Epoch == g.view.Epoch+1:
+			if !g.inView(c.From) || !g.validNext(p) {
+				g.stats.ControlRefused++
+				return
+			}
+			g.onInstall(p)
+		case g.state == joining || g.state == discovering:
+			if !g.validFirst(p) || flush.Index(p.Members, c.From) < 0 && flush.Index(p.Left, c.From) < 0 {
+				g.stats.ControlRefused++
+				return
+			}
+			g.onInstall(p)
+		}
+		if p != nil {
+			g.confirmInstall(from, p)
 		}
 	case wire.CtlProbe:
 		g.sendControl(from, &wire.Control{Kind: wire.CtlProbeAck, Nonce: c.Nonce, Target: c.Target})
 	case wire.CtlProbeReq:
+		if !g.inView(c.From) {
+			g.stats.ControlRefused++ // only a member may have us probe another
+			return
+		}
 		g.probeSeq++
 		nonce := g.probeSeq
-		g.probeFor[nonce] = from
-		if len(g.probeFor) > 1024 {
+		if len(g.probeFor) >= 1024 {
 			clear(g.probeFor) // a bound on relays in flight; lost ones are re-asked
 		}
+		g.probeFor[nonce] = relay{to: from, nonce: c.Nonce, target: c.Target}
 		g.sendControl(c.Target.Addr, &wire.Control{Kind: wire.CtlProbe, Nonce: nonce, Target: g.cfg.Self})
 	case wire.CtlProbeAck:
 		// A direct ack counted as a sign of life on arrival. An ack naming
-		// this member answers a probe it relayed: pass it to the asker. An
-		// ack naming another member is a relayed answer from it.
+		// this member answers a probe it relayed: pass it to the asker,
+		// if it comes from the member probed. An ack naming another
+		// member is a relayed answer from it: taken from a member of the
+		// view, answering this member's last probe of it.
 		switch {
 		case c.Target == g.cfg.Self:
-			if req, ok := g.probeFor[c.Nonce]; ok {
+			if rl, ok := g.probeFor[c.Nonce]; ok && rl.target == c.From {
 				delete(g.probeFor, c.Nonce)
-				g.sendControl(req, &wire.Control{Kind: wire.CtlProbeAck, Target: c.From})
+				g.sendControl(rl.to, &wire.Control{Kind: wire.CtlProbeAck, Target: c.From, Nonce: rl.nonce})
 			}
-		case c.Target.Addr.IsValid():
-			g.heard(c.Target)
+		case g.inView(c.From):
+			if r := flush.Index(g.view.Members, c.Target); r >= 0 && r < len(g.probeNonce) && c.Nonce != 0 && g.probeNonce[r] == c.Nonce {
+				g.heard(c.Target)
+			} else {
+				g.stats.ControlRefused++
+			}
+		default:
+			g.stats.ControlRefused++
 		}
 	case wire.CtlViewQuery:
 		g.answerQuery(from, c.From)
@@ -774,6 +831,10 @@ func (g *Group) tickDetector() {
 	probes, suspects := g.det.Tick(nil, nil)
 	for _, p := range probes {
 		g.probeSeq++
+		if len(g.probeNonce) != len(g.view.Members) {
+			g.probeNonce = make([]uint64, len(g.view.Members))
+		}
+		g.probeNonce[p.Target] = g.probeSeq
 		g.sendControl(g.view.Members[p.Target].Addr, &wire.Control{Kind: wire.CtlProbe, Nonce: g.probeSeq})
 		for _, h := range p.Helpers {
 			g.sendControl(g.view.Members[h].Addr, &wire.Control{Kind: wire.CtlProbeReq, Target: g.view.Members[p.Target], Nonce: g.probeSeq})

@@ -40,7 +40,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenar
 //	drop install|notmember a b  lose the next such control message a sends to b
 //	drop KIND a|* b|* N [maybe]  lose every such message from a (or anyone)
 //	                     to b (or anyone) for N ticks; KIND: install, notmember,
-//	                     probeack; maybe: it may match nothing (a path the
+//	                     probeack, promise; maybe: it may match nothing (a path the
 //	                     protocol need not take)
 //	views                every live process's view
 //	delivered            what each process delivered since the last time
@@ -413,7 +413,7 @@ func (w *scenarioWorld) do(cmd string) string {
 		}
 		return "ok"
 	case "drop":
-		kinds := map[string]uint8{"install": wire.CtlInstall, "notmember": wire.CtlNotMember, "probeack": wire.CtlProbeAck}
+		kinds := map[string]uint8{"install": wire.CtlInstall, "notmember": wire.CtlNotMember, "probeack": wire.CtlProbeAck, "promise": wire.CtlPromise}
 		k, ok := kinds[f[1]]
 		switch {
 		case ok && len(f) == 4 && f[2] != "*" && f[3] != "*":

@@ -231,14 +231,14 @@ func (g *Group) onPromise(c *wire.Control) {
 	if rank < 0 {
 		return
 	}
-	if c.Installed && c.Proposal != nil && c.Proposal.Epoch == g.view.Epoch+1 {
+	if c.Installed && c.Proposal != nil && g.validNext(c.Proposal) {
 		// Some member already installed the next view: it is the outcome,
 		// whatever this round would have chosen.
 		r.proposal, r.installed = c.Proposal, true
 		g.finishRound()
 		return
 	}
-	if len(c.Report) != g.mem.Origins() {
+	if len(c.Report) != g.mem.Origins() || c.Proposal != nil && !g.validNext(c.Proposal) {
 		return
 	}
 	if g.changes.Evicted[c.From] {
@@ -440,9 +440,8 @@ func (g *Group) onPrepare(from netip.AddrPort, c *wire.Control) {
 
 func (g *Group) onPropose(from netip.AddrPort, c *wire.Control) {
 	p := c.Proposal
-	if g.state != member || p == nil || c.Epoch != g.view.Epoch || p.Epoch != g.view.Epoch+1 ||
-		p.Founder != g.install.Founder || flush.Index(g.view.Members, c.From) < 0 ||
-		c.Ballot.Less(g.promised) || len(p.Cut) != g.mem.Origins() || len(p.Holders) != g.mem.Origins() {
+	if g.state != member || p == nil || c.Epoch != g.view.Epoch || !g.validNext(p) ||
+		flush.Index(g.view.Members, c.From) < 0 || c.Ballot.Less(g.promised) {
 		return
 	}
 	if !g.mem.Frozen() {
@@ -597,6 +596,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 		}
 	}
 	g.view, g.install, g.state = v, p, member
+	g.probeNonce = nil // ranks change meaning
 	g.heardInView = make([]bool, len(p.Members))
 	g.heardInView[self] = true
 	g.installedAt = g.now
