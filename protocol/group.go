@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 
@@ -155,11 +156,14 @@ type Group struct {
 	ready   Ready
 	// What the application holds, oldest first: runs of events and of
 	// the member's deliveries, so that Consumed reaches the right one.
-	held     []heldRun
-	endErr   error
-	queried  map[netip.AddrPort]int64 // rate limit of view queries and answers
-	probeSeq uint64
-	probeFor map[uint64]relay // indirect probes being relayed, by the nonce of this member's probe
+	held   []heldRun
+	endErr error
+	// Rate limits, per address: the view queries this member sends, and
+	// its answers (installs, views) to what others say.
+	queried   map[netip.AddrPort]int64
+	answersTo map[netip.AddrPort]int64
+	probeSeq  uint64
+	probeFor  map[uint64]relay // indirect probes being relayed, by the nonce of this member's probe
 	// probeNonce: per rank of the view, the nonce of the last probe this
 	// member sent it; a relayed answer must name it.
 	probeNonce []uint64
@@ -234,6 +238,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		sender:       newSender(&probe),
 		peersSeen:    map[netip.AddrPort]int64{},
 		queried:      map[netip.AddrPort]int64{},
+		answersTo:    map[netip.AddrPort]int64{},
 		probeFor:     map[uint64]relay{},
 		blockedSince: -1,
 		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
@@ -271,6 +276,17 @@ func (g *Group) Blocked() int64 {
 	}
 	return g.now - g.blockedSince
 }
+
+// NetworkState is how many entries this group keeps that the network
+// can make: processes heard starting, addresses answered, indirect
+// probes being relayed, joiners waiting. Each has its own bound; tests
+// check their sum against it.
+func (g *Group) NetworkState() int {
+	return len(g.peersSeen) + len(g.queried) + len(g.answersTo) + len(g.probeFor) + len(g.changes.Joiners)
+}
+
+// MaxNetworkState bounds NetworkState.
+const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners
 
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
@@ -526,7 +542,7 @@ func (g *Group) lateMember(r int) {
 		g.det.Heard(r)
 	}
 	m := g.view.Members[r]
-	if g.rateLimit(m.Addr) {
+	if g.answerLimit(m.Addr) {
 		g.sendControl(m.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
 		g.stats.InstallsResent++
 	}
@@ -571,39 +587,64 @@ func (g *Group) dropRetired() {
 
 // query asks addr for its view, at most once per retry interval.
 func (g *Group) query(addr netip.AddrPort) {
-	if !g.rateLimit(addr) {
-		return
+	if g.limit(g.queried, addr) {
+		g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
 	}
-	g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
 }
 
-// answerStale tells a process in an older view what became of it.
+// answerStale tells a process in an older view what became of it: it is
+// asked who it is first (answerQuery with no identity).
 func (g *Group) answerStale(addr netip.AddrPort) {
-	if g.rateLimit(addr) {
+	if g.limit(g.queried, addr) {
 		g.answerQuery(addr, wire.MemberID{})
 	}
 }
 
-// rateLimit allows one query or answer per address per retry interval.
-// Any address can send us datagrams, so the memory of who was answered
-// is bounded: past maxQueried entries it starts afresh.
-func (g *Group) rateLimit(addr netip.AddrPort) bool {
-	if t, ok := g.queried[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
+// answerLimit allows one answer to addr per retry interval: anyone can
+// make this member answer, and answers are often larger than questions.
+func (g *Group) answerLimit(addr netip.AddrPort) bool { return g.limit(g.answersTo, addr) }
+
+// limit allows one message to addr per retry interval, by the record
+// sent. Any address can send us datagrams, so the record is bounded:
+// past maxQueried entries it starts afresh.
+func (g *Group) limit(sent map[netip.AddrPort]int64, addr netip.AddrPort) bool {
+	if t, ok := sent[addr]; ok && g.now-t < int64(g.cfg.RetryTicks) {
 		return false
 	}
-	if len(g.queried) >= maxQueried {
-		clear(g.queried)
+	if len(sent) >= maxQueried {
+		clear(sent)
 	}
-	g.queried[addr] = g.now
+	sent[addr] = g.now
 	return true
 }
 
 const (
-	maxQueried = 4096
+	maxQueried  = 4096
+	maxStarting = 256
+	maxRelays   = 1024
 	// maxJoiners bounds the joins one view change takes; the others are
 	// asked to retry (they do, every RetryTicks) and join the next one.
 	maxJoiners = 64
 )
+
+// sawStarting notes a process starting at the same time, heard at addr.
+// Only a lower address matters (it forms the group), and the memory is
+// bounded: past maxStarting, the one heard longest ago is forgotten.
+func (g *Group) sawStarting(addr netip.AddrPort) {
+	if !addrLess(addr, g.cfg.Self.Addr) {
+		return
+	}
+	if _, ok := g.peersSeen[addr]; !ok && len(g.peersSeen) >= maxStarting {
+		oldest, at := netip.AddrPort{}, int64(math.MaxInt64)
+		for a, t := range g.peersSeen {
+			if t < at {
+				oldest, at = a, t
+			}
+		}
+		delete(g.peersSeen, oldest)
+	}
+	g.peersSeen[addr] = g.now
+}
 
 // answerQuery tells who (at addr) what this member's view makes of it: its
 // view, if who is in it; else that it is not a member. who is matched by
@@ -633,10 +674,12 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	}
 	switch c.Kind {
 	case wire.CtlDiscover:
-		if g.state == member {
+		// Answered once per retry interval per address: anyone can ask,
+		// and the answer is larger than the question.
+		if g.state == member && g.answerLimit(from) {
 			g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: g.stuck()})
 		} else if g.state == discovering {
-			g.peersSeen[from] = g.now
+			g.sawStarting(from)
 			g.sendControl(from, &wire.Control{Kind: wire.CtlHere})
 		}
 	case wire.CtlHere:
@@ -653,7 +696,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 					g.sendJoin()
 				}
 			} else {
-				g.peersSeen[from] = g.now
+				g.sawStarting(from)
 			}
 		}
 	case wire.CtlJoin:
@@ -730,7 +773,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		}
 		g.probeSeq++
 		nonce := g.probeSeq
-		if len(g.probeFor) >= 1024 {
+		if len(g.probeFor) >= maxRelays {
 			clear(g.probeFor) // a bound on relays in flight; lost ones are re-asked
 		}
 		g.probeFor[nonce] = relay{to: from, nonce: c.Nonce, target: c.Target}
@@ -757,9 +800,11 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 			g.stats.ControlRefused++
 		}
 	case wire.CtlViewQuery:
-		g.answerQuery(from, c.From)
-		if g.state == member && c.Epoch > g.view.Epoch {
+		switch {
+		case g.state == member && c.Epoch > g.view.Epoch:
 			g.query(from) // the asker is in a newer view: what are we in it?
+		case g.answerLimit(from):
+			g.answerQuery(from, c.From)
 		}
 	case wire.CtlNotMember:
 		// Only a member of this member's own view, at least as new, may say so.

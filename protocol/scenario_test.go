@@ -154,6 +154,7 @@ type scenarioWorld struct {
 	drops   []dropRule
 	evict   int // EvictTicks of processes started from now on (0: block)
 	now     int // ticks so far
+	tap     func(from, to *scenarioProc, data []byte) // sees every datagram delivered
 }
 
 // dropRule loses the next control message of one kind from one process
@@ -288,6 +289,9 @@ func (w *scenarioWorld) tick() {
 		from, to := w.byAddr[f.from], w.byAddr[f.to]
 		if to == nil || to.g == nil || (w.cut && w.side[from.name] != w.side[to.name]) || w.dropped(from, to, f.data) {
 			continue
+		}
+		if w.tap != nil {
+			w.tap(from, to, f.data)
 		}
 		to.g.Receive(f.from, f.data)
 		w.drain(to)
