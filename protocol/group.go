@@ -110,6 +110,9 @@ type Group struct {
 	// before its membership ends (see farewell in viewchange.go).
 	farewell *farewell
 	redirect netip.AddrPort // where to rejoin after a merge dissolved this instance
+	// witnesses: per instance met that this one would dissolve into, the
+	// address that first described it (see witnessed).
+	witnesses map[wire.MemberID]netip.AddrPort
 
 	// Participant side of a view change.
 	promised wire.Ballot
@@ -130,6 +133,10 @@ type Group struct {
 	retiredEpoch uint64
 	heardInView  []bool // members of the view heard from in it
 	installedAt  int64  // tick at which this view was installed
+	// The previous view's number and members, to know a member of this
+	// view that still speaks from it.
+	prevEpoch   uint64
+	prevMembers []wire.MemberID
 
 	// Coordinator side.
 	changes flush.Changes
@@ -239,6 +246,7 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		peersSeen:    map[netip.AddrPort]int64{},
 		queried:      map[netip.AddrPort]int64{},
 		answersTo:    map[netip.AddrPort]int64{},
+		witnesses:    map[wire.MemberID]netip.AddrPort{},
 		probeFor:     map[uint64]relay{},
 		blockedSince: -1,
 		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
@@ -282,11 +290,11 @@ func (g *Group) Blocked() int64 {
 // probes being relayed, joiners waiting. Each has its own bound; tests
 // check their sum against it.
 func (g *Group) NetworkState() int {
-	return len(g.peersSeen) + len(g.queried) + len(g.answersTo) + len(g.probeFor) + len(g.changes.Joiners)
+	return len(g.peersSeen) + len(g.queried) + len(g.answersTo) + len(g.probeFor) + len(g.changes.Joiners) + len(g.witnesses)
 }
 
 // MaxNetworkState bounds NetworkState.
-const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners
+const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners + maxWitnesses
 
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
@@ -364,6 +372,9 @@ func (g *Group) Tick() {
 			if g.mem.Frozen() && g.Blocked() > int64(g.cfg.RoundTicks) && g.now-g.lastChangeReq >= int64(g.cfg.RetryTicks) {
 				g.lastChangeReq = g.now
 				g.sendControl(g.coordinatorAddr(), &wire.Control{Kind: wire.CtlChange})
+			}
+			if g.Blocked() >= int64(g.cfg.BlockTicks) && g.now%int64(8*g.cfg.DiscoverTicks) == 0 {
+				g.askSeeds() // has the instance gone on without us? (meetPrimary)
 			}
 		}
 		g.maybeFlushed()
@@ -502,20 +513,21 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 		g.mem.Receive(from, b)
 	case g.retired != nil && h.Epoch == g.retiredEpoch:
 		g.retired.Receive(from, b) // a member still filling its cut
-		g.staleTraffic(from)
+		g.staleTraffic(from, h)
 	case h.Epoch > g.view.Epoch:
 		g.query(from) // we missed an install
 	default:
-		g.staleTraffic(from)
+		g.staleTraffic(from, h)
 	}
 }
 
 // staleTraffic takes in group traffic of an older view from addr: a
-// member of this view that missed its install, or a process this view
-// left behind, which is told what became of it.
-func (g *Group) staleTraffic(addr netip.AddrPort) {
-	for r, m := range g.view.Members {
-		if m.Addr == addr && r != g.view.Self {
+// member of this view that missed its install (the previous view's
+// member of that rank, at that address, is in this one), or a process
+// this view left behind, which is told what became of it.
+func (g *Group) staleTraffic(addr netip.AddrPort, h wire.Header) {
+	if h.Epoch == g.prevEpoch && int(h.Sender) < len(g.prevMembers) && g.prevMembers[h.Sender].Addr == addr {
+		if r := flush.Index(g.view.Members, g.prevMembers[h.Sender]); r >= 0 {
 			g.lateMember(r)
 			return
 		}
@@ -622,6 +634,8 @@ const (
 	maxQueried  = 4096
 	maxStarting = 256
 	maxRelays   = 1024
+	// maxWitnesses bounds the other instances remembered (witnessed).
+	maxWitnesses = 16
 	// maxJoiners bounds the joins one view change takes; the others are
 	// asked to retry (they do, every RetryTicks) and join the next one.
 	maxJoiners = 64

@@ -183,6 +183,7 @@ type Stats struct {
 	BeyondWindow       uint64 // messages dropped: past the receive window
 	NoRoom             uint64 // messages dropped: receive arena full
 	Displaced          uint64 // messages beyond a gap dropped to make room for the one that fills it
+	Overflowed         uint64 // gap fillers kept outside a full receive window (see ring.Window.Put)
 	Retransmits        uint64 // messages sent again after a NAK
 	RetransmitBytes    uint64 // their payload bytes
 	RetransmitsSkipped uint64 // messages asked for again while their retransmission to that member was still on its way: not sent
@@ -208,6 +209,7 @@ func (s *Stats) add(o Stats) {
 	s.BeyondWindow += o.BeyondWindow
 	s.NoRoom += o.NoRoom
 	s.Displaced += o.Displaced
+	s.Overflowed += o.Overflowed
 	s.Retransmits += o.Retransmits
 	s.RetransmitBytes += o.RetransmitBytes
 	s.RetransmitsSkipped += o.RetransmitsSkipped
@@ -472,8 +474,11 @@ func (m *Member) receiveData(body []byte) {
 	}
 	o := int(d.Origin)
 	p := &m.peers[o]
-	displaced := p.win.Displaced
-	defer func() { m.stats.Displaced += p.win.Displaced - displaced }()
+	displaced, overflowed := p.win.Displaced, p.win.Overflowed
+	defer func() {
+		m.stats.Displaced += p.win.Displaced - displaced
+		m.stats.Overflowed += p.win.Overflowed - overflowed
+	}()
 	for d.Next() {
 		if d.Flags&wire.FlagFragFirst != 0 && d.Total > m.cfg.MaxMessageSize {
 			// A sender configured with a larger limit: its message can never

@@ -152,8 +152,8 @@ type scenarioWorld struct {
 	cut     bool
 	nextIdx int
 	drops   []dropRule
-	evict   int // EvictTicks of processes started from now on (0: block)
-	now     int // ticks so far
+	evict   int                                       // EvictTicks of processes started from now on (0: block)
+	now     int                                       // ticks so far
 	tap     func(from, to *scenarioProc, data []byte) // sees every datagram delivered
 }
 

@@ -57,6 +57,12 @@ func (g *Group) tickMerge() {
 	if g.now%int64(8*g.cfg.DiscoverTicks) != 0 {
 		return
 	}
+	g.askSeeds()
+}
+
+// askSeeds sends Discover to every seed: answers describe the instances
+// there (see meet).
+func (g *Group) askSeeds() {
 	// Every seed, members of this view's addresses too: a process there
 	// may have restarted into another instance.
 	for _, s := range g.cfg.Seeds {
@@ -84,7 +90,11 @@ func instanceLess(a, b *wire.Proposal) bool {
 // gives way to a live one: its view's size is only a memory.
 func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 	mine := g.install
-	if p.Founder == mine.Founder || !g.isCoordinator() {
+	if p.Founder == mine.Founder {
+		g.meetPrimary(addr, p)
+		return
+	}
+	if !g.isCoordinator() {
 		return
 	}
 	stays := !instanceLess(p, mine)
@@ -95,6 +105,9 @@ func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 		// This instance stays. The other may have no seed outside its
 		// view to find us by: tell it.
 		g.sendControl(addr, &wire.Control{Kind: wire.CtlHere, Proposal: mine})
+		return
+	}
+	if !g.witnessed(addr, p) {
 		return
 	}
 	// Dissolve, naming the instance that stays (Target), so that the
@@ -109,6 +122,49 @@ func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 		}
 	}
 	g.sayFarewell(notice, g.view.Epoch, g.view.Members, g.removed)
+}
+
+// meetPrimary handles a newer view p of this member's own instance,
+// heard from addr. A member blocked for BlockTicks whose instance went on
+// without it (a later view that does not name it) was removed: it gives
+// way, as if told so, and may rejoin there. Its own view's other members
+// may all be gone (crashed, restarted as new incarnations), leaving no
+// one who could tell it. A forged view could end a blocked member only,
+// and only one described by a seed or by two of its members.
+func (g *Group) meetPrimary(addr netip.AddrPort, p *wire.Proposal) {
+	if p.Epoch <= g.view.Epoch || flush.Index(p.Members, g.cfg.Self) >= 0 ||
+		g.Blocked() < int64(g.cfg.BlockTicks) || !g.witnessed(addr, p) {
+		return
+	}
+	g.redirect = addr
+	g.removed()
+}
+
+// witnessed reports whether another instance p, heard from addr, is
+// known well enough to dissolve into: addr is one of this group's seeds
+// (configured, so trusted as much as the configuration), or two of p's
+// members at different addresses have described it. Otherwise it asks
+// another member of p, so that a real instance confirms itself at once;
+// a process making up an instance from its one address never can.
+func (g *Group) witnessed(addr netip.AddrPort, p *wire.Proposal) bool {
+	if slices.Contains(g.cfg.Seeds, addr) {
+		return true
+	}
+	w := g.witnesses[p.Founder]
+	if w.IsValid() && w != addr {
+		return true
+	}
+	if len(g.witnesses) >= maxWitnesses {
+		clear(g.witnesses)
+	}
+	g.witnesses[p.Founder] = addr
+	for _, m := range p.Members {
+		if m.Addr != addr && m.Addr != g.cfg.Self.Addr {
+			g.sendControl(m.Addr, &wire.Control{Kind: wire.CtlDiscover})
+			break
+		}
+	}
+	return false
 }
 
 func addrLess(a, b netip.AddrPort) bool { return a.Compare(b) < 0 }
@@ -595,6 +651,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 			}
 		}
 	}
+	g.prevEpoch, g.prevMembers = prev.Epoch, prev.Members
 	g.view, g.install, g.state = v, p, member
 	g.probeNonce = nil // ranks change meaning
 	g.heardInView = make([]bool, len(p.Members))

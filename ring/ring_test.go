@@ -169,8 +169,8 @@ func TestWindowOutOfOrder(t *testing.T) {
 	if w.Mark(2) != 4 || w.Mark(1) != 0 {
 		t.Fatal("marks")
 	}
-	// Arena: 30 of 64 used; 40 more do not fit.
-	if r := put(4, 40); r != NoRoom {
+	// Arena: 30 of 64 used; 40 more do not fit (5 is not the gap's filler).
+	if r := put(5, 40); r != NoRoom {
 		t.Fatalf("arena: %v", r)
 	}
 	w.Release(2)
@@ -323,10 +323,28 @@ func TestWindowGapFillDisplaces(t *testing.T) {
 		}
 	}
 	// A gap filler never displaces what lies below it: with only
-	// contiguous messages live, it waits like anyone.
+	// contiguous messages live (waiting for releases that may never come
+	// before it arrives), it goes outside the arena, up to the arena's
+	// size in all.
 	w2 := NewWindow(8, 50)
 	w2.Put(1, 1, 0, payload(1, 40))
-	if r := w2.Put(2, 1, 0, payload(2, 20)); r != NoRoom || !w2.Has(1) || w2.Displaced != 0 {
-		t.Fatalf("displaced a contiguous message: %v", r)
+	if r := w2.Put(2, 1, 0, payload(2, 20)); r != Stored || !w2.Has(1) || w2.Displaced != 0 || w2.Overflowed != 1 {
+		t.Fatalf("gap filler with only contiguous messages live: %v, displaced %d, overflowed %d", r, w2.Displaced, w2.Overflowed)
+	}
+	if _, _, p, ok := w2.Get(2); !ok || !bytes.Equal(p, payload(2, 20)) || w2.Contiguous() != 2 {
+		t.Fatal("overflowed filler not held")
+	}
+	if r := w2.Put(3, 1, 0, payload(3, 31)); r != NoRoom {
+		t.Fatalf("overflow past the arena's size: %v", r)
+	}
+	if r := w2.Put(3, 1, 0, payload(3, 30)); r != Stored || w2.Overflowed != 2 {
+		t.Fatalf("second filler: %v", r)
+	}
+	w2.Release(3)
+	if w2.Held() != 0 || w2.overflowBytes != 0 || len(w2.overflow) != 0 {
+		t.Fatalf("release left %d held, %d overflow bytes", w2.Held(), w2.overflowBytes)
+	}
+	if r := w2.Put(4, 1, 0, payload(4, 50)); r != Stored || w2.Overflowed != 2 {
+		t.Fatalf("the arena again: %v", r)
 	}
 }

@@ -27,7 +27,18 @@ type Window struct {
 	// Displaced counts messages dropped to make room for the message
 	// that fills the first gap (see Put).
 	Displaced uint64
+
+	// overflow holds gap fillers that found no room in the arena even
+	// after displacing (see Put), by sequence number; at most
+	// len(arena) bytes of them. Allocated the first time it is needed.
+	overflow      map[uint64][]byte
+	overflowBytes int
+	// Overflowed counts gap fillers stored there.
+	Overflowed uint64
 }
+
+// inOverflow marks a slot whose payload is in the overflow map.
+const inOverflow = ^uint64(0)
 
 type windowSlot struct {
 	seq    uint64 // 0: empty
@@ -134,6 +145,21 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 	for !ok && seq == w.contiguous+1 && w.displaceNewest() {
 		start, end, ok = w.room(len(payload))
 	}
+	if !ok && seq == w.contiguous+1 && w.overflowBytes+len(payload) <= len(w.arena) {
+		// What is left in the arena lies below the gap and waits to be
+		// released: by members' statuses this member may have missed (a
+		// member that crashed since never sends them again), and, in a
+		// view change, only once this member has filled its cut, with
+		// this very message. Keep it outside the arena.
+		if w.overflow == nil {
+			w.overflow = map[uint64][]byte{}
+		}
+		w.overflow[seq] = append([]byte(nil), payload...)
+		w.overflowBytes += len(payload)
+		w.Overflowed++
+		w.store(seq, windowSlot{seq: seq, alloc: inOverflow, length: uint32(len(payload)), total: uint32(total), flags: flags})
+		return Stored
+	}
 	if !ok {
 		return NoRoom
 	}
@@ -144,7 +170,13 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 	w.allocHead++
 	w.allocs[a&w.allocMask] = alloc{end: end, seq: seq}
 	w.writeOff = end
-	w.slots[seq&w.mask] = windowSlot{seq: seq, alloc: a, start: start, length: uint32(n), total: uint32(total), flags: flags}
+	w.store(seq, windowSlot{seq: seq, alloc: a, start: start, length: uint32(n), total: uint32(total), flags: flags})
+	return Stored
+}
+
+// store fills seq's slot and moves the marks.
+func (w *Window) store(seq uint64, sl windowSlot) {
+	w.slots[seq&w.mask] = sl
 	w.held++
 	if seq > w.highest {
 		w.highest = seq
@@ -152,7 +184,6 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 	for w.contiguous+1 <= w.highest && w.Has(w.contiguous+1) {
 		w.contiguous++
 	}
-	return Stored
 }
 
 // room finds where n bytes would go: contiguous arena space after the
@@ -212,6 +243,10 @@ func (w *Window) Get(seq uint64) (flags uint8, total int, payload []byte, ok boo
 		return 0, 0, nil, false
 	}
 	sl := &w.slots[seq&w.mask]
+	if sl.alloc == inOverflow {
+		b := w.overflow[seq]
+		return sl.flags, int(sl.total), b[:len(b):len(b)], true
+	}
 	p := sl.start % uint64(len(w.arena))
 	return sl.flags, int(sl.total), w.arena[p : p+uint64(sl.length) : p+uint64(sl.length)], true
 }
@@ -241,7 +276,12 @@ func (w *Window) Release(seq uint64) {
 	for s := w.base + 1; s <= seq; s++ {
 		sl := &w.slots[s&w.mask]
 		if sl.seq == s {
-			w.allocs[sl.alloc&w.allocMask].freed = true
+			if sl.alloc == inOverflow {
+				w.overflowBytes -= len(w.overflow[s])
+				delete(w.overflow, s)
+			} else {
+				w.allocs[sl.alloc&w.allocMask].freed = true
+			}
 			sl.seq = 0
 			w.held--
 		}
