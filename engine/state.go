@@ -19,6 +19,11 @@ import (
 	"github.com/cohort-vs/cohort/wire"
 )
 
+// maxStateWindow is the zstd window of state transfers: the donor
+// compresses with it and a joiner refuses a stream that asks for more, so
+// a damaged or forged stream cannot make it reserve more memory.
+const maxStateWindow = 8 << 20
+
 // ErrStateTransfer wraps the reason a joiner could not restore the
 // group's state (its Restore failed, the donor's Snapshot failed, or the
 // donor left before the state was complete). Membership then ends: the
@@ -245,7 +250,7 @@ func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
 	var err error
 	if !none {
 		var enc *zstd.Encoder
-		enc, err = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		enc, err = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(maxStateWindow))
 		if err == nil {
 			err = g.handlers.Snapshot(enc)
 			if cerr := enc.Close(); err == nil {
@@ -296,7 +301,7 @@ func (g *Group) startRestore(epoch uint64) (*statePipe, chan restoreResult) {
 			err = g.handlers.Restore(errReader{err})
 		} else if err == nil {
 			var dec *zstd.Decoder
-			dec, err = zstd.NewReader(pipe, zstd.WithDecoderConcurrency(1))
+			dec, err = zstd.NewReader(pipe, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxStateWindow))
 			if err == nil {
 				err = g.handlers.Restore(dec)
 				dec.Close()

@@ -196,7 +196,9 @@ func (r *Receiver) OnChunk(off, total uint64, flags uint8, data []byte) {
 		r.out = append(r.out, append([]byte(nil), data[r.next-off:]...))
 		r.next = end
 	default:
-		if _, ok := r.ooo[off]; ok {
+		if _, ok := r.ooo[off]; ok || r.oooBytes+uint64(len(data)) > r.buffer {
+			// Kept chunks never exceed the buffer, whatever offsets
+			// damaged or forged chunks name.
 			r.Duplicates++
 			return
 		}

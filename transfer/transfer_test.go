@@ -231,3 +231,17 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+// Chunks kept out of order never exceed the buffer, whatever offsets
+// damaged or forged chunks name (overlapping ones at every offset would
+// otherwise each be kept).
+func TestReceiverOutOfOrderBounded(t *testing.T) {
+	r := NewReceiver(1, 1000, 5)
+	data := make([]byte, 100)
+	for off := uint64(1); off < 1000; off++ {
+		r.OnChunk(off, 1<<20, 0, data)
+	}
+	if r.oooBytes > 1000 || r.oooBytes == 0 {
+		t.Fatalf("%d bytes kept out of order, buffer 1000", r.oooBytes)
+	}
+}
