@@ -678,7 +678,7 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 		g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
 		return
 	}
-	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember})
+	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember, Nonce: who.Incarnation})
 }
 
 func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
@@ -702,8 +702,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		if g.state == member && c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 {
 			g.meet(from, c.Proposal, c.Blocked)
 		}
+		// A joiner asked the seeds: its contact is one of them, a member
+		// of the view it describes.
 		if g.state == discovering || g.state == joining {
-			if c.Proposal != nil {
+			if c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 && slices.Contains(g.cfg.Seeds, from) {
 				g.contact = from
 				if g.state == discovering {
 					g.state = joining
@@ -822,7 +824,9 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		}
 	case wire.CtlNotMember:
 		// Only a member of this member's own view, at least as new, may say so.
-		if g.state == member && c.Epoch >= g.view.Epoch && flush.Index(g.view.Members, c.From) >= 0 {
+		// It names the incarnation it is for: a replayed copy must not end
+		// a new incarnation at this address.
+		if g.state == member && c.Epoch >= g.view.Epoch && flush.Index(g.view.Members, c.From) >= 0 && c.Nonce == g.cfg.Self.Incarnation {
 			g.sendControl(from, &wire.Control{Kind: wire.CtlInstalled, Epoch: c.Epoch}) // the sender waits for it
 			g.redirect = c.Target.Addr
 			g.removed()
@@ -850,6 +854,15 @@ func (g *Group) onJoin(j wire.MemberID) {
 		// Already in: it missed the install.
 		g.sendControl(j.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
 		return
+	}
+	for _, m := range g.view.Members {
+		if m.Addr == j.Addr && m.Incarnation > j.Incarnation {
+			// An older incarnation than the member there: a join that
+			// took long on the way, or a copy replayed; it must not
+			// replace the live member.
+			g.stats.ControlRefused++
+			return
+		}
 	}
 	g.forwardOr(&wire.Control{Kind: wire.CtlJoin, Target: j}, func() {
 		// A process restarted at a member's address: the old incarnation

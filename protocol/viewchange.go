@@ -118,7 +118,7 @@ func (g *Group) meet(addr netip.AddrPort, p *wire.Proposal, otherBlocked bool) {
 	notice := &wire.Control{Kind: wire.CtlNotMember, Target: wire.MemberID{Addr: addr}}
 	for r, m := range g.view.Members {
 		if r != g.view.Self {
-			g.sendControl(m.Addr, notice)
+			g.sendNotice(m.Addr, m.Incarnation, notice)
 		}
 	}
 	g.sayFarewell(notice, g.view.Epoch, g.view.Members, g.removed)
@@ -396,16 +396,16 @@ func (g *Group) finishRound() {
 type farewell struct {
 	notice *wire.Control
 	epoch  uint64
-	wait   map[netip.AddrPort]bool
+	wait   map[netip.AddrPort]uint64 // addressees not yet confirmed, and their incarnations
 	since  int64
 	done   func()
 }
 
 func (g *Group) sayFarewell(notice *wire.Control, epoch uint64, to []wire.MemberID, done func()) {
-	f := &farewell{notice: notice, epoch: epoch, wait: map[netip.AddrPort]bool{}, since: g.now, done: done}
+	f := &farewell{notice: notice, epoch: epoch, wait: map[netip.AddrPort]uint64{}, since: g.now, done: done}
 	for _, m := range to {
 		if m != g.cfg.Self {
-			f.wait[m.Addr] = true
+			f.wait[m.Addr] = m.Incarnation
 		}
 	}
 	if len(f.wait) == 0 {
@@ -419,8 +419,8 @@ func (g *Group) tickFarewell() {
 	f := g.farewell
 	if len(f.wait) > 0 && g.now-f.since < 2*int64(g.cfg.RoundTicks) {
 		if (g.now-f.since)%int64(g.cfg.RetryTicks) == 0 {
-			for addr := range f.wait {
-				g.sendControl(addr, f.notice)
+			for addr, inc := range f.wait {
+				g.sendNotice(addr, inc, f.notice)
 			}
 		}
 		return
@@ -442,9 +442,23 @@ func (g *Group) farewellControl(from netip.AddrPort, c *wire.Control) {
 				f.done()
 			}
 		}
-	case f.wait[from]:
-		g.sendControl(from, f.notice)
+	default:
+		if inc, ok := f.wait[from]; ok {
+			g.sendNotice(from, inc, f.notice)
+		}
 	}
+}
+
+// sendNotice sends a farewell's notice to the member at addr: a
+// NotMember names the incarnation it is for (in Nonce), so that a copy
+// replayed later cannot end a new incarnation at that address.
+func (g *Group) sendNotice(addr netip.AddrPort, inc uint64, notice *wire.Control) {
+	if notice.Kind == wire.CtlNotMember {
+		n := *notice
+		n.Nonce = inc
+		notice = &n
+	}
+	g.sendControl(addr, notice)
 }
 
 // confirmInstall tells a departing coordinator (the sender of an install

@@ -54,6 +54,9 @@ type Options struct {
 	// milliseconds apart, for a while (for the slow-member policy, set in
 	// Protocol.EvictTicks and EvictLag).
 	SlowMembers int
+	// Adversary: an outsider replays, damages and makes up datagrams
+	// through the fault window and the sending period (adversary.go).
+	Adversary bool
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -145,6 +148,8 @@ type Result struct {
 	Delivered  int
 	Views      int // views installed, over all processes
 	Evictions  int // slow members evicted (by the suspicions of senders)
+	// AdversaryMoves counts the datagrams the adversary sent.
+	AdversaryMoves int
 }
 
 type eventKind uint8
@@ -161,6 +166,7 @@ const (
 	evPartition
 	evHeal
 	evSlow
+	evAttack // a move of the adversary (adversary.go)
 )
 
 type event struct {
@@ -224,6 +230,11 @@ type world struct {
 	views     int
 	partition bool
 	stats     []protocol.Stats
+
+	captures       []capture // datagrams the adversary saw
+	adversaryMoves int
+	answers        int // datagrams the members sent the adversary
+	answerBytes    int
 }
 
 // Run executes one simulation.
@@ -251,6 +262,9 @@ func Run(opt Options) Result {
 	}
 	for k := 0; k < opt.Leaves; k++ {
 		w.push(&event{at: w.faultTime(), kind: evLeave, to: -1})
+	}
+	if opt.Adversary {
+		w.push(&event{at: 10_000, kind: evAttack})
 	}
 	for k := 0; k < opt.SlowMembers; k++ {
 		w.push(&event{at: w.faultTime(), kind: evSlow, to: -1})
@@ -289,6 +303,7 @@ func Run(opt Options) Result {
 	}
 	res.Stats = w.stats
 	res.Evictions = w.evictions
+	res.AdversaryMoves = w.adversaryMoves
 	if !w.settled() {
 		res.Violations = append(res.Violations, check.Violation{Rule: "liveness", Detail: fmt.Sprintf("the group did not settle into one view by %.1fs: %s", float64(w.now)/1e6, w.describeNodes())})
 	}
@@ -453,6 +468,9 @@ func (w *world) handle(e *event) {
 			w.tracef("heal")
 		}
 		return
+	case evAttack:
+		w.attack()
+		return
 	}
 	n := w.nodes[e.to]
 	if n.g == nil || (e.kind != evDatagram && e.inc != n.inc) {
@@ -463,8 +481,12 @@ func (w *world) handle(e *event) {
 		n.g.Tick()
 		w.push(&event{at: w.now + w.opt.TickMicros, kind: evTick, to: e.to, inc: n.inc})
 	case evDatagram:
-		w.tracef("%s <- %s %s", n.name, w.nodes[e.from].name, describe(e.data))
-		n.g.Receive(w.nodes[e.from].addr, e.data)
+		from := adversaryAddr
+		if e.from >= 0 {
+			from = w.nodes[e.from].addr
+		}
+		w.tracef("%s <- %s %s", n.name, from, describe(e.data))
+		n.g.Receive(from, e.data)
 		// A real receive buffer is reused at once: scribble over this one so
 		// that anything still pointing into it shows up as corruption.
 		for i := range e.data {
@@ -661,6 +683,11 @@ func (w *world) drain(i int) {
 		}
 		rd := n.g.Ready()
 		for _, d := range rd.Datagrams {
+			if d.Addr == adversaryAddr {
+				w.answers++ // what the adversary hears back
+				w.answerBytes += d.N
+				continue
+			}
 			w.transmit(i, w.rank(d.Addr), d.Buf[:d.N])
 		}
 		ended := false
@@ -742,6 +769,9 @@ func (w *world) record(i int, d protocol.Delivery) {
 // transmit puts a datagram on the simulated link from -> to.
 func (w *world) transmit(from, to int, b []byte) {
 	o := &w.opt
+	if o.Adversary {
+		w.observe(from, to, b)
+	}
 	if w.partition && w.nodes[from].side != w.nodes[to].side {
 		w.tracef("%s -> %s cut off %s", w.nodes[from].name, w.nodes[to].name, describe(b))
 		return

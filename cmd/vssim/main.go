@@ -20,15 +20,25 @@ func main() {
 	seed := flag.Uint64("seed", 0, "run only this seed (0: run -seeds seeds)")
 	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
 	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
+	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (sim/adversary.go)")
 	flag.Parse()
-	options := sim.RandomOptions
+	draw := sim.RandomOptions
 	switch *faults {
 	case "all":
 	case "network":
-		options = sim.StaticOptions
+		draw = sim.StaticOptions
 	default:
 		fmt.Fprintf(os.Stderr, "vssim: -faults %q: use all or network\n", *faults)
 		os.Exit(2)
+	}
+	options := func(seed uint64) sim.Options {
+		o := draw(seed)
+		o.Adversary = *adversary
+		return o
+	}
+	replayFlags := fmt.Sprintf("-faults %s", *faults)
+	if *adversary {
+		replayFlags += " -adversary"
 	}
 
 	if *seed != 0 {
@@ -52,11 +62,12 @@ func main() {
 	}
 
 	start := time.Now()
-	violations, failedRuns, evictions := 0, 0, 0
+	violations, failedRuns, evictions, moves := 0, 0, 0, 0
 	var firstFailing uint64
 	for s := *first; s < *first+uint64(*seeds); s++ {
 		res := sim.Run(options(s))
 		evictions += res.Evictions
+		moves += res.AdversaryMoves
 		if len(res.Violations) > 0 {
 			if failedRuns == 0 {
 				firstFailing = s
@@ -70,9 +81,13 @@ func main() {
 			violations += len(res.Violations)
 		}
 	}
-	fmt.Printf("runs: %d  violations: %d  failed runs: %d  slow members evicted: %d  (%.1fs)\n", *seeds, violations, failedRuns, evictions, time.Since(start).Seconds())
+	extra := ""
+	if *adversary {
+		extra = fmt.Sprintf("  adversary datagrams: %d", moves)
+	}
+	fmt.Printf("runs: %d  violations: %d  failed runs: %d  slow members evicted: %d%s  (%.1fs)\n", *seeds, violations, failedRuns, evictions, extra, time.Since(start).Seconds())
 	if failedRuns > 0 {
-		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim -faults %s -seed %d -v)\n", firstFailing, *faults, firstFailing)
+		fmt.Printf("first failing seed: %d (replay: go run ./cmd/vssim %s -seed %d -v)\n", firstFailing, replayFlags, firstFailing)
 		os.Exit(1)
 	}
 }
