@@ -13,7 +13,13 @@ import (
 // validMembers: 1 to MaxMembers members, each with an address, none twice
 // (by address: one process per address).
 func validMembers(ms []wire.MemberID) bool {
-	if len(ms) == 0 || len(ms) > MaxMembers {
+	return len(ms) > 0 && validList(ms)
+}
+
+// validList: at most MaxMembers members, each with an address, none
+// twice.
+func validList(ms []wire.MemberID) bool {
+	if len(ms) > MaxMembers {
 		return false
 	}
 	seen := make(map[wire.MemberID]bool, len(ms))
@@ -27,13 +33,13 @@ func validMembers(ms []wire.MemberID) bool {
 }
 
 // validNext reports whether p can be the view that follows this member's:
-// this instance, the next number, valid members, a cut and a holder for
-// every origin of the current view, holders that are its ranks, and no
-// more members gone than it has.
+// this instance, the next number, valid members (none: the last member
+// left), a cut and a holder for every origin of the current view,
+// holders that are its ranks, and no more members gone than it has.
 func (g *Group) validNext(p *wire.Proposal) bool {
 	n := len(g.view.Members)
 	if g.install == nil || p.Epoch != g.view.Epoch+1 || p.Founder != g.install.Founder ||
-		!validMembers(p.Members) || len(p.Cut) != n+1 || len(p.Holders) != n+1 ||
+		!validList(p.Members) || len(p.Cut) != n+1 || len(p.Holders) != n+1 ||
 		len(p.Left) > n || len(p.Evicted) > n {
 		return false
 	}
