@@ -104,11 +104,12 @@ type Config struct {
 	// again as a new incarnation. Default false: the Ended handler
 	// decides.
 	Rejoin bool
-	// RejoinBackoff and RejoinBackoffMax pace Rejoin. A member removed
-	// for the first time rejoins at once, or after RejoinBackoff if it was
-	// evicted (it was too slow: joining again at once, with a state
-	// transfer, only makes the group change views again a second later).
-	// Each further removal of a membership that lasted less than
+	// RejoinBackoff and RejoinBackoffMax pace Rejoin after evictions. A
+	// member removed otherwise (falsely suspected, or its instance merged
+	// into another) rejoins at once; one evicted as too slow waits
+	// RejoinBackoff (joining again at once, with a state transfer, only
+	// makes the group change views again a second later), and each
+	// further eviction of a membership that lasted less than
 	// RejoinBackoffMax doubles the wait, up to RejoinBackoffMax; a
 	// membership that lasts longer starts afresh. Defaults 1 s and 1 min.
 	RejoinBackoff    time.Duration

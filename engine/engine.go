@@ -176,16 +176,20 @@ func (e *Engine) publishGroups() {
 // rejoinTrack is what an engine remembers of one membership across the
 // incarnations that Config.Rejoin makes of it.
 type rejoinTrack struct {
-	streak  int // removals in a row of short memberships (under Engine.mu)
+	streak  int // evictions in a row of short memberships (under Engine.mu)
 	rejoins atomic.Uint64
 	evicted atomic.Uint64
 }
 
 // rejoinDelay is how long a member removed from g (evicted: as too slow)
-// waits before it joins again: nothing for a first removal that is not
-// an eviction, else RejoinBackoff, doubled for each further removal of a
-// membership that lasted less than RejoinBackoffMax, up to that.
+// waits before it joins again: nothing after a removal that is not an
+// eviction (a false suspicion, a merge: the sooner back the better);
+// after an eviction RejoinBackoff, doubled for each further eviction of
+// a membership that lasted less than RejoinBackoffMax, up to that.
 func (e *Engine) rejoinDelay(g *Group, evicted bool) time.Duration {
+	if !evicted {
+		return 0
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	t := g.track
@@ -193,15 +197,8 @@ func (e *Engine) rejoinDelay(g *Group, evicted bool) time.Duration {
 		t.streak = 0
 	}
 	t.streak++
-	k := t.streak
-	if !evicted {
-		k--
-	}
-	if k <= 0 {
-		return 0
-	}
 	d := e.cfg.RejoinBackoff
-	for i := 1; i < k && d < e.cfg.RejoinBackoffMax; i++ {
+	for i := 1; i < t.streak && d < e.cfg.RejoinBackoffMax; i++ {
 		d *= 2
 	}
 	return min(d, e.cfg.RejoinBackoffMax)

@@ -364,8 +364,8 @@ func TestRejoinBacksOff(t *testing.T) {
 	defer mu.Unlock()
 	// Each rejoin after an eviction waits RejoinBackoff at least, and the
 	// waits grow: some wait at least twice that. (A loaded machine may
-	// also get the slow member suspected rather than evicted; such a
-	// removal, if first, rejoins at once.)
+	// also get the slow member suspected rather than evicted; it then
+	// rejoins at once.)
 	longest, evictions := time.Duration(0), 0
 	for k := 0; k < cycles; k++ {
 		gap := rejoinedAt[k].Sub(removedAt[k])
