@@ -478,6 +478,8 @@ func (g *Group) event(ev *protocol.Event) {
 		err = ErrLeft
 	case errors.Is(ev.Err, protocol.ErrEvicted):
 		err = ErrEvicted
+	case errors.Is(ev.Err, protocol.ErrJoinBlocked):
+		err = fmt.Errorf("%w: Join %q: the group stayed blocked for BlockTimeout (%v), so no view could take this member; retry once a majority of its members is reachable", ErrBlocked, g.name, g.e.cfg.BlockTimeout)
 	}
 	g.finish(err, ev)
 }

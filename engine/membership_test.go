@@ -268,3 +268,31 @@ func TestCrashUnderFullLoad(t *testing.T) {
 		return true
 	}, "deliveries in the new view")
 }
+
+// A process joining a group that is blocked (a group of two whose other
+// member crashed) gets an error wrapping ErrBlocked once the group has
+// said so for BlockTimeout, instead of waiting for good.
+func TestJoinBlockedGroupFails(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BlockTimeout = 300 * time.Millisecond
+	engines, addrs := newEngines(t, 3, cfg)
+	var groups []*Group
+	for _, e := range engines[:2] {
+		g, err := e.Join(context.Background(), "blocked", addrs[:2], Handlers{Deliver: func(Message) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	waitFullView(t, groups)
+	engines[1].Close()
+	waitFor(t, 10*time.Second, func() bool { return groups[0].blocked.Load() }, "the survivor to block")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := engines[2].Join(ctx, "blocked", addrs[:1], Handlers{Deliver: func(Message) {}})
+	if !errors.Is(err, ErrBlocked) {
+		t.Fatalf("Join through a blocked group: %v, want an error wrapping ErrBlocked", err)
+	}
+	t.Logf("Join failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+}

@@ -24,6 +24,10 @@ var (
 	ErrEvicted = fmt.Errorf("evicted from the group as too slow: %w", ErrRemoved)
 	// ErrLeft: this member left the group gracefully.
 	ErrLeft = errors.New("left the group")
+	// ErrJoinBlocked: the group this process was joining said, for
+	// BlockTicks, that it is blocked (no majority of its view reachable):
+	// no view can take a joiner until that changes.
+	ErrJoinBlocked = errors.New("the group is blocked (no majority of its view reachable): cannot join")
 )
 
 // GroupConfig describes one process's membership of one group.
@@ -103,6 +107,9 @@ type Group struct {
 	peersSeen     map[netip.AddrPort]int64 // starting processes heard, and when
 	contact       netip.AddrPort           // a member to send Join to
 	lastJoin      int64
+	// contactBlockedSince: tick since which every answer from the
+	// group has said it is blocked; -1: the last one did not.
+	contactBlockedSince int64
 
 	leaving   bool
 	lastLeave int64
@@ -241,15 +248,16 @@ func NewGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	g := &Group{
-		cfg:          cfg,
-		sender:       newSender(&probe),
-		peersSeen:    map[netip.AddrPort]int64{},
-		queried:      map[netip.AddrPort]int64{},
-		answersTo:    map[netip.AddrPort]int64{},
-		witnesses:    map[wire.MemberID]netip.AddrPort{},
-		probeFor:     map[uint64]relay{},
-		blockedSince: -1,
-		changes:      flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
+		cfg:                 cfg,
+		sender:              newSender(&probe),
+		peersSeen:           map[netip.AddrPort]int64{},
+		queried:             map[netip.AddrPort]int64{},
+		answersTo:           map[netip.AddrPort]int64{},
+		witnesses:           map[wire.MemberID]netip.AddrPort{},
+		probeFor:            map[uint64]relay{},
+		blockedSince:        -1,
+		contactBlockedSince: -1,
+		changes:             flush.Changes{Leavers: map[wire.MemberID]bool{}, Failed: map[wire.MemberID]bool{}, Evicted: map[wire.MemberID]bool{}},
 	}
 	g.discover()
 	return g, nil
@@ -350,6 +358,11 @@ func (g *Group) Tick() {
 	case discovering:
 		g.tickDiscover()
 	case joining:
+		if g.contactBlockedSince >= 0 && g.now-g.contactBlockedSince >= int64(g.cfg.BlockTicks) {
+			// A joiner whose group is blocked would wait for good.
+			g.end(ErrJoinBlocked)
+			return
+		}
 		if g.now-g.lastJoin >= int64(g.cfg.RetryTicks) {
 			g.sendJoin()
 		}
@@ -674,10 +687,14 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 	}
 	if flush.Index(g.view.Members, who) >= 0 || flush.Index(g.install.Evicted, who) >= 0 {
 		// A member of the view gets the install it missed; one this view
-		// evicted, too, so that it learns why it is out.
-		g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		// evicted, too, so that it learns why it is out. An install is
+		// larger than a question: once per retry interval.
+		if g.answerLimit(addr) {
+			g.sendControl(addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		}
 		return
 	}
+	// No larger than the question.
 	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember, Nonce: who.Incarnation})
 }
 
@@ -707,6 +724,12 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		if g.state == discovering || g.state == joining {
 			if c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 && slices.Contains(g.cfg.Seeds, from) {
 				g.contact = from
+				switch {
+				case !c.Blocked:
+					g.contactBlockedSince = -1
+				case g.contactBlockedSince < 0:
+					g.contactBlockedSince = g.now
+				}
 				if g.state == discovering {
 					g.state = joining
 					g.sendJoin()
@@ -718,6 +741,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	case wire.CtlJoin:
 		// A process joins for itself; a member forwards another's join.
 		if c.Target == c.From || g.inView(c.From) {
+			if g.state == member && g.stuck() && c.Target == c.From && g.answerLimit(from) {
+				// Tell the joiner that it waits on a blocked group.
+				g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: true})
+			}
 			g.onJoin(c.Target)
 		} else {
 			g.stats.ControlRefused++
@@ -819,7 +846,7 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		switch {
 		case g.state == member && c.Epoch > g.view.Epoch:
 			g.query(from) // the asker is in a newer view: what are we in it?
-		case g.answerLimit(from):
+		default:
 			g.answerQuery(from, c.From)
 		}
 	case wire.CtlNotMember:
