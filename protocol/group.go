@@ -294,9 +294,9 @@ func (g *Group) Blocked() int64 {
 }
 
 // NetworkState is how many entries this group keeps that the network
-// can make: processes heard starting, addresses answered, indirect
-// probes being relayed, joiners waiting. Each has its own bound; tests
-// check their sum against it.
+// can make: processes heard starting, addresses asked and answered,
+// indirect probes being relayed, joiners waiting, other instances met.
+// Each has its own bound; tests check their sum against it.
 func (g *Group) NetworkState() int {
 	return len(g.peersSeen) + len(g.queried) + len(g.answersTo) + len(g.probeFor) + len(g.changes.Joiners) + len(g.witnesses)
 }
