@@ -45,7 +45,10 @@ type stashSlot struct {
 	length uint32
 	total  uint32 // whole message size for a first fragment
 	flags  uint8
-	resent resentMark
+	// The last retransmission (see resentRecently), in the slot's
+	// padding: the slot stays 32 bytes.
+	resentTo uint16
+	resentAt uint32
 }
 
 // NewStash makes a stash for at most slots messages and arenaBytes bytes of
@@ -162,14 +165,19 @@ func (s *Stash) EndOf(seq uint64) uint64 {
 // Resent reports whether message seq was sent again to member to at a
 // tick after now-linger (see resentMark). Consumer only.
 func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
-	return seq > s.tail.Load() && seq <= s.head.Load() && s.slots[seq&s.mask].resent.recent(to, now, linger)
+	if seq <= s.tail.Load() || seq > s.head.Load() {
+		return false
+	}
+	sl := &s.slots[seq&s.mask]
+	return resentRecently(sl.resentTo, sl.resentAt, to, now, linger)
 }
 
 // NoteResent records that message seq was sent again to member to at
 // tick now. Consumer only.
 func (s *Stash) NoteResent(seq uint64, to int, now int64) {
 	if seq > s.tail.Load() && seq <= s.head.Load() {
-		s.slots[seq&s.mask].resent.note(to, now)
+		sl := &s.slots[seq&s.mask]
+		sl.resentTo, sl.resentAt = uint16(to), uint32(now)+1
 	}
 }
 

@@ -48,45 +48,44 @@ type windowSlot struct {
 	total  uint32
 	flags  uint8
 	mark   uint8 // caller-owned bits (delivered, consumed, ...)
-	resent resentMark
+	// The last retransmission of the message (see resentRecently); laid
+	// out in the slot's padding, so the slot stays 40 bytes.
+	resentTo uint16
+	resentAt uint32
 }
 
-// resentMark remembers the last retransmission of a message: to whom and
-// at which tick. A sender that is asked again for a message it sent
-// again a moment ago skips it, since the repair is still on its way: a
-// requester asks each tick at most, and one that asks while a large
-// repair streams in would otherwise get it twice.
-type resentMark struct {
-	to   uint16
-	tick int64 // tick+1 of the retransmission; 0: never
-}
-
-func (r resentMark) recent(to int, now, linger int64) bool {
-	return r.tick != 0 && int(r.to) == to && now-(r.tick-1) < linger
-}
-
-func (r *resentMark) note(to int, now int64) {
-	r.to, r.tick = uint16(to), now+1
+// resentRecently reports whether a message last sent again to member rto
+// at tick rat-1 (rat 0: never; ticks kept modulo 2^32) went to member to
+// less than linger ticks before now. A sender that is asked again for a
+// message it sent again a moment ago skips it, since the repair is still
+// on its way: a requester asks each tick at most, and one that asks
+// while a large repair streams in would otherwise get it twice.
+func resentRecently(rto uint16, rat uint32, to int, now, linger int64) bool {
+	return rat != 0 && int(rto) == to && uint32(now)+1-rat < uint32(linger)
 }
 
 // Resent reports whether held message seq was sent again to member to at
 // a tick after now-linger.
 func (w *Window) Resent(seq uint64, to int, now, linger int64) bool {
-	return w.Has(seq) && w.slots[seq&w.mask].resent.recent(to, now, linger)
+	if !w.Has(seq) {
+		return false
+	}
+	sl := &w.slots[seq&w.mask]
+	return resentRecently(sl.resentTo, sl.resentAt, to, now, linger)
 }
 
 // NoteResent records that held message seq was sent again to member to
 // at tick now.
 func (w *Window) NoteResent(seq uint64, to int, now int64) {
 	if w.Has(seq) {
-		w.slots[seq&w.mask].resent.note(to, now)
+		sl := &w.slots[seq&w.mask]
+		sl.resentTo, sl.resentAt = uint16(to), uint32(now)+1
 	}
 }
 
 type alloc struct {
-	end   uint64
-	seq   uint64 // the message stored there
-	freed bool
+	end uint64
+	seq uint64 // the message stored there; 0 once freed (sequence numbers start at 1)
 }
 
 // PutResult says what Put did with a message.
@@ -142,7 +141,7 @@ func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResu
 		return Beyond
 	}
 	start, end, ok := w.room(len(payload))
-	for !ok && seq == w.contiguous+1 && w.displaceNewest() {
+	for !ok && seq == w.contiguous+1 && w.displaceNewest() { // rare: see displaceNewest
 		start, end, ok = w.room(len(payload))
 	}
 	if !ok && seq == w.contiguous+1 && w.overflowBytes+len(payload) <= len(w.arena) {
@@ -218,7 +217,7 @@ func (w *Window) displaceNewest() bool {
 	}
 	a := w.allocHead - 1
 	rec := w.allocs[a&w.allocMask]
-	if !rec.freed {
+	if rec.seq != 0 {
 		sl := &w.slots[rec.seq&w.mask]
 		if rec.seq <= w.contiguous+1 || sl.seq != rec.seq || sl.alloc != a {
 			return false
@@ -280,7 +279,7 @@ func (w *Window) Release(seq uint64) {
 				w.overflowBytes -= len(w.overflow[s])
 				delete(w.overflow, s)
 			} else {
-				w.allocs[sl.alloc&w.allocMask].freed = true
+				w.allocs[sl.alloc&w.allocMask].seq = 0
 			}
 			sl.seq = 0
 			w.held--
@@ -289,7 +288,7 @@ func (w *Window) Release(seq uint64) {
 	if seq > w.base {
 		w.base = seq
 	}
-	for w.allocTail < w.allocHead && w.allocs[w.allocTail&w.allocMask].freed {
+	for w.allocTail < w.allocHead && w.allocs[w.allocTail&w.allocMask].seq == 0 {
 		w.freeOff = w.allocs[w.allocTail&w.allocMask].end
 		w.allocTail++
 	}
