@@ -361,7 +361,6 @@ func TestRejoinBacksOff(t *testing.T) {
 		return len(rejoinedAt) >= cycles
 	}, fmt.Sprintf("%d evictions and rejoins", cycles))
 	mu.Lock()
-	defer mu.Unlock()
 	// Each rejoin after an eviction waits RejoinBackoff at least, and the
 	// waits grow: some wait at least twice that. (A loaded machine may
 	// also get the slow member suspected rather than evicted; it then
@@ -377,14 +376,20 @@ func TestRejoinBacksOff(t *testing.T) {
 			}
 		}
 	}
+	mu.Unlock()
 	if evictions == 0 {
 		t.Fatal("the slow member was never evicted")
 	}
 	if longest < 2*cfg.RejoinBackoff {
 		t.Errorf("the longest wait before a rejoin was %v, want at least %v after removals in a row", longest, 2*cfg.RejoinBackoff)
 	}
+	// The newest incarnation's stats count every rejoin and eviction so
+	// far (it may be evicted again meanwhile: at least these).
 	waitFor(t, 5*time.Second, func() bool {
-		s := latest.Stats()
-		return s.Rejoins >= cycles && s.TimesEvicted >= cycles
+		mu.Lock()
+		g := latest
+		mu.Unlock()
+		s := g.Stats()
+		return s.Rejoins >= cycles && s.TimesEvicted >= uint64(evictions)
 	}, "the rejoined member's stats to count the evictions and rejoins")
 }
