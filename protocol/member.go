@@ -308,7 +308,16 @@ func (m *Member) owner(o int) int {
 func (m *Member) Sender() *Sender { return m.sender }
 
 // Stats returns the counters.
-func (m *Member) Stats() Stats { return m.stats }
+func (m *Member) Stats() Stats {
+	s := m.stats
+	for o := range m.peers {
+		if w := m.peers[o].win; w != nil {
+			s.Displaced += w.Displaced
+			s.Overflowed += w.Overflowed
+		}
+	}
+	return s
+}
 
 // Config returns the member's configuration.
 func (m *Member) Config() *Config { return &m.cfg }
@@ -474,11 +483,6 @@ func (m *Member) receiveData(body []byte) {
 	}
 	o := int(d.Origin)
 	p := &m.peers[o]
-	displaced, overflowed := p.win.Displaced, p.win.Overflowed
-	defer func() {
-		m.stats.Displaced += p.win.Displaced - displaced
-		m.stats.Overflowed += p.win.Overflowed - overflowed
-	}()
 	for d.Next() {
 		if d.Flags&wire.FlagFragFirst != 0 && d.Total > m.cfg.MaxMessageSize {
 			// A sender configured with a larger limit: its message can never

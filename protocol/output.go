@@ -146,17 +146,20 @@ func (m *Member) sendLimit(head uint64) uint64 {
 		}
 	}
 	limit := min(head, acked+uint64(m.cfg.WindowMessages))
+	// The bytes from acked to s are what BytesAfter(acked) holds beyond
+	// BytesAfter(s); they grow with s.
 	stash := m.sender.stash
-	room := stash.EndOf(m.seqBase+acked) + uint64(m.cfg.WindowBytes)
-	if stash.EndOf(m.seqBase+limit) <= room {
+	after := stash.BytesAfter(m.seqBase + acked)
+	fits := func(s uint64) bool {
+		return after-stash.BytesAfter(m.seqBase+s) <= m.cfg.WindowBytes
+	}
+	if fits(limit) {
 		return limit
 	}
-	// The last message that ends within the room: offsets grow with
-	// sequence numbers.
-	lo, hi := acked, limit // EndOf(lo) fits, EndOf(hi) does not
+	lo, hi := acked, limit // lo fits, hi does not
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if stash.EndOf(m.seqBase+mid) <= room {
+		if fits(mid) {
 			lo = mid
 		} else {
 			hi = mid

@@ -151,17 +151,6 @@ func (s *Stash) BytesAfter(seq uint64) int {
 	return int(s.slots[head&s.mask].end - start)
 }
 
-// EndOf is the monotonic arena offset just after message seq, or, for a
-// released seq, where the oldest message held begins: EndOf(b)-EndOf(a)
-// is the arena space of the messages after a up to b. seq must not exceed
-// Head. Consumer only.
-func (s *Stash) EndOf(seq uint64) uint64 {
-	if seq <= s.tail.Load() {
-		return s.freeOff.Load()
-	}
-	return s.slots[seq&s.mask].end
-}
-
 // Resent reports whether message seq was sent again to member to at a
 // tick after now-linger (see resentMark). Consumer only.
 func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
