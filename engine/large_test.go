@@ -225,10 +225,10 @@ func lossyLargeRun(t *testing.T, loss float64, flat bool, size int) {
 			t.Fatalf("send %d: %v", k, err)
 		}
 		if !flat {
-			waitFor(t, 60*time.Second, delivered(k+1), fmt.Sprintf("message %d everywhere", k))
+			waitLarge(t, groups, delivered(k+1), fmt.Sprintf("message %d everywhere", k))
 		}
 	}
-	waitFor(t, 60*time.Second, delivered(count), "every message everywhere")
+	waitLarge(t, groups, delivered(count), "every message everywhere")
 	mu.Lock()
 	if bad != 0 {
 		t.Fatalf("%d deliveries with a damaged payload", bad)
@@ -250,5 +250,21 @@ func lossyLargeRun(t *testing.T, loss float64, flat bool, size int) {
 		count, size, ns.Dropped+ns.Overflowed, ns.LostBytes, rtxBytes, ratio, s.RetransmitsSkipped, s.NAKsReceived, s.NoRoom, s.Displaced)
 	if ns.LostBytes > 0 && ratio > maxRepairRatio {
 		t.Fatalf("resent %d B for %d B lost: %.2fx, bound %.1fx", rtxBytes, ns.LostBytes, ratio, maxRepairRatio)
+	}
+}
+
+// waitLarge waits for cond and, if it times out, reports every member's
+// counters, so that a stall in CI says where it stood.
+func waitLarge(t *testing.T, groups []*Group, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			for i, g := range groups {
+				t.Logf("member %d: view %v\nstats %+v", i, g.View(), g.Stats())
+			}
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
