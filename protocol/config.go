@@ -13,10 +13,11 @@ import (
 // the same MaxDatagram and a MaxMessageSize at least as large as any
 // sender's.
 type Config struct {
-	Group   uint64           // group id carried in every datagram
-	Epoch   uint64           // view number
-	Self    int              // this member's rank in Members
-	Members []netip.AddrPort // the view's members, by rank
+	Group    uint64           // group id carried in every datagram
+	Instance uint64           // the group instance (wire.InstanceID of its founder)
+	Epoch    uint64           // view number
+	Self     int              // this member's rank in Members
+	Members  []netip.AddrPort // the view's members, by rank
 
 	MaxDatagram    int // bytes per datagram, header included
 	MaxMessageSize int // largest application message, bytes

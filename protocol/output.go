@@ -46,7 +46,7 @@ func (m *Member) Advance() {
 func (m *Member) startDatagram() []byte {
 	b := m.bufs[m.bufsUsed]
 	m.bufsUsed++
-	wire.PutHeader(b, wire.Header{Type: wire.TypeGroup, Sender: uint16(m.self), Group: m.cfg.Group, Epoch: m.cfg.Epoch})
+	wire.PutHeader(b, wire.Header{Type: wire.TypeGroup, Sender: uint16(m.self), Group: m.cfg.Group, Instance: m.cfg.Instance, Epoch: m.cfg.Epoch})
 	m.stats.DatagramsSent++
 	return b
 }

@@ -626,7 +626,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 		g.past.add(g.mem.Stats())
 	}
 	cfg := g.cfg.Member
-	cfg.Group, cfg.Epoch, cfg.Self = g.cfg.Group, p.Epoch, self
+	cfg.Group, cfg.Instance, cfg.Epoch, cfg.Self = g.cfg.Group, wire.InstanceID(p.Founder), p.Epoch, self
 	if cfg.Sequencer >= len(p.Members) {
 		cfg.Sequencer = 0 // a smaller view: the coordinator orders
 	}

@@ -89,6 +89,10 @@ type Control struct {
 	Blocked   bool     // Here: the sender's view is blocked (no majority)
 	Report    []uint64 // Promise: contiguous high marks, by rank
 	Proposal  *Proposal
+	// Pad, when larger than the encoding, pads the datagram to Pad bytes:
+	// a question padded so that its answer is no larger (no member
+	// answers a non-member with more bytes than it was sent).
+	Pad int
 }
 
 // ErrTooBig means a control message does not fit a datagram.
@@ -118,6 +122,9 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 	if c.Blocked {
 		flags |= 4
 	}
+	if c.Pad > 0 {
+		flags |= 8
+	}
 	b = append(b, flags)
 	b = appendU64s(b, c.Report)
 	if p := c.Proposal; p != nil {
@@ -135,6 +142,9 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 		}
 		b = appendMembers(b, p.Evicted)
 		b = appendMembers(b, p.Left)
+	}
+	for len(b) < c.Pad {
+		b = append(b, 0)
 	}
 	return b
 }
@@ -199,12 +209,16 @@ func ParseControl(body []byte) (*Control, error) {
 		p.Left = d.members()
 		c.Proposal = p
 	}
+	if flags&8 != 0 && d.err == nil && d.off <= len(body) {
+		c.Pad = HeaderSize + len(body)
+		d.off = len(body) // padding
+	}
 	switch {
 	case d.err != nil:
 		return nil, d.err
 	case d.off != len(body):
 		return nil, ErrMalformed
-	case c.Kind == 0 || c.Kind >= ctlMax || flags&^7 != 0:
+	case c.Kind == 0 || c.Kind >= ctlMax || flags&^15 != 0:
 		return nil, ErrMalformed
 	}
 	return c, nil

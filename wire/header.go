@@ -16,20 +16,22 @@ import (
 
 // Datagram header layout (HeaderSize bytes):
 //
-//	0  magic    2  0xC7 0x5B
-//	2  version  1  Version
-//	3  type     1  datagram type (TypeGroup, TypeControl, TypeState)
-//	4  flags    1  reserved, must be 0 in version 1
-//	5  auth     1  authentication scheme; 0 = none. Reserved so that an
-//	               authenticated datagram (nonce after the header, tag at the
-//	               end) can be told apart without a version bump.
-//	6  sender   2  sender's rank in the view named by epoch
-//	8  group    8  group id (hash of the group name)
-//	16 epoch    8  view epoch the sender was in when it sent
-const HeaderSize = 24
+//	0  magic     2  0xC7 0x5B
+//	2  version   1  Version
+//	3  type      1  datagram type (TypeGroup, TypeControl, TypeState)
+//	4  flags     1  reserved, must be 0
+//	5  auth      1  AuthNone, or AuthSealed: the datagram is sealed (package
+//	                seal); the engine opens it and hands the protocol the
+//	                plain datagram, with AuthNone
+//	6  sender    2  sender's rank in the view named by epoch
+//	8  group     8  group id (GroupID of the name; keyed, under a key)
+//	16 instance  8  the group instance the sender is a member of
+//	                (InstanceID of its founder); 0 from a process in none
+//	24 epoch     8  view epoch the sender was in when it sent
+const HeaderSize = 32
 
 // Version is the only datagram version this build speaks.
-const Version = 1
+const Version = 2
 
 const (
 	magic0 = 0xC7
@@ -48,17 +50,19 @@ const (
 
 // Auth schemes.
 const (
-	AuthNone uint8 = 0
+	AuthNone   uint8 = 0
+	AuthSealed uint8 = 1 // AES-256-GCM, see package seal
 )
 
 // Header is the decoded fixed header of a datagram.
 type Header struct {
-	Type   uint8
-	Flags  uint8
-	Auth   uint8
-	Sender uint16
-	Group  uint64
-	Epoch  uint64
+	Type     uint8
+	Flags    uint8
+	Auth     uint8
+	Sender   uint16
+	Group    uint64
+	Instance uint64
+	Epoch    uint64
 }
 
 // Errors returned by decoders. Callers count them and drop the datagram.
@@ -77,7 +81,8 @@ func PutHeader(b []byte, h Header) {
 	b[3], b[4], b[5] = h.Type, h.Flags, h.Auth
 	binary.LittleEndian.PutUint16(b[6:], h.Sender)
 	binary.LittleEndian.PutUint64(b[8:], h.Group)
-	binary.LittleEndian.PutUint64(b[16:], h.Epoch)
+	binary.LittleEndian.PutUint64(b[16:], h.Instance)
+	binary.LittleEndian.PutUint64(b[24:], h.Epoch)
 }
 
 // ParseHeader decodes and validates the header at the start of b.
@@ -92,12 +97,13 @@ func ParseHeader(b []byte) (Header, error) {
 		return Header{}, fmt.Errorf("%w %d", ErrVersion, b[2])
 	}
 	h := Header{
-		Type:   b[3],
-		Flags:  b[4],
-		Auth:   b[5],
-		Sender: binary.LittleEndian.Uint16(b[6:]),
-		Group:  binary.LittleEndian.Uint64(b[8:]),
-		Epoch:  binary.LittleEndian.Uint64(b[16:]),
+		Type:     b[3],
+		Flags:    b[4],
+		Auth:     b[5],
+		Sender:   binary.LittleEndian.Uint16(b[6:]),
+		Group:    binary.LittleEndian.Uint64(b[8:]),
+		Instance: binary.LittleEndian.Uint64(b[16:]),
+		Epoch:    binary.LittleEndian.Uint64(b[24:]),
 	}
 	if h.Auth != AuthNone {
 		return Header{}, ErrAuth
@@ -123,3 +129,30 @@ func GroupID(name string) uint64 {
 // GroupIDOf reads the group id of a datagram of at least HeaderSize bytes
 // without validating the rest of the header: enough to route it.
 func GroupIDOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b[8:]) }
+
+// SetGroupID rewrites the group id of a datagram of at least HeaderSize
+// bytes (the engine's keyed ids, see package seal).
+func SetGroupID(b []byte, id uint64) { binary.LittleEndian.PutUint64(b[8:], id) }
+
+// InstanceID names the instance of a group that founder formed: every
+// datagram of its members carries it, so that traffic of another
+// instance (a restarted group, or another deployment that uses the same
+// group name) is told apart even where view numbers coincide. FNV-1a over
+// the founder's address, port and incarnation; 0 is never returned (it
+// means "no instance").
+func InstanceID(founder MemberID) uint64 {
+	var b [16 + 2 + 8]byte
+	a := founder.Addr.Addr().As16()
+	copy(b[:], a[:])
+	binary.LittleEndian.PutUint16(b[16:], founder.Addr.Port())
+	binary.LittleEndian.PutUint64(b[18:], founder.Incarnation)
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
