@@ -111,6 +111,10 @@ type Group struct {
 	// group has said it is blocked; -1: the last one did not.
 	contactBlockedSince int64
 
+	// rxSize is the size of the datagram being received: answers to it
+	// that may go to a non-member are no larger (answer).
+	rxSize int
+
 	leaving   bool
 	lastLeave int64
 	// farewell, when set, is a last word this member must get through
@@ -204,6 +208,14 @@ type GroupStats struct {
 	// InstallsResent: installs sent again to members of the view still
 	// speaking from an older one (they missed it).
 	InstallsResent uint64
+	// OtherInstance: membership messages and group traffic of another
+	// instance of the group (a restarted group, or another deployment
+	// that uses the same name): only discovery, joins and merges cross
+	// instances.
+	OtherInstance uint64
+	// AnswersWithheld: answers to possible non-members not sent because
+	// they were larger than the question (see answer).
+	AnswersWithheld uint64
 }
 
 // relay is an indirect probe this member makes for another: who asked,
@@ -464,9 +476,37 @@ func (g *Group) hold(events bool, n int) {
 }
 
 // sendControl queues one control message to addr.
-func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) {
+func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) { g.sendControlMax(addr, c, 0) }
+
+// answer queues c to addr, a process that may be no member, in answer to
+// the datagram being received: only if it is no larger (a member never
+// amplifies what a non-member sends it; questions that expect a large
+// answer are padded, see pad).
+func (g *Group) answer(addr netip.AddrPort, c *wire.Control) { g.sendControlMax(addr, c, g.rxSize) }
+
+// notice queues a short notice (who are you; you are no member) to a
+// process that speaks from a view this member is not in: it may be larger
+// than what prompted it (a heartbeat can be smaller than any control
+// message, and a member left behind learns its fate only this way), but
+// never larger than maxNotice, and only once per retry interval per
+// address (the callers' limit).
+func (g *Group) notice(addr netip.AddrPort, c *wire.Control) {
+	g.sendControlMax(addr, c, max(g.rxSize, maxNotice))
+}
+
+// sendControlMax queues c to addr if it encodes to at most max bytes
+// (0: any size that fits a datagram).
+func (g *Group) sendControlMax(addr netip.AddrPort, c *wire.Control, max int) {
 	if !addr.IsValid() {
 		return
+	}
+	switch {
+	case c.Kind == wire.CtlDiscover:
+		// A Here describes the view: it may take a whole datagram.
+		c.Pad = g.cfg.Member.MaxDatagram
+	case c.Kind == wire.CtlJoin && c.Target == g.cfg.Self:
+		// Room for the short Here that says the group is blocked.
+		c.Pad = min(joinPad, g.cfg.Member.MaxDatagram)
 	}
 	c.From = g.cfg.Self
 	if c.Epoch == 0 {
@@ -476,9 +516,13 @@ func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) {
 	if g.state == member {
 		rank = uint16(g.view.Self)
 	}
-	b := wire.AppendControl(make([]byte, 0, 256), wire.Header{Sender: rank, Group: g.cfg.Group, Epoch: g.view.Epoch}, c)
+	b := wire.AppendControl(make([]byte, 0, 256), wire.Header{Sender: rank, Group: g.cfg.Group, Instance: g.instance(), Epoch: g.view.Epoch}, c)
 	if len(b) > g.cfg.Member.MaxDatagram {
 		g.stats.ControlDropped++ // a view too large for a datagram: see MaxMembers
+		return
+	}
+	if max > 0 && len(b) > max {
+		g.stats.AnswersWithheld++
 		return
 	}
 	g.ctlBufs = append(g.ctlBufs, b)
@@ -488,6 +532,7 @@ func (g *Group) sendControl(addr netip.AddrPort, c *wire.Control) {
 
 // Receive processes one datagram from addr.
 func (g *Group) Receive(from netip.AddrPort, b []byte) {
+	g.rxSize = len(b)
 	h, err := wire.ParseHeader(b)
 	if err != nil || h.Group != g.cfg.Group {
 		g.stats.ControlDropped++
@@ -497,6 +542,10 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 		c, err := wire.ParseControl(b[wire.HeaderSize:])
 		if err != nil || c.From.Addr != from {
 			g.stats.ControlDropped++
+			return
+		}
+		if g.state == member && h.Instance != g.instance() && !crossesInstances(c.Kind) {
+			g.stats.OtherInstance++
 			return
 		}
 		// A member speaking from this view is alive in it; one speaking
@@ -517,6 +566,14 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 		}
 		return
 	}
+	if h.Instance != g.instance() {
+		// Another instance's traffic is never taken in; its sender may be
+		// one this process should know of (its instance went on, or
+		// dissolved into that one): ask what it is in.
+		g.stats.OtherInstance++
+		g.query(from)
+		return
+	}
 	switch {
 	case h.Epoch == g.view.Epoch:
 		if int(h.Sender) < len(g.view.Members) && g.view.Members[h.Sender].Addr == from {
@@ -532,6 +589,27 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 	default:
 		g.staleTraffic(from, h)
 	}
+}
+
+// instance is the id of the group instance this process is a member of
+// (every datagram it sends carries it), 0 outside one.
+func (g *Group) instance() uint64 {
+	if g.state != member {
+		return 0
+	}
+	return g.mem.cfg.Instance
+}
+
+// crossesInstances reports whether a control message kind may come from
+// a process of another instance of the group, or of none: discovery,
+// joins, merges and the answers about them. The rest concern a view of
+// this instance.
+func crossesInstances(kind uint8) bool {
+	switch kind {
+	case wire.CtlDiscover, wire.CtlHere, wire.CtlJoin, wire.CtlNotMember, wire.CtlInstalled, wire.CtlViewQuery:
+		return true
+	}
+	return false
 }
 
 // staleTraffic takes in group traffic of an older view from addr: a
@@ -644,6 +722,10 @@ func (g *Group) limit(sent map[netip.AddrPort]int64, addr netip.AddrPort) bool {
 }
 
 const (
+	// joinPad pads a process's own Join: room for the answer that its
+	// contact is blocked.
+	joinPad     = 512
+	maxNotice   = 128
 	maxQueried  = 4096
 	maxStarting = 256
 	maxRelays   = 1024
@@ -682,7 +764,7 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 		return
 	}
 	if !who.Addr.IsValid() {
-		g.sendControl(addr, &wire.Control{Kind: wire.CtlViewQuery})
+		g.notice(addr, &wire.Control{Kind: wire.CtlViewQuery})
 		return
 	}
 	if flush.Index(g.view.Members, who) >= 0 || flush.Index(g.install.Evicted, who) >= 0 {
@@ -694,8 +776,7 @@ func (g *Group) answerQuery(addr netip.AddrPort, who wire.MemberID) {
 		}
 		return
 	}
-	// No larger than the question.
-	g.sendControl(addr, &wire.Control{Kind: wire.CtlNotMember, Nonce: who.Incarnation})
+	g.notice(addr, &wire.Control{Kind: wire.CtlNotMember, Nonce: who.Incarnation})
 }
 
 func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
@@ -708,10 +789,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		// Answered once per retry interval per address: anyone can ask,
 		// and the answer is larger than the question.
 		if g.state == member && g.answerLimit(from) {
-			g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: g.stuck()})
+			g.answer(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: g.stuck()})
 		} else if g.state == discovering {
 			g.sawStarting(from)
-			g.sendControl(from, &wire.Control{Kind: wire.CtlHere})
+			g.answer(from, &wire.Control{Kind: wire.CtlHere})
 		}
 	case wire.CtlHere:
 		// Another instance speaks for itself: its sender is one of its
@@ -742,8 +823,10 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 		// A process joins for itself; a member forwards another's join.
 		if c.Target == c.From || g.inView(c.From) {
 			if g.state == member && g.stuck() && c.Target == c.From && g.answerLimit(from) {
-				// Tell the joiner that it waits on a blocked group.
-				g.sendControl(from, &wire.Control{Kind: wire.CtlHere, Proposal: g.install, Blocked: true})
+				// Tell the joiner that it waits on a blocked group: its
+				// contact is in the view, all it needs to know.
+				short := &wire.Proposal{Epoch: g.install.Epoch, Founder: g.install.Founder, Members: []wire.MemberID{g.cfg.Self}}
+				g.answer(from, &wire.Control{Kind: wire.CtlHere, Proposal: short, Blocked: true})
 			}
 			g.onJoin(c.Target)
 		} else {
