@@ -93,6 +93,8 @@ type Network struct {
 	closed  bool
 	stats   Stats
 
+	tap func(from, to netip.AddrPort, b []byte) // sees every datagram sent (SetTap)
+
 	wake chan struct{} // nudges the scheduler when the earliest due time moves
 	stop chan struct{}
 	done chan struct{}
@@ -237,6 +239,22 @@ func (n *Network) remove(c *conn) {
 	n.mu.Unlock()
 }
 
+// SetTap makes fn see every datagram sent from now on (nil: none), as an
+// observer on the path would: fn must not keep or modify b beyond the
+// call (copy it). It runs with the network locked: it must not call the
+// network.
+func (n *Network) SetTap(fn func(from, to netip.AddrPort, b []byte)) {
+	n.mu.Lock()
+	n.tap = fn
+	n.mu.Unlock()
+}
+
+// Inject sends b to to as if from from, whatever endpoint (if any) has
+// that address: a spoofed source. The link's faults apply.
+func (n *Network) Inject(from, to netip.AddrPort, b []byte) error {
+	return n.send(from, []udp.Datagram{{Buf: b, N: len(b), Addr: to}})
+}
+
 // send puts a batch from one endpoint on the network. Payloads are copied
 // (once, however many copies are delivered), since the caller reuses its
 // buffers.
@@ -270,6 +288,9 @@ func (n *Network) send(from netip.AddrPort, ds []udp.Datagram) error {
 			n.stats.Duplicated++
 		}
 		pk := packet{from: from, to: d.Addr, data: append([]byte(nil), d.Buf[:d.N]...)}
+		if n.tap != nil {
+			n.tap(from, d.Addr, pk.data)
+		}
 		for range copies {
 			at := now.Add(max(f.Delay, 0))
 			if f.Jitter > 0 {
