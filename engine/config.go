@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 )
 
@@ -163,6 +164,20 @@ type Config struct {
 	// loses the datagrams one by one.
 	DisableGSO bool
 
+	// Keys, when set, seals every datagram this engine sends and refuses
+	// every one it receives that a key of the ring did not seal
+	// (AES-256-GCM, replays refused; package seal, docs/SECURITY.md). A
+	// process without the key gets no answer at all. Every member of a
+	// group needs a key in common; rotate with Keys.Install, Keys.Use and
+	// Keys.Remove while running. Sealing takes seal.Overhead (32) bytes of
+	// each MaxDatagram. Default nil: datagrams are neither authenticated
+	// nor encrypted, which New allows only on loopback unless Insecure.
+	Keys *seal.Keyring
+	// Insecure lets an engine without Keys bind an address that is not
+	// loopback: anyone who can send it a datagram can then disrupt its
+	// groups, and read their traffic. For trusted, isolated networks only.
+	Insecure bool
+
 	// Conn, when set, is used instead of opening a socket (for example an
 	// in-memory network in tests). ListenAddr is then ignored.
 	Conn udp.Conn
@@ -277,11 +292,27 @@ func (c *Config) validate() error {
 		return bad("ReadBatch is %d; use 1 to 1024", c.ReadBatch)
 	}
 	if c.Conn == nil {
-		if _, err := netip.ParseAddrPort(c.ListenAddr); err != nil {
+		a, err := netip.ParseAddrPort(c.ListenAddr)
+		if err != nil {
 			return bad("ListenAddr %q is not an IP:port address: %v", c.ListenAddr, err)
 		}
+		if c.Keys == nil && !c.Insecure && !a.Addr().IsLoopback() {
+			return bad("ListenAddr %s is not loopback and Keys is not set: anyone on the network could disrupt or read the groups; set Keys (a 32-byte key shared by the members, see docs/SECURITY.md), or Insecure on a trusted, isolated network", c.ListenAddr)
+		}
+	}
+	if c.Keys != nil && c.frameDatagram() < 512 {
+		return bad("MaxDatagram %d leaves %d bytes once sealed; use at least %d with Keys", c.MaxDatagram, c.frameDatagram(), 512+seal.Overhead)
 	}
 	return nil
+}
+
+// frameDatagram is the datagram size the protocol fills: MaxDatagram,
+// less what sealing adds with Keys.
+func (c *Config) frameDatagram() int {
+	if c.Keys != nil {
+		return c.MaxDatagram - seal.Overhead
+	}
+	return c.MaxDatagram
 }
 
 // evictTicks is the protocol's EvictTicks: 0 under SlowMemberBlock.

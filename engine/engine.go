@@ -21,7 +21,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
+	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 	"github.com/cohort-vs/cohort/wire"
 )
@@ -66,9 +68,33 @@ type Engine struct {
 	// member's run of a multicast leaves as GSO messages (protoMu).
 	byDest udp.Grouper
 
-	unknownGroup atomic.Uint64
-	malformed    atomic.Uint64
-	writeErrors  atomic.Uint64
+	// Keyed mode (Config.Keys): the sealer and opener, and the buffers
+	// sealed datagrams are written into (protoMu).
+	sealer   *seal.Sealer
+	opener   *seal.Opener
+	sealBuf  []byte
+	sealedDs []udp.Datagram
+	// routes finds a datagram's group by the id on the wire (protoMu).
+	routes routeTable
+
+	unknownGroup    atomic.Uint64
+	malformed       atomic.Uint64
+	writeErrors     atomic.Uint64
+	otherInstance   atomic.Uint64
+	unauthenticated atomic.Uint64
+	authFailed      atomic.Uint64
+	replayed        atomic.Uint64
+	sealFailed      atomic.Uint64
+}
+
+// routeTable maps the group ids datagrams carry to groups: the plain ids,
+// or with Keys each group's id under every installed key. It is rebuilt,
+// by whoever holds protoMu, when the groups or the keys change.
+type routeTable struct {
+	list    *[]*Group
+	keys    uint64 // keyring version
+	byWire  map[uint64]*Group
+	primary map[uint64]uint64 // plain id -> id under the primary key
 }
 
 type rxBatch struct {
@@ -112,6 +138,10 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.groupList.Store(&[]*Group{})
+	if cfg.Keys != nil {
+		e.sealer = seal.NewSealer(cfg.Keys)
+		e.opener = seal.NewOpener(cfg.Keys, conn.LocalAddr(), e.sealer)
+	}
 	e.poller, _ = conn.(udp.Poller)
 	e.start = time.Now()
 	e.stallTicks = max(5, cfg.ticks(cfg.SuspectTimeout)/3)
@@ -270,10 +300,19 @@ func (e *Engine) Close() error {
 
 // EngineStats are counters for the engine's socket and demultiplexing.
 type EngineStats struct {
-	Socket       udp.Stats
-	UnknownGroup uint64 // datagrams for a group this engine has not joined
-	Malformed    uint64 // datagrams too short or not cohort's
-	WriteErrors  uint64 // failed socket writes
+	Socket        udp.Stats
+	UnknownGroup  uint64 // datagrams for a group this engine has not joined
+	Malformed     uint64 // datagrams too short or not cohort's
+	WriteErrors   uint64 // failed socket writes
+	OtherInstance uint64 // state transfer datagrams of another instance of the group
+	// With Config.Keys: datagrams refused because they were not sealed,
+	// did not authenticate (forged, damaged, truncated, or sealed with a
+	// key this engine does not hold), or had been taken before
+	// (replayed); datagrams not sent because sealing failed.
+	Unauthenticated uint64
+	AuthFailed      uint64
+	Replayed        uint64
+	SealFailed      uint64
 }
 
 // Stats returns the engine's counters.
@@ -283,6 +322,12 @@ func (e *Engine) Stats() EngineStats {
 		UnknownGroup: e.unknownGroup.Load(),
 		Malformed:    e.malformed.Load(),
 		WriteErrors:  e.writeErrors.Load(),
+
+		OtherInstance:   e.otherInstance.Load(),
+		Unauthenticated: e.unauthenticated.Load(),
+		AuthFailed:      e.authFailed.Load(),
+		Replayed:        e.replayed.Load(),
+		SealFailed:      e.sealFailed.Load(),
 	}
 }
 
@@ -459,25 +504,29 @@ func (e *Engine) service() {
 // dispatch hands each datagram of a batch to its group's protocol; the
 // caller holds protoMu and recycles the batch.
 func (e *Engine) dispatch(b *rxBatch) {
-	groups := *e.groupList.Load()
+	rt := e.route()
 	for i := 0; i < b.n; i++ {
 		d := &b.ds[i]
 		buf := d.Buf[:d.N]
+		if e.opener != nil {
+			plain, _, err := e.opener.Open(buf, firstContact)
+			if err != nil {
+				e.countOpenError(err)
+				continue
+			}
+			buf = plain
+		}
 		if len(buf) < wire.HeaderSize {
 			e.malformed.Add(1)
 			continue
 		}
-		id := wire.GroupIDOf(buf)
-		var g *Group
-		for _, x := range groups {
-			if x.id == id {
-				g = x
-				break
-			}
-		}
+		g := rt.byWire[wire.GroupIDOf(buf)]
 		if g == nil {
 			e.unknownGroup.Add(1)
 			continue
+		}
+		if e.opener != nil {
+			wire.SetGroupID(buf, g.id) // the protocol knows its plain id
 		}
 		if buf[3] == wire.TypeState {
 			g.stateReceive(d.Addr, buf)
@@ -487,14 +536,112 @@ func (e *Engine) dispatch(b *rxBatch) {
 	}
 }
 
+// firstContact: a process looking for the group or joining it may know
+// this engine by another of its addresses (a seed given as an alias):
+// those messages may name another addressee.
+func firstContact(plain []byte) bool {
+	if len(plain) <= wire.HeaderSize || plain[3] != wire.TypeControl {
+		return false
+	}
+	k := plain[wire.HeaderSize]
+	return k == wire.CtlDiscover || k == wire.CtlJoin
+}
+
+func (e *Engine) countOpenError(err error) {
+	switch err {
+	case seal.ErrUnsealed:
+		e.unauthenticated.Add(1)
+	case seal.ErrReplay, seal.ErrMisdirected:
+		e.replayed.Add(1)
+	default:
+		e.authFailed.Add(1)
+	}
+}
+
+// route returns the routing table, rebuilt if the groups or the keys
+// changed; protoMu held.
+func (e *Engine) route() *routeTable {
+	rt := &e.routes
+	list := e.groupList.Load()
+	var keys []*seal.Key
+	var version uint64
+	if e.cfg.Keys != nil {
+		keys, version = e.cfg.Keys.Installed()
+	}
+	if rt.list == list && rt.keys == version {
+		return rt
+	}
+	rt.list, rt.keys = list, version
+	rt.byWire = make(map[uint64]*Group, len(*list)*max(1, len(keys)))
+	rt.primary = make(map[uint64]uint64, len(*list))
+	for _, g := range *list {
+		if keys == nil {
+			rt.byWire[g.id] = g
+			continue
+		}
+		for i, k := range keys {
+			id := k.GroupID(g.name)
+			rt.byWire[id] = g
+			if i == 0 {
+				rt.primary[g.id] = id
+			}
+		}
+	}
+	return rt
+}
+
 // write sends datagrams, counting failures; the protocol recovers losses.
 // The caller holds protoMu.
 func (e *Engine) write(ds []udp.Datagram) {
 	if len(ds) == 0 {
 		return
 	}
+	if e.sealer != nil {
+		ds = e.seal(ds)
+	}
 	ds = e.byDest.Group(ds)
 	if n, err := e.conn.WriteBatch(ds); err != nil {
 		e.writeErrors.Add(uint64(len(ds) - n))
 	}
+}
+
+// seal returns ds sealed under the primary key, in the engine's seal
+// buffers. A multicast's copies share one plain buffer: it is sealed once
+// and the sealed copy sent to each (one nonce, one datagram content, many
+// receivers: each sees it once). The caller holds protoMu.
+func (e *Engine) seal(ds []udp.Datagram) []udp.Datagram {
+	size := e.cfg.MaxDatagram
+	if len(e.sealBuf) < len(ds)*size {
+		e.sealBuf = make([]byte, len(ds)*size)
+	}
+	out := e.sealedDs[:0]
+	rt := e.route()
+	k := e.cfg.Keys.Primary()
+	var last *byte // the previous plain buffer
+	var sealed []byte
+	used := 0
+	for i := range ds {
+		d := &ds[i]
+		plain := d.Buf[:d.N]
+		if p := unsafe.SliceData(plain); p != last || len(plain) != len(sealed)-seal.Overhead {
+			last = p
+			// A multicast (its copies follow one another) is for every
+			// member of its view; anything else for its addressee.
+			to := seal.AddrTag(d.Addr)
+			if i+1 < len(ds) && unsafe.SliceData(ds[i+1].Buf) == p {
+				to = 0
+			}
+			var err error
+			sealed, err = e.sealer.Seal(e.sealBuf[used:used:used+size], k, rt.primary[wire.GroupIDOf(plain)], to, plain)
+			if err != nil {
+				e.sealFailed.Add(1)
+				sealed, last = nil, nil
+				continue
+			}
+			used += size
+		}
+		out = append(out, udp.Datagram{Buf: sealed, N: len(sealed), Addr: d.Addr})
+	}
+	e.sealedDs = out
+	return out
 }

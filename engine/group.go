@@ -119,7 +119,7 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 		Self:  wire.MemberID{Addr: e.Addr(), Incarnation: e.nextIncarnation()},
 		Seeds: addrs,
 		Member: protocol.Config{
-			MaxDatagram: c.MaxDatagram, MaxMessageSize: c.MaxMessageSize,
+			MaxDatagram: c.frameDatagram(), MaxMessageSize: c.MaxMessageSize,
 			WindowMessages: c.WindowMessages, WindowBytes: c.WindowBytes,
 			DeliveryQueue: c.DeliveryQueue,
 			StatusTicks:   c.ticks(c.StatusInterval), NAKTicks: c.ticks(c.NAKInterval),
@@ -200,7 +200,7 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		return ErrBlocked
 	}
 	if o&Total == Causal {
-		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.MaxDatagram) {
+		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.frameDatagram()) {
 			return fmt.Errorf("%w: causal messages in a view of %d members need a MaxDatagram above %d", ErrTooLarge, len(v.Members), g.e.cfg.MaxDatagram)
 		}
 	}

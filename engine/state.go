@@ -263,7 +263,7 @@ func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
 	}
 	data := buf.Bytes()
 	c := &g.e.cfg
-	chunk := c.MaxDatagram - wire.HeaderSize - transfer.ChunkOverhead
+	chunk := c.frameDatagram() - wire.HeaderSize - transfer.ChunkOverhead
 	g.xferMu.Lock()
 	for _, m := range to {
 		g.newSends = append(g.newSends, &outXfer{
@@ -453,6 +453,10 @@ func (g *Group) stateReceive(from netip.AddrPort, b []byte) {
 		g.e.malformed.Add(1)
 		return
 	}
+	if h.Instance != g.instance() {
+		g.e.otherInstance.Add(1)
+		return
+	}
 	view := g.proto.View()
 	sender := -1
 	for r, x := range view.Members {
@@ -502,6 +506,16 @@ func (g *Group) stateReceive(from netip.AddrPort, b []byte) {
 	}
 }
 
+// instance is the id of the group instance this member is in, 0 before
+// its first view; protoMu held.
+func (g *Group) instance() uint64 {
+	v := g.proto.View()
+	if v.Epoch == 0 {
+		return 0
+	}
+	return wire.InstanceID(v.Founder)
+}
+
 // stateSend queues one state datagram; protoMu held.
 func (g *Group) stateSend(to netip.AddrPort, id uint64, body func([]byte) []byte) {
 	c := &g.e.cfg
@@ -510,12 +524,12 @@ func (g *Group) stateSend(to netip.AddrPort, id uint64, body func([]byte) []byte
 	}
 	if g.xferBuf == nil {
 		g.xferOut = make([]udp.Datagram, 0, 64)
-		g.xferBuf = make([]byte, cap(g.xferOut)*c.MaxDatagram)
+		g.xferBuf = make([]byte, cap(g.xferOut)*c.frameDatagram())
 	}
-	i := len(g.xferOut)
-	b := g.xferBuf[i*c.MaxDatagram : i*c.MaxDatagram : (i+1)*c.MaxDatagram]
+	i, size := len(g.xferOut), c.frameDatagram()
+	b := g.xferBuf[i*size : i*size : (i+1)*size]
 	b = b[:wire.HeaderSize]
-	wire.PutHeader(b, wire.Header{Type: wire.TypeState, Sender: wire.NoRank, Group: g.id, Epoch: id})
+	wire.PutHeader(b, wire.Header{Type: wire.TypeState, Sender: wire.NoRank, Group: g.id, Instance: g.instance(), Epoch: id})
 	b = body(b)
 	g.xferOut = append(g.xferOut, udp.Datagram{Buf: b, N: len(b), Addr: to})
 }
