@@ -509,7 +509,7 @@ func (e *Engine) dispatch(b *rxBatch) {
 		d := &b.ds[i]
 		buf := d.Buf[:d.N]
 		if e.opener != nil {
-			plain, _, err := e.opener.Open(buf, firstContact)
+			plain, _, err := e.opener.Open(buf, seal.FirstContact)
 			if err != nil {
 				e.countOpenError(err)
 				continue
@@ -534,17 +534,6 @@ func (e *Engine) dispatch(b *rxBatch) {
 		}
 		g.proto.Receive(d.Addr, buf)
 	}
-}
-
-// firstContact: a process looking for the group or joining it may know
-// this engine by another of its addresses (a seed given as an alias):
-// those messages may name another addressee.
-func firstContact(plain []byte) bool {
-	if len(plain) <= wire.HeaderSize || plain[3] != wire.TypeControl {
-		return false
-	}
-	k := plain[wire.HeaderSize]
-	return k == wire.CtlDiscover || k == wire.CtlJoin
 }
 
 func (e *Engine) countOpenError(err error) {

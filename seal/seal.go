@@ -38,6 +38,18 @@ var (
 	ErrExhausted = errors.New("seal: nonce counter exhausted; restart the engine")
 )
 
+// FirstContact is the engine's policy for datagrams sealed for another
+// addressee: a process looking for the group or joining it may know this
+// engine by another of its addresses (a seed given as an alias), so its
+// Discover and Join are taken whatever addressee they name.
+func FirstContact(plain []byte) bool {
+	if len(plain) <= wire.HeaderSize || plain[3] != wire.TypeControl {
+		return false
+	}
+	k := plain[wire.HeaderSize]
+	return k == wire.CtlDiscover || k == wire.CtlJoin
+}
+
 // Sealer seals the datagrams of one engine. Its nonces are its salt,
 // drawn at random when it is made (so a restarted engine does not reuse
 // its predecessor's), and a counter; one Sealer must not be used by two

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"bytes"
 	"net/netip"
 
+	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/wire"
 )
 
@@ -23,6 +25,16 @@ import (
 // is membership, tested elsewhere). Damaged or made-up traffic that
 // claims a member's address needs the key to be refused: that is keyed
 // mode's part.
+
+// advMove is what the adversary did to make a datagram.
+type advMove uint8
+
+const (
+	advNone   advMove = iota
+	advReplay         // an exact copy of one it saw
+	advDamage         // a damaged copy
+	advForge          // made up (sealed with the key when it has it)
+)
 
 // adversaryAddr is where the adversary sends from.
 var adversaryAddr = netip.MustParseAddrPort("10.0.0.250:7000")
@@ -57,15 +69,15 @@ func (w *world) attack() {
 	to := live[w.rng.IntN(len(live))]
 	switch w.rng.IntN(3) {
 	case 0: // replay, exactly, from the sender's address
-		w.push(&event{at: w.now + w.rng.Int64N(2_000_000), kind: evDatagram, to: c.to, from: c.from, data: append([]byte(nil), c.data...)})
+		w.push(&event{at: w.now + w.rng.Int64N(2_000_000), kind: evDatagram, to: c.to, from: c.from, data: append([]byte(nil), c.data...), adv: advReplay})
 		w.adversaryMoves++
 	case 1: // damage
 		d := append([]byte(nil), c.data...)
 		switch w.rng.IntN(3) {
 		case 0:
-			for k := 0; k < 1+w.rng.IntN(4); k++ {
+			for k := 0; k < 1+w.rng.IntN(4) || bytes.Equal(d, c.data); k++ {
 				i := w.rng.IntN(len(d))
-				d[i] ^= byte(1 << w.rng.IntN(8))
+				d[i] ^= byte(1 << w.rng.IntN(8)) // (twice the same flip is no damage: go on)
 			}
 		case 1:
 			d = d[:w.rng.IntN(len(d))]
@@ -76,14 +88,22 @@ func (w *world) attack() {
 			}
 			d = append(d, extra...)
 		}
-		w.fromAdversary(to, d)
+		w.fromAdversary(to, d, advDamage)
 	default: // make up a control message
-		w.fromAdversary(to, w.forge(c))
+		d := w.forge(c)
+		if w.opt.Keyed && w.opt.AdversaryHasKey {
+			k := w.keys.Primary()
+			var err error
+			if d, err = w.advSealer.Seal(nil, k, k.GroupID("sim"), seal.AddrTag(w.nodes[to].addr), d); err != nil {
+				panic(err)
+			}
+		}
+		w.fromAdversary(to, d, advForge)
 	}
 }
 
-func (w *world) fromAdversary(to int, d []byte) {
-	w.push(&event{at: w.now + w.opt.DelayMin, kind: evDatagram, to: to, from: -1, data: d})
+func (w *world) fromAdversary(to int, d []byte, move advMove) {
+	w.push(&event{at: w.now + w.opt.DelayMin, kind: evDatagram, to: to, from: -1, data: d, adv: move})
 	w.adversaryMoves++
 }
 
@@ -93,6 +113,9 @@ func (w *world) forge(c capture) []byte {
 	h, err := wire.ParseHeader(c.data)
 	if err != nil {
 		h = wire.Header{}
+	}
+	if w.opt.Keyed {
+		h.Group = wire.GroupID("sim") // what an insider knows
 	}
 	var known []wire.MemberID
 	for _, n := range w.nodes {

@@ -13,9 +13,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"unsafe"
 
 	"github.com/cohort-vs/cohort/check"
 	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/wire"
 )
 
@@ -57,6 +59,11 @@ type Options struct {
 	// Adversary: an outsider replays, damages and makes up datagrams
 	// through the fault window and the sending period (adversary.go).
 	Adversary bool
+	// Keyed: every datagram is sealed (package seal) under one key that
+	// every process holds; the adversary holds it only with
+	// AdversaryHasKey (an insider: its made-up messages are sealed).
+	Keyed           bool
+	AdversaryHasKey bool
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -148,8 +155,11 @@ type Result struct {
 	Delivered  int
 	Views      int // views installed, over all processes
 	Evictions  int // slow members evicted (by the suspicions of senders)
-	// AdversaryMoves counts the datagrams the adversary sent.
+	// AdversaryMoves counts the datagrams the adversary sent; Refused,
+	// the datagrams a keyed process refused (the adversary's, and the
+	// network's duplicates).
 	AdversaryMoves int
+	Refused        int
 }
 
 type eventKind uint8
@@ -177,6 +187,7 @@ type event struct {
 	from int
 	inc  uint64 // incarnation the event is for (ticks, sends, consumes)
 	data []byte
+	adv  advMove // a datagram of the adversary: what it did
 }
 
 type eventQueue []*event
@@ -213,6 +224,10 @@ type node struct {
 	leaving    bool           // told to leave
 	slowUntil  int64          // consumes slowly until then
 	redirect   netip.AddrPort // a member to rejoin through after a merge
+	// Keyed: this incarnation's sealer and opener (a restart draws a new
+	// salt, and starts with no replay windows, as a real one does).
+	sealer *seal.Sealer
+	opener *seal.Opener
 }
 
 type world struct {
@@ -234,12 +249,27 @@ type world struct {
 	captures       []capture // datagrams the adversary saw
 	adversaryMoves int
 	answers        int // datagrams the members sent the adversary
+	refused        int // datagrams keyed processes refused
+	keys           *seal.Keyring
+	advSealer      *seal.Sealer      // the adversary's, when it has the key
+	violations     []check.Violation // found outside the checker
 	answerBytes    int
 }
 
 // Run executes one simulation.
 func Run(opt Options) Result {
 	w := &world{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0xc0de)), hist: check.NewHistory()}
+	if opt.Keyed {
+		key := make([]byte, seal.KeySize)
+		for i := range key {
+			key[i] = byte(w.rng.IntN(256))
+		}
+		var err error
+		if w.keys, err = seal.NewKeyring(key); err != nil {
+			panic(err)
+		}
+		w.advSealer = seal.NewSealer(w.keys)
+	}
 	spare := opt.Joins
 	for i := 0; i < opt.Members+spare; i++ {
 		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7000)
@@ -291,7 +321,7 @@ func Run(opt Options) Result {
 			break
 		}
 	}
-	res := Result{Violations: w.hist.Check(10), Events: w.events, EndMicros: w.now, Delivered: w.delivered, Views: w.views}
+	res := Result{Violations: append(w.hist.Check(10), w.violations...), Events: w.events, EndMicros: w.now, Delivered: w.delivered, Views: w.views}
 	for _, n := range w.nodes {
 		if n.g != nil && n.g.Member() != nil {
 			w.stats = append(w.stats, n.g.Member().Stats())
@@ -304,6 +334,7 @@ func Run(opt Options) Result {
 	res.Stats = w.stats
 	res.Evictions = w.evictions
 	res.AdversaryMoves = w.adversaryMoves
+	res.Refused = w.refused
 	if !w.settled() {
 		res.Violations = append(res.Violations, check.Violation{Rule: "liveness", Detail: fmt.Sprintf("the group did not settle into one view by %.1fs: %s", float64(w.now)/1e6, w.describeNodes())})
 	}
@@ -389,6 +420,10 @@ func (w *world) start(i int) {
 		panic(err) // the simulator's configuration is valid by construction
 	}
 	n.g = g
+	if w.opt.Keyed {
+		n.sealer = seal.NewSealer(w.keys)
+		n.opener = seal.NewOpener(w.keys, n.addr, n.sealer)
+	}
 	w.hist.Member(n.name)
 	w.tracef("%s starts", n.name)
 	w.push(&event{at: w.now + int64(w.rng.IntN(int(w.opt.TickMicros))), kind: evTick, to: i, inc: n.inc})
@@ -485,8 +520,22 @@ func (w *world) handle(e *event) {
 		if e.from >= 0 {
 			from = w.nodes[e.from].addr
 		}
-		w.tracef("%s <- %s %s", n.name, from, describe(e.data))
-		n.g.Receive(from, e.data)
+		data := e.data
+		if w.opt.Keyed {
+			plain, _, err := n.opener.Open(data, seal.FirstContact)
+			if err != nil {
+				w.refused++
+				w.tracef("%s <- %s refused: %v", n.name, from, err)
+				return
+			}
+			if e.adv == advDamage || (e.adv == advForge && !w.opt.AdversaryHasKey) {
+				w.violations = append(w.violations, check.Violation{Rule: "keyed", Detail: fmt.Sprintf("%s took a datagram the adversary made without the key (move %d)", n.name, e.adv)})
+			}
+			wire.SetGroupID(plain, wire.GroupID("sim"))
+			data = plain
+		}
+		w.tracef("%s <- %s %s", n.name, from, describe(data))
+		n.g.Receive(from, data)
 		// A real receive buffer is reused at once: scribble over this one so
 		// that anything still pointing into it shows up as corruption.
 		for i := range e.data {
@@ -682,13 +731,30 @@ func (w *world) drain(i int) {
 			panic(fmt.Sprintf("%s: Ready keeps reporting More", n.name))
 		}
 		rd := n.g.Ready()
-		for _, d := range rd.Datagrams {
+		for k, d := range rd.Datagrams {
 			if d.Addr == adversaryAddr {
 				w.answers++ // what the adversary hears back
 				w.answerBytes += d.N
 				continue
 			}
-			w.transmit(i, w.rank(d.Addr), d.Buf[:d.N])
+			b := d.Buf[:d.N]
+			if w.opt.Keyed {
+				// Sealed as the engine seals: a multicast (copies sharing
+				// one buffer) once, for every member of its view.
+				shared := func(j int) bool {
+					return j >= 0 && j < len(rd.Datagrams) && unsafe.SliceData(rd.Datagrams[j].Buf) == unsafe.SliceData(d.Buf)
+				}
+				to := seal.AddrTag(d.Addr)
+				if shared(k-1) || shared(k+1) {
+					to = 0
+				}
+				w.tracef("%s seals %s", n.name, describe(b))
+				var err error
+				if b, err = n.sealer.Seal(nil, w.keys.Primary(), w.keys.Primary().GroupID("sim"), to, b); err != nil {
+					panic(err)
+				}
+			}
+			w.transmit(i, w.rank(d.Addr), b)
 		}
 		ended := false
 		for _, ev := range n.g.Events() {

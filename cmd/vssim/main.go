@@ -21,6 +21,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
 	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
 	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (sim/adversary.go)")
+	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()
 	draw := sim.RandomOptions
 	switch *faults {
@@ -34,11 +35,21 @@ func main() {
 	options := func(seed uint64) sim.Options {
 		o := draw(seed)
 		o.Adversary = *adversary
+		o.Keyed, o.AdversaryHasKey = *keyed != "", *keyed == "insider"
 		return o
+	}
+	switch *keyed {
+	case "", "outsider", "insider":
+	default:
+		fmt.Fprintf(os.Stderr, "vssim: -keyed %q: use outsider or insider\n", *keyed)
+		os.Exit(2)
 	}
 	replayFlags := fmt.Sprintf("-faults %s", *faults)
 	if *adversary {
 		replayFlags += " -adversary"
+	}
+	if *keyed != "" {
+		replayFlags += " -keyed " + *keyed
 	}
 
 	if *seed != 0 {
@@ -62,12 +73,13 @@ func main() {
 	}
 
 	start := time.Now()
-	violations, failedRuns, evictions, moves := 0, 0, 0, 0
+	violations, failedRuns, evictions, moves, refused := 0, 0, 0, 0, 0
 	var firstFailing uint64
 	for s := *first; s < *first+uint64(*seeds); s++ {
 		res := sim.Run(options(s))
 		evictions += res.Evictions
 		moves += res.AdversaryMoves
+		refused += res.Refused
 		if len(res.Violations) > 0 {
 			if failedRuns == 0 {
 				firstFailing = s
@@ -84,6 +96,9 @@ func main() {
 	extra := ""
 	if *adversary {
 		extra = fmt.Sprintf("  adversary datagrams: %d", moves)
+	}
+	if *keyed != "" {
+		extra += fmt.Sprintf("  refused by the seal: %d", refused)
 	}
 	fmt.Printf("runs: %d  violations: %d  failed runs: %d  slow members evicted: %d%s  (%.1fs)\n", *seeds, violations, failedRuns, evictions, extra, time.Since(start).Seconds())
 	if failedRuns > 0 {
