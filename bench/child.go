@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 	"github.com/cohort-vs/cohort/wire"
 )
@@ -89,7 +90,7 @@ func RunChild(ctx context.Context, in io.Reader, out io.Writer) error {
 			case cmdSetup:
 				err = c.setup(cmd.Setup)
 			case cmdJoin:
-				err = c.join(ctx, cmd.Members, cmd.Baseline)
+				err = c.join(ctx, cmd.Members, cmd.Baseline, cmd.Keyed)
 			case cmdPhase:
 				err = c.runPhase(ctx, cmd)
 			case cmdTimeline:
@@ -119,6 +120,10 @@ type child struct {
 	engRec *recorder
 	sent   atomic.Uint64 // engine messages sent
 
+	// keyed is the keyed engine and its group (PhaseKeyed), with a key
+	// file; nil without one.
+	keyed *engineSide
+
 	base      udp.Conn
 	baseRec   *recorder
 	malformed atomic.Uint64
@@ -131,6 +136,24 @@ type child struct {
 	viewSize     atomic.Int64 // members in the last view installed
 	removed      atomic.Bool  // Ended was called
 	incarnations atomic.Int64 // joins: 1, plus one per rejoin
+}
+
+// engineSide is an engine measured by engine phases: its group, the
+// deliveries' recorder and the messages sent.
+type engineSide struct {
+	eng  *engine.Engine
+	grp  *engine.Group
+	rec  *recorder
+	sent atomic.Uint64
+}
+
+// side is the engine a phase measures: the keyed one for PhaseKeyed, else
+// the keyless one.
+func (c *child) side(phase string) (grp *engine.Group, rec *recorder, sent *atomic.Uint64) {
+	if phase == PhaseKeyed {
+		return c.keyed.grp, c.keyed.rec, &c.keyed.sent
+	}
+	return c.grp, c.engRec, &c.sent
 }
 
 func (c *child) send(ev event) {
@@ -163,6 +186,25 @@ func (c *child) setup(s *childSetup) error {
 		return err
 	}
 	c.eng = e
+	keyedAddr := ""
+	if s.KeyFile != "" {
+		key, err := seal.ReadKeyFile(s.KeyFile)
+		if err != nil {
+			return fmt.Errorf("key file: %w", err)
+		}
+		ring, err := seal.NewKeyring(key)
+		if err != nil {
+			return fmt.Errorf("key file: %w", err)
+		}
+		kcfg := cfg
+		kcfg.Keys = ring
+		ke, err := engine.New(kcfg)
+		if err != nil {
+			return fmt.Errorf("keyed engine: %w", err)
+		}
+		c.keyed = &engineSide{eng: ke, rec: newRecorder()}
+		keyedAddr = ke.Addr().String()
+	}
 	conn, err := udp.Listen(netip.MustParseAddrPort("127.0.0.1:0"), udp.Options{})
 	if err != nil {
 		return fmt.Errorf("baseline socket: %w", err)
@@ -174,16 +216,19 @@ func (c *child) setup(s *childSetup) error {
 		defer c.receiving.Done()
 		receiveBaseline(conn, c.baseRec, &c.malformed)
 	}()
-	c.send(event{Type: evHello, Engine: e.Addr().String(), Baseline: conn.LocalAddr().String()})
+	c.send(event{Type: evHello, Engine: e.Addr().String(), Baseline: conn.LocalAddr().String(), Keyed: keyedAddr})
 	return nil
 }
 
-func (c *child) join(ctx context.Context, members, baseline []string) error {
+func (c *child) join(ctx context.Context, members, baseline, keyed []string) error {
 	if c.eng == nil {
 		return errors.New("join before setup")
 	}
 	if len(members) != c.cfg.Members || len(baseline) != c.cfg.Members {
 		return fmt.Errorf("join with %d engine and %d baseline addresses for %d members", len(members), len(baseline), c.cfg.Members)
+	}
+	if (c.keyed != nil) != (keyed != nil) || (keyed != nil && len(keyed) != c.cfg.Members) {
+		return fmt.Errorf("join with %d keyed engine addresses for %d members (keyed engine: %v)", len(keyed), c.cfg.Members, c.keyed != nil)
 	}
 	for i, s := range baseline {
 		a, err := netip.ParseAddrPort(s)
@@ -216,6 +261,26 @@ func (c *child) join(ctx context.Context, members, baseline []string) error {
 	if err != nil {
 		return err
 	}
+	// The keyed group, on the keyed engine: joined (founded, by member 0)
+	// before evJoined, so that the others join both groups once it has
+	// founded both.
+	keyedFull := make(chan struct{})
+	if c.keyed != nil {
+		krec := c.keyed.rec
+		var konce sync.Once
+		if c.keyed.grp, err = c.keyed.eng.Join(ctx, GroupName, keyed, engine.Handlers{
+			Deliver: func(m engine.Message) { krec.deliver(m.Payload) },
+			View: func(v engine.View) {
+				if len(v.Members) == len(keyed) {
+					konce.Do(func() { close(keyedFull) })
+				}
+			},
+		}); err != nil {
+			return fmt.Errorf("keyed group: %w", err)
+		}
+	} else {
+		close(keyedFull)
+	}
 	c.send(event{Type: evJoined})
 	// Members start together and find each other: measure only once the
 	// group holds them all.
@@ -223,6 +288,11 @@ func (c *child) join(ctx context.Context, members, baseline []string) error {
 	case <-full:
 	case <-ctx.Done():
 		return fmt.Errorf("the group did not gather its %d members: %w", len(members), ctx.Err())
+	}
+	select {
+	case <-keyedFull:
+	case <-ctx.Done():
+		return fmt.Errorf("the keyed group did not gather its %d members: %w", len(members), ctx.Err())
 	}
 	c.grp = g
 	c.send(event{Type: evReady})
@@ -242,20 +312,34 @@ type counters struct {
 	beyond      uint64
 	noRoom      uint64
 	datagrams   uint64
+	// The keyed engine's refusals (PhaseKeyed): datagrams that failed
+	// authentication, were replayed, or arrived unsealed; and seals
+	// that failed.
+	authFailed      uint64
+	replayed        uint64
+	unauthenticated uint64
+	sealFailed      uint64
 }
 
 func (c *child) snapshot(phase string) counters {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := counters{mallocs: ms.Mallocs}
-	if phase == PhaseEngine {
-		s.delivered = c.engRec.delivered.Load()
-		s.sent = c.sent.Load()
-		gs, es := c.grp.Stats(), c.eng.Stats()
+	if phase == PhaseEngine || phase == PhaseKeyed {
+		grp, rec, sent := c.side(phase)
+		eng := c.eng
+		if phase == PhaseKeyed {
+			eng = c.keyed.eng
+		}
+		s.delivered = rec.delivered.Load()
+		s.sent = sent.Load()
+		gs, es := grp.Stats(), eng.Stats()
 		s.retransmits, s.naks = gs.Retransmits, gs.NAKsSent
 		s.beyond, s.noRoom = gs.BeyondWindow, gs.NoRoom
 		s.datagrams = gs.DatagramsSent
 		s.drops, s.writeErrors = es.Socket.KernelDrops, es.WriteErrors
+		s.authFailed, s.replayed = es.AuthFailed, es.Replayed
+		s.unauthenticated, s.sealFailed = es.Unauthenticated, es.SealFailed
 	} else {
 		s.delivered = c.baseRec.delivered.Load()
 		s.drops = c.base.Stats().KernelDrops
@@ -271,15 +355,23 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	if c.grp == nil {
 		return errors.New("phase before join")
 	}
-	if cmd.Phase != PhaseEngine && cmd.Phase != PhaseBaseline {
+	switch cmd.Phase {
+	case PhaseEngine, PhaseBaseline:
+	case PhaseKeyed:
+		if c.keyed == nil {
+			return errors.New("keyed phase without a key file")
+		}
+	default:
 		return fmt.Errorf("unknown phase %q", cmd.Phase)
 	}
+	engPhase := cmd.Phase != PhaseBaseline
 	start := time.Unix(0, cmd.StartNs)
 	from := start.Add(time.Duration(cmd.WarmupNs))
 	to := from.Add(time.Duration(cmd.DurationNs))
 	rec := c.baseRec
-	if cmd.Phase == PhaseEngine {
-		rec = c.engRec
+	grp, engRec, engSent := c.side(cmd.Phase)
+	if engPhase {
+		rec = engRec
 	}
 	rec.window(stampOf(from), stampOf(to))
 
@@ -288,7 +380,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	defer stopSending()
 	sendErr := make(chan error, 1)
 	var order engine.Ordering
-	if cmd.Phase == PhaseEngine {
+	if engPhase {
 		name := cmd.Order
 		if name == "" {
 			name = c.cfg.Order
@@ -299,8 +391,8 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		}
 	}
 	if c.cfg.Sending {
-		if cmd.Phase == PhaseEngine {
-			go func() { sendErr <- c.sendEngine(sendCtx, order, start, to) }()
+		if engPhase {
+			go func() { sendErr <- c.sendEngine(sendCtx, grp, engSent, order, start, to) }()
 		} else {
 			bs = &baselineSender{
 				conn: c.base, peers: c.peers, self: c.cfg.Index, size: c.cfg.Size,
@@ -382,13 +474,19 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		NoRoom:       last.noRoom - first.noRoom,
 		Datagrams:    last.datagrams - first.datagrams,
 		Histogram:    hist,
+
+		AuthFailed:      last.authFailed - first.authFailed,
+		Replayed:        last.replayed - first.replayed,
+		Unauthenticated: last.unauthenticated - first.unauthenticated,
+		SealFailed:      last.sealFailed - first.sealFailed,
 	}})
 	return nil
 }
 
-// sendEngine sends with order from start until ctx ends (the end of the
-// window): in a tight loop, or paced at the configured rate.
-func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, end time.Time) error {
+// sendEngine sends to grp with order from start until ctx ends (the end
+// of the window), counting the messages in sent: in a tight loop, or
+// paced at the configured rate.
+func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
 	endNs, endStamp := end.UnixNano(), stampOf(end)
@@ -412,13 +510,13 @@ func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, en
 				return nil
 			}
 			binary.LittleEndian.PutUint64(payload, uint64(t))
-			if err := c.grp.Send(ctx, order, payload); err != nil {
+			if err := grp.Send(ctx, order, payload); err != nil {
 				if ctx.Err() != nil {
 					return nil // the window ended while the window was full
 				}
 				return fmt.Errorf("send: %w", err)
 			}
-			c.sent.Add(1)
+			sent.Add(1)
 		}
 	}
 }
@@ -426,6 +524,9 @@ func (c *child) sendEngine(ctx context.Context, order engine.Ordering, start, en
 func (c *child) close() {
 	if c.eng != nil {
 		c.eng.Close()
+	}
+	if c.keyed != nil {
+		c.keyed.eng.Close()
 	}
 	if c.base != nil {
 		c.base.Close()

@@ -17,7 +17,9 @@
 // it fragments those larger than a datagram, and sent with sendmmsg, no
 // protocol at all) and "engine" (Group.Send and the Deliver
 // handler). Every message carries its send time in its first 8 bytes so
-// receivers record one-way latency.
+// receivers record one-way latency. With a key file (Config.KeyFile) each
+// child also runs a keyed engine in a second group, and every engine
+// phase is followed by a "keyed" one on that engine.
 //
 // For correctness tests rather than measurements, RunMember runs one
 // member process (`vsbench member`) that logs every view, send and
@@ -34,15 +36,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cohort-vs/cohort/seal"
 )
 
-// Phase names, in the order Run measures them.
+// Phase names, in the order Run measures them. PhaseKeyed, measured only
+// with Config.KeyFile, is the keyed engine (engine.Config.Keys): each
+// child runs it beside the keyless one, in a group of its own.
 const (
 	PhaseBaseline = "baseline"
 	PhaseEngine   = "engine"
+	PhaseKeyed    = "keyed"
 )
 
-// Phases lists the measured phases in order.
+// Phases lists the phases measured without a key file, in order.
 var Phases = []string{PhaseBaseline, PhaseEngine}
 
 // GroupName is the group every child joins.
@@ -78,6 +85,12 @@ type Config struct {
 	// CPUProfile, when set, makes every child write a CPU profile of each
 	// phase's measured window to CPUProfile.<phase>.m<index>.
 	CPUProfile string
+
+	// KeyFile, when set, names a key file (seal.ReadKeyFile: 32 bytes in
+	// base64): every engine phase is then measured twice on the same
+	// processes, by the keyless engine and right after it by a keyed one
+	// (PhaseKeyed) sealing with this key.
+	KeyFile string
 }
 
 // DefaultConfig is what vsbench runs with no flags.
@@ -132,8 +145,15 @@ func (c *Config) Validate() error {
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (unlimited) or a positive rate", c.Rate)
 	}
-	_, err := c.Orders()
-	return err
+	if _, err := c.Orders(); err != nil {
+		return err
+	}
+	if c.KeyFile != "" {
+		if _, err := seal.ReadKeyFile(c.KeyFile); err != nil {
+			return fmt.Errorf("key file: %w", err)
+		}
+	}
+	return nil
 }
 
 // Orders returns the orderings Order lists, in order.

@@ -9,9 +9,11 @@ type command struct {
 	// setup
 	Setup *childSetup `json:"setup,omitempty"`
 
-	// join: the members' engine and baseline addresses, by index.
+	// join: the members' engine and baseline addresses, by index, and
+	// their keyed engines' (with childSetup.KeyFile).
 	Members  []string `json:"members,omitempty"`
 	Baseline []string `json:"baseline,omitempty"`
+	Keyed    []string `json:"keyed,omitempty"`
 
 	// phase: senders start at StartNs (unix ns); the measured window is
 	// [StartNs+WarmupNs, StartNs+WarmupNs+DurationNs). Order is an engine
@@ -53,6 +55,10 @@ type childSetup struct {
 	Safe       bool    `json:"safe,omitempty"`
 	Rate       float64 `json:"rate"`
 	CPUProfile string  `json:"cpuprofile,omitempty"`
+	// KeyFile, when set, makes the child run a second, keyed engine
+	// (sealing with the key in this file) in a group of its own, for
+	// PhaseKeyed.
+	KeyFile string `json:"key_file,omitempty"`
 
 	// The engine's slow-member policy (engine.ParseSlowMemberPolicy;
 	// "": the default), its bounds (0: the defaults) and Config.Rejoin.
@@ -74,6 +80,7 @@ type event struct {
 	// hello
 	Engine   string `json:"engine,omitempty"`
 	Baseline string `json:"baseline,omitempty"`
+	Keyed    string `json:"keyed,omitempty"` // the keyed engine's, with a key file
 
 	// progress: the delivered rate over the last second of the window.
 	Phase    string  `json:"phase,omitempty"`

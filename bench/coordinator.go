@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -65,7 +66,9 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 // phase per ordering, in the order listed, and returns one report per
 // ordering, each holding the shared baseline. The baseline packs messages
 // as FIFO ones (unordered when only unordered is measured): it has no
-// ordering of its own.
+// ordering of its own. With cfg.KeyFile, every child also runs a keyed
+// engine in a second group, and each ordering's engine phase is followed
+// by a keyed phase on it (Report.Keyed).
 func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -85,6 +88,13 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 	if opt.Stderr == nil {
 		opt.Stderr = os.Stderr
 	}
+	keyFile := cfg.KeyFile
+	if keyFile != "" {
+		// The children may not share the coordinator's idea of ".".
+		if keyFile, err = filepath.Abs(keyFile); err != nil {
+			return nil, fmt.Errorf("key file: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &run{
@@ -102,6 +112,7 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		return &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: baselineOrder(orders), Safe: cfg.Safe, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
+			KeyFile: keyFile,
 		}
 	}); err != nil {
 		return nil, err
@@ -112,8 +123,12 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		return nil, err
 	}
 	engineResults := make([][]MemberResult, len(orders))
+	keyedResults := make([][]MemberResult, len(orders))
 	for i, o := range orders {
-		if engineResults[i], err = r.phase(PhaseEngine, o); err != nil {
+		if engineResults[i], err = r.phase(PhaseEngine, o); err == nil && keyFile != "" {
+			keyedResults[i], err = r.phase(PhaseKeyed, o)
+		}
+		if err != nil {
 			if len(orders) > 1 {
 				err = fmt.Errorf("%s: %w", orderLabel(o, cfg.Safe), err)
 			}
@@ -132,6 +147,11 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		rep, err := NewReport(c, baseline, engineResults[i])
 		if err != nil {
 			return nil, err
+		}
+		if keyedResults[i] != nil {
+			if err := rep.AddKeyed(keyedResults[i]); err != nil {
+				return nil, err
+			}
 		}
 		reps = append(reps, rep)
 	}
@@ -161,8 +181,9 @@ type run struct {
 	errMu  sync.Mutex    // serializes the children's stderr lines
 
 	progress map[progressKey][]float64
-	// multi: several orderings, so each engine phase is labelled with its
-	// own (engineLabel, "engine/total") in progress lines and profiles.
+	// multi: several orderings, so each engine (or keyed) phase is
+	// labelled with its own (engineLabel, "engine/total", "keyed/total")
+	// in progress lines and profiles.
 	multi       bool
 	engineLabel string
 
@@ -329,7 +350,7 @@ func (r *run) awaitOne(i int, want string, timeout time.Duration) error {
 // order is the engine phase's ordering.
 func (r *run) phase(name, order string) ([]MemberResult, error) {
 	var label string
-	if r.multi && name == PhaseEngine {
+	if r.multi && name != PhaseBaseline {
 		r.engineLabel = name + "/" + orderLabel(order, r.cfg.Safe)
 		label = name + "-" + order
 	}
@@ -384,7 +405,7 @@ func (r *run) showProgress(i int, ev event) {
 		lo, hi = min(lo, x), max(hi, x)
 	}
 	label := ev.Phase
-	if ev.Phase == PhaseEngine && r.engineLabel != "" {
+	if ev.Phase != PhaseBaseline && r.engineLabel != "" {
 		label = r.engineLabel
 	}
 	fmt.Fprintf(r.opt.Progress, "%-8s %5.1fs  delivered msgs/s per member: min %s  max %s\n",
@@ -470,6 +491,8 @@ func (r *run) startGroup(setup func(i int) *childSetup) (engines []string, err e
 	}
 	engines = make([]string, n)
 	baselines := make([]string, n)
+	keyed := make([]string, n) // with a key file
+	nKeyed := 0
 	for i, k := range r.kids {
 		if err := k.send(command{Cmd: cmdSetup, Setup: setup(i)}); err != nil {
 			return nil, err
@@ -479,12 +502,22 @@ func (r *run) startGroup(setup func(i int) *childSetup) (engines []string, err e
 		if ev.Engine == "" || ev.Baseline == "" {
 			return fmt.Errorf("member %d: hello without addresses", i)
 		}
-		engines[i], baselines[i] = ev.Engine, ev.Baseline
+		engines[i], baselines[i], keyed[i] = ev.Engine, ev.Baseline, ev.Keyed
+		if ev.Keyed != "" {
+			nKeyed++
+		}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
 	join := command{Cmd: cmdJoin, Members: engines, Baseline: baselines}
+	switch nKeyed {
+	case 0:
+	case n:
+		join.Keyed = keyed
+	default:
+		return nil, fmt.Errorf("%d of %d members run a keyed engine", nKeyed, n)
+	}
 	if err := r.kids[0].send(join); err != nil {
 		return nil, err
 	}

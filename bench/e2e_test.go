@@ -178,3 +178,58 @@ func TestEndToEndOrders(t *testing.T) {
 	}
 	t.Logf("\n%s", table.String())
 }
+
+// With a key file, the same processes measure the keyed engine after the
+// keyless one; the report holds both and their ratio.
+func TestEndToEndKeyed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs for a few seconds")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	cfg.Rate = 20000
+	cfg.Duration = 500 * time.Millisecond
+	cfg.Warmup = 100 * time.Millisecond
+	cfg.KeyFile = writeKey(t)
+	var progress, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg, Options{
+		Child:    ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
+		Progress: &progress,
+		Stderr:   &stderr,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
+	}
+	k := rep.Keyed
+	if k == nil || !rep.Setup.Keyed {
+		t.Fatalf("no keyed phase: %+v", rep)
+	}
+	if k.MsgsPerSec <= 0 || k.Sent == 0 || k.Latency.Count == 0 || len(k.MemberMsgsPerSec) != 2 {
+		t.Errorf("keyed: %+v", k)
+	}
+	if want := k.MsgsPerSec / rep.Engine.MsgsPerSec; rep.KeyedRatio != want {
+		t.Errorf("keyed ratio %v, want %v", rep.KeyedRatio, want)
+	}
+	if n := k.refusals(); n != 0 {
+		t.Errorf("keyed engine refused %d datagrams: %+v", n, k)
+	}
+	if !strings.Contains(progress.String(), PhaseKeyed+" ") {
+		t.Errorf("no progress line for the keyed phase:\n%s", progress.String())
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKeyedJSON(t, checkReportJSON(t, b), b)
+	var table bytes.Buffer
+	if err := WriteTables(&table, []*Report{rep}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", table.String())
+}

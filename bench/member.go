@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/seal"
 )
 
 // MemberCommand is the subcommand that runs one member process
@@ -53,6 +54,13 @@ type MemberConfig struct {
 	MaxDatagram int
 	// SlowMember is the engine's slow-member policy: "block" or "evict".
 	SlowMember string
+	// KeyFile, when set, names a key file (seal.ReadKeyFile: 32 bytes in
+	// base64): the engine runs keyed (engine.Config.Keys), sealing every
+	// datagram; every member of the group needs the same key.
+	KeyFile string
+	// Insecure sets engine.Config.Insecure: without KeyFile, the engine
+	// may then listen on an address that is not loopback.
+	Insecure bool
 }
 
 // DefaultMemberConfig is what `vsbench member` runs with no flags.
@@ -127,6 +135,16 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	if err := cfg.Validate(); err != nil {
 		return fail("%v", err)
 	}
+	var keys *seal.Keyring
+	if cfg.KeyFile != "" {
+		key, err := seal.ReadKeyFile(cfg.KeyFile)
+		if err == nil {
+			keys, err = seal.NewKeyring(key)
+		}
+		if err != nil {
+			return fail("key file: %v", err)
+		}
+	}
 	log, err := openEventLog(cfg.Log, func(err error) {
 		fmt.Fprintf(stderr, "vsbench member: writing the log: %v\n", err)
 	})
@@ -141,6 +159,7 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		ecfg.MaxDatagram = cfg.MaxDatagram
 	}
 	ecfg.SlowMember, _ = engine.ParseSlowMemberPolicy(cfg.SlowMember) // validated
+	ecfg.Keys, ecfg.Insecure = keys, cfg.Insecure
 	ecfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Rejoin is done here rather than by engine.Config.Rejoin: the engine
 	// rejoins under a new *Group that it does not hand back, so this

@@ -3,13 +3,17 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -272,5 +276,105 @@ func TestMemberLogOrders(t *testing.T) {
 	msg := engine.Message{Sender: a, Seq: 1, Ordering: engine.Total | engine.Safe, Payload: payloadFor(a, "1", 64)}
 	if n := testing.AllocsPerRun(100, func() { m.deliver(msg) }); n != 0 {
 		t.Errorf("%v allocations per delivery", n)
+	}
+}
+
+// writeKey writes a fresh key file (32 random bytes in base64) and
+// returns its path.
+func writeKey(t *testing.T) string {
+	t.Helper()
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cohort.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A bad key file fails the member (and a benchmark's Config) at once,
+// saying which file and why.
+func TestMemberBadKeyFile(t *testing.T) {
+	short := filepath.Join(t.TempDir(), "short.key")
+	os.WriteFile(short, []byte(base64.StdEncoding.EncodeToString([]byte("not a key"))), 0o600)
+	for _, path := range []string{short, filepath.Join(t.TempDir(), "missing.key")} {
+		cfg := DefaultMemberConfig()
+		cfg.KeyFile = path
+		cfg.Duration = time.Minute
+		var stderr bytes.Buffer
+		start := time.Now()
+		if code := RunMember(context.Background(), cfg, &stderr); code != ExitFailed {
+			t.Errorf("%s: exit %d", path, code)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%s: failing took %v", path, d)
+		}
+		if !strings.Contains(stderr.String(), "key file") || !strings.Contains(stderr.String(), path) {
+			t.Errorf("%s: message %q", path, stderr.String())
+		}
+		c := DefaultConfig()
+		c.KeyFile = path
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: Config.Validate: %v", path, err)
+		}
+	}
+	c := DefaultConfig()
+	c.KeyFile = writeKey(t)
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+// Two keyed members (--key-file) form a group, exchange sealed messages
+// and leave; their logs check clean.
+func TestRunMembersKeyed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two members for a second")
+	}
+	addrs, err := FreeAddrs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, dir := writeKey(t), t.TempDir()
+	codes := make([]int, 2)
+	stderr := make([]bytes.Buffer, 2)
+	var logs []string
+	var wg sync.WaitGroup
+	for i := range addrs {
+		cfg := DefaultMemberConfig()
+		cfg.Listen, cfg.Seeds, cfg.KeyFile = addrs[i], addrs, key
+		cfg.Log = filepath.Join(dir, fmt.Sprintf("m%d.log", i))
+		cfg.Rate, cfg.Duration = 1000, time.Second
+		logs = append(logs, cfg.Log)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = RunMember(context.Background(), cfg, &stderr[i])
+		}()
+	}
+	wg.Wait()
+	for i, code := range codes {
+		if code != ExitOK {
+			t.Errorf("member %d: exit %d: %s", i, code, stderr[i].String())
+		}
+	}
+	l, err := check.LoadLogs(check.LogOptions{Stopped: true}, logs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := l.History().Check(0); len(v) > 0 {
+		t.Fatal(v)
+	}
+	for _, in := range l.Incarnations {
+		two := false
+		for _, v := range in.Views {
+			two = two || len(v.Members) == 2
+		}
+		// Each delivers its own messages and some of the other's.
+		if !two || in.Sends < 100 || in.Deliveries <= in.Sends {
+			t.Errorf("%s: a view of two %v, %d sends, %d deliveries", in.Name, two, in.Sends, in.Deliveries)
+		}
 	}
 }

@@ -36,6 +36,14 @@ type MemberResult struct {
 	// Histogram holds the one-way latencies (µs) of the messages delivered
 	// in the window, HdrHistogram's compressed base64 form.
 	Histogram string `json:"histogram"`
+
+	// The keyed engine's refusals (PhaseKeyed; engine.EngineStats):
+	// datagrams that failed authentication, replays, unsealed datagrams,
+	// and datagrams it failed to seal. All 0 in a sound run.
+	AuthFailed      uint64 `json:"auth_failed,omitempty"`
+	Replayed        uint64 `json:"replayed,omitempty"`
+	Unauthenticated uint64 `json:"unauthenticated,omitempty"`
+	SealFailed      uint64 `json:"seal_failed,omitempty"`
 }
 
 // Rate is the member's delivered messages per second.
@@ -84,15 +92,29 @@ type PhaseSummary struct {
 	// recorded none): a slow member, or a sender slow to deliver its own
 	// messages, shows here and not in the merged figures.
 	MemberLatency []Latency `json:"member_latency_us"`
+
+	// The keyed engine's refusals, over all members (keyed phase only;
+	// see MemberResult): all 0 in a sound run.
+	AuthFailed      uint64 `json:"auth_failed,omitempty"`
+	Replayed        uint64 `json:"replayed,omitempty"`
+	Unauthenticated uint64 `json:"unauthenticated,omitempty"`
+	SealFailed      uint64 `json:"seal_failed,omitempty"`
+}
+
+// refusals is the keyed engine's refused and unsealed datagrams.
+func (p *PhaseSummary) refusals() uint64 {
+	return p.AuthFailed + p.Replayed + p.Unauthenticated + p.SealFailed
 }
 
 // Setup describes the run and the machine.
 type Setup struct {
-	Members    int     `json:"members"`
-	Senders    int     `json:"senders"`
-	Size       int     `json:"size"`
-	Order      string  `json:"order"` // one of OrderNames
-	Safe       bool    `json:"safe,omitempty"`
+	Members int    `json:"members"`
+	Senders int    `json:"senders"`
+	Size    int    `json:"size"`
+	Order   string `json:"order"` // one of OrderNames
+	Safe    bool   `json:"safe,omitempty"`
+	// Keyed: the keyed engine was measured too (Report.Keyed).
+	Keyed      bool    `json:"keyed,omitempty"`
 	DurationS  float64 `json:"duration_s"`
 	Rate       float64 `json:"rate"`
 	Go         string  `json:"go"`
@@ -107,6 +129,13 @@ type Report struct {
 	Baseline PhaseSummary `json:"baseline"`
 	// Ratio is the engine's msgs_per_sec over the baseline's.
 	Ratio float64 `json:"ratio"`
+
+	// With a key file (Config.KeyFile), Keyed is the keyed engine's phase
+	// (same processes, same ordering, measured right after Engine), and
+	// KeyedRatio its msgs_per_sec over the keyless engine's. Both are
+	// absent without one.
+	Keyed      *PhaseSummary `json:"keyed,omitempty"`
+	KeyedRatio float64       `json:"keyed_ratio,omitempty"`
 }
 
 // NewSetup describes cfg on this machine.
@@ -117,6 +146,7 @@ func NewSetup(cfg Config) Setup {
 		Size:       cfg.Size,
 		Order:      cfg.Order,
 		Safe:       cfg.Safe,
+		Keyed:      cfg.KeyFile != "",
 		DurationS:  cfg.Duration.Seconds(),
 		Rate:       cfg.Rate,
 		Go:         runtime.Version(),
@@ -149,6 +179,10 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 		s.NAKs += r.NAKs
 		s.BeyondWindow += r.BeyondWindow
 		s.NoRoom += r.NoRoom
+		s.AuthFailed += r.AuthFailed
+		s.Replayed += r.Replayed
+		s.Unauthenticated += r.Unauthenticated
+		s.SealFailed += r.SealFailed
 		if r.Histogram == "" {
 			s.MemberLatency = append(s.MemberLatency, Latency{})
 			continue
@@ -198,14 +232,31 @@ func NewReport(cfg Config, baseline, eng []MemberResult) (*Report, error) {
 	return r, nil
 }
 
+// AddKeyed adds the keyed engine's phase to the report (Keyed and
+// KeyedRatio).
+func (r *Report) AddKeyed(keyed []MemberResult) error {
+	k, err := Summarize(keyed, r.Setup.Size)
+	if err != nil {
+		return fmt.Errorf("keyed: %w", err)
+	}
+	r.Keyed = &k
+	r.Setup.Keyed = true
+	r.KeyedRatio = 0
+	if r.Engine.MsgsPerSec > 0 {
+		r.KeyedRatio = k.MsgsPerSec / r.Engine.MsgsPerSec
+	}
+	return nil
+}
+
 // WriteTable prints the report for people.
 func (r *Report) WriteTable(w io.Writer) error {
 	return WriteTables(w, []*Report{r})
 }
 
 // WriteTables prints the reports of one RunOrders for people: one table
-// with a row per ordering's engine phase and one for their shared
-// baseline, each ordering's ratio to the baseline and, with several
+// with a row per ordering's engine phase (and keyed phase, with a key
+// file) and one for their shared baseline, each ordering's ratio to the
+// baseline, the keyed engine's to the keyless one and, with several
 // orderings, each one's rate relative to the first.
 func WriteTables(w io.Writer, reps []*Report) error {
 	if len(reps) == 0 {
@@ -224,8 +275,12 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	for i, r := range reps {
 		labels[i] = orderLabel(r.Setup.Order, r.Setup.Safe)
 	}
-	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s\n",
-		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate)
+	keyed := ""
+	if reps[0].Keyed != nil {
+		keyed = ", keyed engine (AES-256-GCM) beside the keyless one"
+	}
+	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s%s\n",
+		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, keyed)
 	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tretransmits\tkernel drops\t")
@@ -235,11 +290,15 @@ func WriteTables(w io.Writer, reps []*Report) error {
 			p.Latency.P999, p.Latency.Max, p.AllocsPerMsg, p.Retransmits, p.KernelDrops)
 	}
 	for i, r := range reps {
-		name := "engine"
+		name, kname := "engine", "keyed"
 		if len(reps) > 1 {
 			name += " " + labels[i]
+			kname += " " + labels[i]
 		}
 		row(name, r.Engine)
+		if r.Keyed != nil {
+			row(kname, *r.Keyed)
+		}
 	}
 	row("baseline", reps[0].Baseline)
 	if err := tw.Flush(); err != nil {
@@ -247,9 +306,11 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	}
 	if len(reps) == 1 {
 		r := reps[0]
-		_, err := fmt.Fprintf(w, "\nengine/baseline: %.1f%% (msgs/s, slowest member; per member engine %s, baseline %s)\n",
-			100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec))
-		return err
+		if _, err := fmt.Fprintf(w, "\nengine/baseline: %.1f%% (msgs/s, slowest member; per member engine %s, baseline %s)\n",
+			100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec)); err != nil {
+			return err
+		}
+		return writeKeyed(w, "keyed", "engine", r)
 	}
 	fmt.Fprintln(w)
 	first := reps[0].Engine.MsgsPerSec
@@ -261,8 +322,37 @@ func WriteTables(w io.Writer, reps []*Report) error {
 		fmt.Fprintf(w, "engine %s/baseline: %.1f%%%s (msgs/s, slowest member; per member %s)\n",
 			labels[i], 100*r.Ratio, rel, rates(r.Engine.MemberMsgsPerSec))
 	}
+	for i, r := range reps {
+		if err := writeKeyed(w, "keyed "+labels[i], "engine "+labels[i], r); err != nil {
+			return err
+		}
+	}
 	_, err := fmt.Fprintf(w, "baseline per member: %s\n", rates(reps[0].Baseline.MemberMsgsPerSec))
 	return err
+}
+
+// writeKeyed prints the keyed engine's figures relative to the keyless
+// one's, and its refusals if it had any; nothing without a keyed phase.
+func writeKeyed(w io.Writer, kname, ename string, r *Report) error {
+	k := r.Keyed
+	if k == nil {
+		return nil
+	}
+	kb := 0.0
+	if r.Baseline.MsgsPerSec > 0 {
+		kb = k.MsgsPerSec / r.Baseline.MsgsPerSec
+	}
+	if _, err := fmt.Fprintf(w, "%s/%s: %.1f%% (msgs/s, slowest member; %s/baseline %.1f%%; p50 %+d µs, p99 %+d µs; per member %s)\n",
+		kname, ename, 100*r.KeyedRatio, kname, 100*kb,
+		k.Latency.P50-r.Engine.Latency.P50, k.Latency.P99-r.Engine.Latency.P99, rates(k.MemberMsgsPerSec)); err != nil {
+		return err
+	}
+	if n := k.refusals(); n > 0 {
+		_, err := fmt.Fprintf(w, "%s: %d datagrams refused or unsealed (auth failed %d, replayed %d, unauthenticated %d, seal failed %d)\n",
+			kname, n, k.AuthFailed, k.Replayed, k.Unauthenticated, k.SealFailed)
+		return err
+	}
+	return nil
 }
 
 func rates(rs []float64) string {

@@ -186,6 +186,96 @@ func checkReportJSON(t *testing.T, b []byte) map[string]any {
 	return m
 }
 
+// checkKeyedJSON checks a keyed report's additions: a "keyed" phase with
+// the keys an engine phase has, "keyed_ratio" and setup.keyed.
+func checkKeyedJSON(t *testing.T, m map[string]any, b []byte) {
+	t.Helper()
+	k, ok := m["keyed"].(map[string]any)
+	if !ok {
+		t.Fatalf("no keyed object in %s", b)
+	}
+	for _, key := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "retransmits", "kernel_drops", "latency_us", "member_msgs_per_sec"} {
+		if _, ok := k[key]; !ok {
+			t.Errorf("keyed.%s missing in %s", key, b)
+		}
+	}
+	if _, ok := m["keyed_ratio"].(json.Number); !ok {
+		t.Errorf("keyed_ratio is not a number in %s", b)
+	}
+	if m["setup"].(map[string]any)["keyed"] != true {
+		t.Errorf("setup.keyed is not true in %s", b)
+	}
+}
+
+// A keyed run's report: the keyed phase beside the engine and the
+// baseline, in the table (a row and the keyed/engine line, per ordering)
+// and in JSON; a report without one keeps the shape of before.
+func TestReportKeyed(t *testing.T) {
+	cfg := DefaultConfig()
+	mk := func(rate uint64, lat int64) []MemberResult {
+		var rs []MemberResult
+		for i := 0; i < cfg.Members; i++ {
+			rs = append(rs, MemberResult{Index: i, Delivered: rate, ElapsedNs: 1e9, Histogram: encodeHist(t, lat, lat, lat)})
+		}
+		return rs
+	}
+	base := mk(4000, 10)
+	var reps []*Report
+	for i, o := range []string{"fifo", "total"} {
+		c := cfg
+		c.Order = o
+		rep, err := NewReport(c, base, mk(uint64(2000/(i+1)), 20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			b, _ := json.Marshal(rep)
+			if m := checkReportJSON(t, b); m["keyed"] != nil || m["keyed_ratio"] != nil || m["setup"].(map[string]any)["keyed"] != nil {
+				t.Errorf("keyed keys in a keyless report: %s", b)
+			}
+			var table bytes.Buffer
+			rep.WriteTable(&table)
+			if strings.Contains(table.String(), "keyed") {
+				t.Errorf("keyless table mentions keyed:\n%s", table.String())
+			}
+		}
+		keyed := mk(uint64(1500/(i+1)), 25)
+		keyed[1].AuthFailed = 2
+		if err := rep.AddKeyed(keyed); err != nil {
+			t.Fatal(err)
+		}
+		if rep.KeyedRatio != 0.75 || rep.Keyed.AuthFailed != 2 {
+			t.Errorf("%s: keyed ratio %v, auth failed %d", o, rep.KeyedRatio, rep.Keyed.AuthFailed)
+		}
+		reps = append(reps, rep)
+	}
+	b, err := json.Marshal(reps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKeyedJSON(t, checkReportJSON(t, b), b)
+
+	var one, two bytes.Buffer
+	if err := reps[0].WriteTable(&one); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTables(&two, reps); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s\n%s", one.String(), two.String())
+	for _, want := range []string{"keyed engine", "    keyed  ", "1,500", "keyed/engine: 75.0%", "keyed/baseline 37.5%", "p50 +5 µs",
+		"auth failed 2"} {
+		if !strings.Contains(one.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	for _, want := range []string{"keyed fifo", "keyed total", "750", "keyed fifo/engine fifo: 75.0%", "keyed total/engine total: 75.0%"} {
+		if !strings.Contains(two.String(), want) {
+			t.Errorf("table of two orderings lacks %q", want)
+		}
+	}
+}
+
 func TestRecorderWindow(t *testing.T) {
 	r := newRecorder()
 	now := time.Now()

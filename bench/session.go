@@ -82,6 +82,9 @@ func StartSession(ctx context.Context, cfg SessionConfig, opt Options) (*Session
 	if _, err := ParseOrder(orders[0], cfg.Safe); err != nil {
 		return nil, err
 	}
+	if cfg.KeyFile != "" {
+		return nil, errors.New("bench: a session runs the keyless engine; it takes no key file")
+	}
 	if opt.Child.Path == "" {
 		return nil, errors.New("bench: no child program")
 	}

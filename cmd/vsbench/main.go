@@ -8,6 +8,7 @@
 //	vsbench --rate 100000 --json     paced sender, one JSON object on stdout
 //	vsbench --order fifo,total       each ordering in its own engine phase on the same processes
 //	vsbench --order total --safe     safe (uniform) delivery, or-ed with the ordering
+//	vsbench --key-file cohort.key    the keyed engine too, beside the keyless one and the baseline
 //
 // --order takes unordered, fifo, causal or total, or a comma-separated
 // list of them: the baseline is measured once, then the engine once per
@@ -19,6 +20,17 @@
 // ordering (setup.safe is then true). The baseline has no ordering: it
 // packs messages as FIFO ones whatever the ordering (unordered ones when
 // only unordered is measured).
+//
+// --key-file FILE (a 32-byte key in base64: `head -c 32 /dev/urandom |
+// base64 > FILE`) adds the keyed engine (engine.Config.Keys): every
+// member process also runs a keyed engine in a group of its own, and each
+// ordering's engine phase is followed by a "keyed" phase on it, so that
+// the keyless engine, the keyed one and the baseline are measured by the
+// same processes in one run. The table gains a keyed row per ordering
+// and the keyed/keyless ratio; --json reports gain "keyed" (a phase like
+// "engine") and "keyed_ratio" (its msgs_per_sec over the keyless
+// engine's), and setup.keyed is true. Without --key-file the output is
+// as before.
 //
 // `vsbench sweep` runs many such measurements, over message sizes, group
 // sizes, sender counts and offered loads, and writes them to CSV, JSON
@@ -40,6 +52,7 @@
 // measurements:
 //
 //	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
+//	vsbench member ... --key-file FILE                          the same, keyed (--insecure: a non-loopback --listen without a key)
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 //	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
 //
@@ -96,6 +109,7 @@ func main() {
 	flag.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
 	asJSON := flag.Bool("json", false, "print one JSON object instead of a table")
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write each member's CPU profile of each phase to `prefix`.<phase>.m<index>")
+	flag.StringVar(&cfg.KeyFile, "key-file", "", "also measure the keyed engine (AES-256-GCM, the key in this `file`, 32 bytes in base64): each engine phase is followed by a keyed one on the same processes")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))

@@ -39,6 +39,8 @@ func memberMain(args []string) int {
 	fs.DurationVar(&cfg.LeaveTimeout, "leave-timeout", def.LeaveTimeout, "how long the graceful leave at the end may take")
 	fs.IntVar(&cfg.MaxDatagram, "max-datagram", def.MaxDatagram, "largest datagram in bytes (0: the engine's 8192; 1472 on a 1500-byte-MTU link with loss)")
 	fs.StringVar(&cfg.SlowMember, "slow-member", def.SlowMember, "slow-member policy: block (wait for the slowest member) or evict (remove a member that lags too long)")
+	fs.StringVar(&cfg.KeyFile, "key-file", "", "keyed mode: seal every datagram with the key in this `file` (32 bytes in base64, e.g. from `head -c 32 /dev/urandom | base64`); every member needs the same key")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a --listen address that is not loopback without --key-file (a trusted, isolated network only)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
