@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/wire"
 )
 
 // FuzzGroupReceive drives a whole member of a live group of three with
@@ -67,8 +68,8 @@ func groupTraffic(f *testing.F) [][]byte {
 		if len(data) > 3 {
 			key[1] = data[3]
 		}
-		if len(data) > 24 && data[3] == 2 {
-			key[2] = data[24]
+		if len(data) > wire.HeaderSize && data[3] == wire.TypeControl {
+			key[2] = data[wire.HeaderSize]
 		}
 		if seen[string(key)] {
 			return

@@ -192,8 +192,7 @@ type Stats struct {
 	StatusSent         uint64
 	ReportsSent        uint64 // statuses sent to one member for safe delivery (safe.go)
 	Malformed          uint64 // datagrams or frames that failed to decode
-	Foreign            uint64 // datagrams of another group or from a non-member
-	OtherInstance      uint64 // datagrams of another instance of the group (see wire.InstanceID)
+	Foreign            uint64 // datagrams of another group or instance, or from a non-member
 	OtherEpoch         uint64 // datagrams of another view
 	OrderRecords       uint64 // order records received (or made, at the sequencer)
 	OrderedAtFlush     uint64 // total-order messages a view change ordered by rank (their records were lost with the sequencer)
@@ -220,7 +219,6 @@ func (s *Stats) add(o Stats) {
 	s.ReportsSent += o.ReportsSent
 	s.Malformed += o.Malformed
 	s.Foreign += o.Foreign
-	s.OtherInstance += o.OtherInstance
 	s.OtherEpoch += o.OtherEpoch
 	s.OrderRecords += o.OrderRecords
 	s.OrderedAtFlush += o.OrderedAtFlush
@@ -442,7 +440,7 @@ func (m *Member) Receive(from netip.AddrPort, b []byte) {
 		return
 	}
 	if h.Instance != m.cfg.Instance {
-		m.stats.OtherInstance++
+		m.stats.Foreign++ // (Group.Receive counts them first: OtherInstance)
 		return
 	}
 	if h.Epoch != m.cfg.Epoch {
