@@ -82,7 +82,8 @@ type peer struct {
 	movedContig uint64
 
 	reasm    []byte // fragments of the message being reassembled
-	reasmLen int
+	// reasmTotal is the size the first fragment announced.
+	reasmTotal int
 
 	// Total order (see order.go).
 	scanNext    uint64 // next message to examine ahead of delivery: at the sequencer to count total-order messages, everywhere to read the order stream

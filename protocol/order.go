@@ -228,13 +228,14 @@ func (m *Member) step(o int, seq uint64, flags uint8, total int, payload []byte)
 		return true
 	}
 	if flags&wire.FlagFragFirst != 0 {
-		// Large messages are rare and big: one allocation each is cheap
-		// next to their copy.
-		p.reasm = make([]byte, total)
-		p.reasmLen = 0
+		// The buffer grows with the fragments that arrive (each charged
+		// to the window first), not with the total the first one
+		// announces: a forged first fragment costs its own bytes only.
+		p.reasm = make([]byte, 0, min(total, reasmStart))
+		p.reasmTotal = total
 	}
-	if p.reasm == nil || p.reasmLen+len(payload) > len(p.reasm) ||
-		(flags&wire.FlagFragLast != 0 && p.reasmLen+len(payload) != len(p.reasm)) {
+	if p.reasm == nil || len(p.reasm)+len(payload) > p.reasmTotal ||
+		(flags&wire.FlagFragLast != 0 && len(p.reasm)+len(payload) != p.reasmTotal) {
 		// Fragments out of shape: a sender bug or a forgery. Skip them;
 		// the message is lost for this member and counted.
 		m.stats.Malformed++
@@ -244,7 +245,12 @@ func (m *Member) step(o int, seq uint64, flags uint8, total int, payload []byte)
 		}
 		return false
 	}
-	p.reasmLen += copy(p.reasm[p.reasmLen:], payload)
+	if need := len(p.reasm) + len(payload); need > cap(p.reasm) {
+		grown := make([]byte, len(p.reasm), min(p.reasmTotal, max(need, 2*cap(p.reasm))))
+		copy(grown, p.reasm)
+		p.reasm = grown
+	}
+	p.reasm = append(p.reasm, payload...)
 	if flags&wire.FlagFragLast != 0 {
 		m.deliver(o, seq, flags, p.reasm)
 		if o != m.self {
@@ -265,6 +271,10 @@ func (m *Member) step(o int, seq uint64, flags uint8, total int, payload []byte)
 	// makes the sender send it all again in the next view.
 	return false
 }
+
+// reasmStart is the first allocation of a reassembly buffer; it doubles
+// as fragments arrive, up to the message's size.
+const reasmStart = 256 << 10
 
 // skipMalformed drops message seq of origin o (another member's): its
 // ordering information does not decode.
