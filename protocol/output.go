@@ -146,12 +146,13 @@ func (m *Member) sendLimit(head uint64) uint64 {
 		}
 	}
 	limit := min(head, acked+uint64(m.cfg.WindowMessages))
-	// The bytes from acked to s are what BytesAfter(acked) holds beyond
-	// BytesAfter(s); they grow with s.
+	// The bytes from acked to s grow with s. They are measured between
+	// the two messages, not as a difference of BytesAfter: the
+	// application appends meanwhile, and two readings of the stash's
+	// head would let out up to what it appended beyond the window.
 	stash := m.sender.stash
-	after := stash.BytesAfter(m.seqBase + acked)
 	fits := func(s uint64) bool {
-		return after-stash.BytesAfter(m.seqBase+s) <= m.cfg.WindowBytes
+		return stash.BytesBetween(m.seqBase+acked, m.seqBase+s) <= m.cfg.WindowBytes
 	}
 	if fits(limit) {
 		return limit

@@ -102,6 +102,35 @@ func TestStashBytesAfter(t *testing.T) {
 	}
 }
 
+// BytesBetween measures the messages between two sequence numbers, and
+// what is appended after them does not change it (a difference of two
+// BytesAfter read before and after an append would).
+func TestStashBytesBetween(t *testing.T) {
+	s := NewStash(8, 100)
+	for i := 1; i <= 3; i++ {
+		if _, err := s.Append(1, 0, payload(uint64(i), 10*i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(from, to uint64, want int) {
+		t.Helper()
+		if got := s.BytesBetween(from, to); got != want {
+			t.Errorf("BytesBetween(%d, %d) = %d, want %d", from, to, got, want)
+		}
+	}
+	check(0, 3, 60)
+	check(1, 3, 50)
+	check(1, 2, 20)
+	check(2, 2, 0)
+	if _, err := s.Append(1, 0, payload(4, 40), true); err != nil {
+		t.Fatal(err)
+	}
+	check(1, 3, 50)
+	s.Release(1)
+	check(0, 3, 50) // from the oldest message held
+	check(1, 4, 90)
+}
+
 // Producers append concurrently while the consumer reads and releases;
 // every message must come out intact and in sequence.
 func TestStashConcurrent(t *testing.T) {

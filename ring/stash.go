@@ -151,6 +151,22 @@ func (s *Stash) BytesAfter(seq uint64) int {
 	return int(s.slots[head&s.mask].end - start)
 }
 
+// BytesBetween is the arena space held by the messages after from up to
+// to (to at most Head), wrap-around waste included; from at or below Tail
+// counts from the oldest message held. Unlike a difference of two
+// BytesAfter, it does not depend on Head, which producers move
+// meanwhile. Consumer only.
+func (s *Stash) BytesBetween(from, to uint64) int {
+	if to <= from || to <= s.tail.Load() {
+		return 0
+	}
+	start := s.freeOff.Load()
+	if from > s.tail.Load() {
+		start = s.slots[from&s.mask].end
+	}
+	return int(s.slots[to&s.mask].end - start)
+}
+
 // Resent reports whether message seq was sent again to member to at a
 // tick after now-linger (see resentMark). Consumer only.
 func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
