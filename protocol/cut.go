@@ -163,11 +163,10 @@ func (m *Member) Lags(lag []float64) []float64 {
 		}
 	}
 	stash := m.sender.stash
-	bestBytes := stash.BytesAfter(m.seqBase + best)
 	for r := 0; r < m.n; r++ {
 		if behind := m.peers[r].delivered[m.self]; r != m.self && behind < best {
 			msgs := float64(best-behind) / float64(m.cfg.WindowMessages)
-			bytes := float64(stash.BytesAfter(m.seqBase+behind)-bestBytes) / float64(m.cfg.WindowBytes)
+			bytes := float64(stash.BytesBetween(m.seqBase+behind, m.seqBase+best)) / float64(m.cfg.WindowBytes)
 			lag[r] = max(msgs, bytes)
 		}
 	}

@@ -147,9 +147,9 @@ func (m *Member) sendLimit(head uint64) uint64 {
 	}
 	limit := min(head, acked+uint64(m.cfg.WindowMessages))
 	// The bytes from acked to s grow with s. They are measured between
-	// the two messages, not as a difference of BytesAfter: the
-	// application appends meanwhile, and two readings of the stash's
-	// head would let out up to what it appended beyond the window.
+	// the two messages, never from the stash's head: the application
+	// appends meanwhile, and two readings of the head would let out up
+	// to what it appended beyond the window.
 	stash := m.sender.stash
 	fits := func(s uint64) bool {
 		return stash.BytesBetween(m.seqBase+acked, m.seqBase+s) <= m.cfg.WindowBytes

@@ -73,7 +73,9 @@ func TestStashWrapAndLimits(t *testing.T) {
 	}
 }
 
-func TestStashBytesAfter(t *testing.T) {
+// BytesBetween up to the newest message: what releasing up to a sequence
+// number would leave, wrap-around waste included.
+func TestStashBytesToHead(t *testing.T) {
 	s := NewStash(8, 100)
 	for i := 1; i <= 4; i++ {
 		if _, err := s.Append(1, 0, payload(uint64(i), 10*i), true); err != nil {
@@ -84,9 +86,9 @@ func TestStashBytesAfter(t *testing.T) {
 	for _, c := range []struct {
 		seq  uint64
 		want int
-	}{{0, 100}, {1, 90}, {2, 70}, {3, 40}, {4, 0}, {9, 0}} {
-		if got := s.BytesAfter(c.seq); got != c.want {
-			t.Errorf("BytesAfter(%d) = %d, want %d", c.seq, got, c.want)
+	}{{0, 100}, {1, 90}, {2, 70}, {3, 40}, {4, 0}} {
+		if got := s.BytesBetween(c.seq, 4); got != c.want {
+			t.Errorf("BytesBetween(%d, 4) = %d, want %d", c.seq, got, c.want)
 		}
 	}
 	s.Release(2)
@@ -94,17 +96,18 @@ func TestStashBytesAfter(t *testing.T) {
 	if _, err := s.Append(1, 0, payload(5, 30), true); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.BytesAfter(1); got != 100 {
-		t.Errorf("after release, BytesAfter(1) = %d, want everything held (100)", got)
+	if got := s.BytesBetween(1, 5); got != 100 {
+		t.Errorf("after release, BytesBetween(1, 5) = %d, want everything held (100)", got)
 	}
-	if got := s.BytesAfter(3); got != 70 {
-		t.Errorf("BytesAfter(3) = %d, want 70", got)
+	if got := s.BytesBetween(3, 5); got != 70 {
+		t.Errorf("BytesBetween(3, 5) = %d, want 70", got)
 	}
 }
 
 // BytesBetween measures the messages between two sequence numbers, and
 // what is appended after them does not change it (a difference of two
-// BytesAfter read before and after an append would).
+// readings from the newest message, taken before and after an append,
+// would).
 func TestStashBytesBetween(t *testing.T) {
 	s := NewStash(8, 100)
 	for i := 1; i <= 3; i++ {

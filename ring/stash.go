@@ -136,26 +136,10 @@ func (s *Stash) Release(seq uint64) {
 	s.tail.Store(seq)
 }
 
-// BytesAfter is the arena space held by the messages after seq up to
-// Head, wrap-around waste included: what releasing up to seq would leave.
-// seq at or below Tail counts everything held. Consumer only.
-func (s *Stash) BytesAfter(seq uint64) int {
-	head := s.head.Load()
-	if seq >= head {
-		return 0
-	}
-	start := s.freeOff.Load()
-	if seq > s.tail.Load() {
-		start = s.slots[seq&s.mask].end
-	}
-	return int(s.slots[head&s.mask].end - start)
-}
-
 // BytesBetween is the arena space held by the messages after from up to
 // to (to at most Head), wrap-around waste included; from at or below Tail
-// counts from the oldest message held. Unlike a difference of two
-// BytesAfter, it does not depend on Head, which producers move
-// meanwhile. Consumer only.
+// counts from the oldest message held. It does not read Head, which
+// producers move meanwhile. Consumer only.
 func (s *Stash) BytesBetween(from, to uint64) int {
 	if to <= from || to <= s.tail.Load() {
 		return 0
