@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cohort-vs/cohort/seal"
 )
 
 // BenchmarkGroup measures one sender multicasting to a group of engines in
@@ -16,7 +18,7 @@ func BenchmarkGroup(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		for _, members := range []int{2, 3} {
 			b.Run(fmt.Sprintf("members=%d/size=%d", members, size), func(b *testing.B) {
-				benchGroup(b, members, size, FIFO)
+				benchGroup(b, members, size, FIFO, nil)
 			})
 		}
 	}
@@ -27,15 +29,44 @@ func BenchmarkGroup(b *testing.B) {
 // round trip).
 func BenchmarkOrdering(b *testing.B) {
 	for _, o := range []Ordering{FIFO, Causal, Total, FIFO | Safe, Total | Safe} {
-		b.Run(o.String(), func(b *testing.B) { benchGroup(b, 3, 64, o) })
+		b.Run(o.String(), func(b *testing.B) { benchGroup(b, 3, 64, o, nil) })
 	}
 }
 
-func benchGroup(b *testing.B, members, size int, order Ordering) {
+// BenchmarkKeyed compares the keyed engine (every datagram sealed and
+// opened) with the keyless one, 3 members, FIFO; allocs/op is per
+// message.
+func BenchmarkKeyed(b *testing.B) {
+	key := make([]byte, seal.KeySize)
+	for _, size := range []int{64, 1024} {
+		for _, keyed := range []bool{false, true} {
+			b.Run(fmt.Sprintf("size=%d/keyed=%v", size, keyed), func(b *testing.B) {
+				var keys func() *seal.Keyring
+				if keyed {
+					keys = func() *seal.Keyring {
+						r, err := seal.NewKeyring(key)
+						if err != nil {
+							b.Fatal(err)
+						}
+						return r
+					}
+				}
+				benchGroup(b, 3, size, FIFO, keys)
+			})
+		}
+	}
+}
+
+// benchGroup runs the benchmark; keys, when set, makes each member's
+// keyring.
+func benchGroup(b *testing.B, members, size int, order Ordering, keys func() *seal.Keyring) {
 	cfg := DefaultConfig()
 	var engines []*Engine
 	var addrs []string
 	for i := 0; i < members; i++ {
+		if keys != nil {
+			cfg.Keys = keys()
+		}
 		e, err := New(cfg)
 		if err != nil {
 			b.Fatal(err)
