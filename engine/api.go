@@ -170,4 +170,7 @@ var (
 	// ErrBlocked: this member has been cut off from the group's majority
 	// for longer than BlockTimeout, and cannot send.
 	ErrBlocked = errors.New("engine: group blocked: no majority reachable")
+	// ErrFull: Join was refused: the group has as many members as its
+	// Config.MaxMembers allows.
+	ErrFull = errors.New("engine: group full")
 )

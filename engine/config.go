@@ -41,6 +41,13 @@ type Config struct {
 	WindowMessages int
 	WindowBytes    int
 
+	// MaxMembers bounds a group's views: joins beyond it are refused
+	// (GroupStats.JoinsRefused), and a view announced larger is not
+	// believed. Default 256 (a view's membership messages must fit one
+	// datagram: about 250 members at the default MaxDatagram); at most
+	// 1024. Every member of a group should use the same value.
+	MaxMembers int
+
 	// DeliveryQueue bounds the messages handed to the delivery goroutine
 	// and not yet returned by the handler. Default 4096. When it is full,
 	// the member stops delivering and its senders are held back by flow
@@ -192,6 +199,7 @@ func DefaultConfig() Config {
 	return Config{
 		ListenAddr:        "127.0.0.1:0",
 		MaxDatagram:       8192,
+		MaxMembers:        256,
 		MaxMessageSize:    16 << 20,
 		WindowMessages:    32768,
 		WindowBytes:       4 << 20,
@@ -261,6 +269,8 @@ func (c *Config) validate() error {
 		return bad("WindowMessages is %d; use 16 to 16777216", c.WindowMessages)
 	case c.WindowBytes < 2*c.MaxDatagram || c.WindowBytes > 1<<30:
 		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
+	case c.MaxMembers < 2 || c.MaxMembers > protocol.MaxMembers:
+		return bad("MaxMembers is %d; use 2 to %d (256 is the default)", c.MaxMembers, protocol.MaxMembers)
 	case c.DeliveryQueue < 1 || c.DeliveryQueue > 1<<20:
 		return bad("DeliveryQueue is %d; use 1 to 1048576", c.DeliveryQueue)
 	case c.SequencerRank < 0 || c.SequencerRank >= protocol.MaxMembers:

@@ -115,9 +115,10 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	}
 	c := &e.cfg
 	proto, err := protocol.NewGroup(protocol.GroupConfig{
-		Group: wire.GroupID(name),
-		Self:  wire.MemberID{Addr: e.Addr(), Incarnation: e.nextIncarnation()},
-		Seeds: addrs,
+		Group:      wire.GroupID(name),
+		Self:       wire.MemberID{Addr: e.Addr(), Incarnation: e.nextIncarnation()},
+		Seeds:      addrs,
+		MaxMembers: c.MaxMembers,
 		Member: protocol.Config{
 			MaxDatagram: c.frameDatagram(), MaxMessageSize: c.MaxMessageSize,
 			WindowMessages: c.WindowMessages, WindowBytes: c.WindowBytes,
@@ -478,6 +479,8 @@ func (g *Group) event(ev *protocol.Event) {
 		err = ErrLeft
 	case errors.Is(ev.Err, protocol.ErrEvicted):
 		err = ErrEvicted
+	case errors.Is(ev.Err, protocol.ErrJoinFull):
+		err = fmt.Errorf("%w: Join %q: its views are at their MaxMembers (%d)", ErrFull, g.name, g.e.cfg.MaxMembers)
 	case errors.Is(ev.Err, protocol.ErrJoinBlocked):
 		err = fmt.Errorf("%w: Join %q: the group stayed blocked for BlockTimeout (%v), so no view could take this member; retry once a majority of its members is reachable", ErrBlocked, g.name, g.e.cfg.BlockTimeout)
 	}

@@ -296,3 +296,27 @@ func TestJoinBlockedGroupFails(t *testing.T) {
 	}
 	t.Logf("Join failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 }
+
+// A group at its MaxMembers turns a joiner away at once with ErrFull.
+func TestJoinFullGroupFails(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxMembers = 2
+	engines, addrs := newEngines(t, 3, cfg)
+	var groups []*Group
+	for _, e := range engines[:2] {
+		g, err := e.Join(context.Background(), "full", addrs[:2], Handlers{Deliver: func(Message) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+	waitFullView(t, groups)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := engines[2].Join(ctx, "full", addrs[:2], Handlers{Deliver: func(Message) {}}); !errors.Is(err, ErrFull) {
+		t.Fatalf("Join of a full group: %v, want an error wrapping ErrFull", err)
+	}
+	if v := groups[0].View(); len(v.Members) != 2 {
+		t.Fatalf("the view has %d members", len(v.Members))
+	}
+}

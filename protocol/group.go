@@ -28,6 +28,9 @@ var (
 	// BlockTicks, that it is blocked (no majority of its view reachable):
 	// no view can take a joiner until that changes.
 	ErrJoinBlocked = errors.New("the group is blocked (no majority of its view reachable): cannot join")
+	// ErrJoinFull: the group this process was joining has as many
+	// members as its MaxMembers allows.
+	ErrJoinFull = errors.New("the group is full (its views are at MaxMembers): cannot join")
 )
 
 // GroupConfig describes one process's membership of one group.
@@ -35,6 +38,10 @@ type GroupConfig struct {
 	Group uint64        // group id (wire.GroupID of the name)
 	Self  wire.MemberID // this process's identity
 	Seeds []netip.AddrPort
+	// MaxMembers bounds the views this process takes part in: joins
+	// beyond it are refused, and a view announced larger is not
+	// believed. 0: MaxMembers.
+	MaxMembers int
 
 	// Limits of every view's Member (Group, Epoch, Self and Members are
 	// filled in per view).
@@ -216,6 +223,9 @@ type GroupStats struct {
 	// AnswersWithheld: answers to possible non-members not sent because
 	// they were larger than the question (see answer).
 	AnswersWithheld uint64
+	// JoinsRefused: joins that would make the view larger than
+	// GroupConfig.MaxMembers.
+	JoinsRefused uint64
 }
 
 // relay is an indirect probe this member makes for another: who asked,
@@ -797,13 +807,13 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 	case wire.CtlHere:
 		// Another instance speaks for itself: its sender is one of its
 		// members.
-		if g.state == member && c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 {
+		if g.state == member && c.Proposal != nil && g.validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 {
 			g.meet(from, c.Proposal, c.Blocked)
 		}
 		// A joiner asked the seeds: its contact is one of them, a member
 		// of the view it describes.
 		if g.state == discovering || g.state == joining {
-			if c.Proposal != nil && validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 && slices.Contains(g.cfg.Seeds, from) {
+			if c.Proposal != nil && g.validMembers(c.Proposal.Members) && flush.Index(c.Proposal.Members, c.From) >= 0 && slices.Contains(g.cfg.Seeds, from) {
 				g.contact = from
 				switch {
 				case !c.Blocked:
@@ -828,9 +838,20 @@ func (g *Group) control(from netip.AddrPort, h wire.Header, c *wire.Control) {
 				short := &wire.Proposal{Epoch: g.install.Epoch, Founder: g.install.Founder, Members: []wire.MemberID{g.cfg.Self}}
 				g.answer(from, &wire.Control{Kind: wire.CtlHere, Proposal: short, Blocked: true})
 			}
+			if g.state == member && c.Target == c.From && flush.Index(g.view.Members, c.Target) < 0 &&
+				len(g.view.Members) >= g.maxMembers() && g.answerLimit(from) {
+				g.stats.JoinsRefused++
+				g.answer(from, &wire.Control{Kind: wire.CtlFull, Target: c.Target})
+				return
+			}
 			g.onJoin(c.Target)
 		} else {
 			g.stats.ControlRefused++
+		}
+	case wire.CtlFull:
+		// Only the joiner's contact, a seed, may turn it away.
+		if (g.state == joining || g.state == discovering) && c.Target == g.cfg.Self && slices.Contains(g.cfg.Seeds, from) {
+			g.end(ErrJoinFull)
 		}
 	case wire.CtlLeave:
 		// A member leaves for itself; a member forwards another's leave.
@@ -981,6 +1002,10 @@ func (g *Group) onJoin(j wire.MemberID) {
 			if m.Addr == j.Addr && m != j {
 				g.changes.Failed[m] = true
 			}
+		}
+		if len(g.view.Members)+len(g.changes.Joiners) >= g.maxMembers() {
+			g.stats.JoinsRefused++
+			return
 		}
 		if !slices.Contains(g.changes.Joiners, j) && len(g.changes.Joiners) < maxJoiners {
 			// A newer incarnation replaces an older one waiting to join.

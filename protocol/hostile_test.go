@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/cohort-vs/cohort/wire"
@@ -102,5 +103,29 @@ func TestAnswersNoLargerThanQuestions(t *testing.T) {
 	}
 	if n, size := answers(&wire.Control{Kind: wire.CtlDiscover, From: outsider, Pad: 8192}); n != 1 || size <= wire.HeaderSize+100 {
 		t.Fatalf("a padded Discover got %d answers (%d bytes), want the view", n, size)
+	}
+}
+
+// A group at MaxMembers refuses further joins (counted); the joiner is
+// told (it ends with ErrJoinFull) and the view does not change.
+func TestJoinBeyondMaxMembersRefused(t *testing.T) {
+	w := newScenarioWorld(t)
+	w.maxMembers = 2
+	w.do("start a b")
+	w.do("stabilize")
+	a := w.procs["a"]
+	epoch := a.epoch
+	w.do("join c")
+	for i := 0; i < 300; i++ {
+		w.tick()
+	}
+	if a.epoch != epoch || w.procs["c"].epoch != 0 {
+		t.Fatalf("a at view %d (was %d), c at view %d: the join went through", a.epoch, epoch, w.procs["c"].epoch)
+	}
+	if a.g.Stats().JoinsRefused+w.procs["b"].g.Stats().JoinsRefused == 0 {
+		t.Fatal("the refused join was not counted")
+	}
+	if c := w.procs["c"]; c.g != nil || !strings.Contains(c.ended, "full") {
+		t.Fatalf("the joiner ended with %q, want the group full", c.ended)
 	}
 }

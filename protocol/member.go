@@ -81,7 +81,7 @@ type peer struct {
 	movedTick   int64
 	movedContig uint64
 
-	reasm    []byte // fragments of the message being reassembled
+	reasm []byte // fragments of the message being reassembled
 	// reasmTotal is the size the first fragment announced.
 	reasmTotal int
 

@@ -142,19 +142,20 @@ type inFlight struct {
 }
 
 type scenarioWorld struct {
-	t       *testing.T
-	procs   map[string]*scenarioProc
-	byAddr  map[netip.AddrPort]*scenarioProc
-	order   []string
-	seeds   []netip.AddrPort
-	flight  []inFlight
-	side    map[string]int
-	cut     bool
-	nextIdx int
-	drops   []dropRule
-	evict   int                                       // EvictTicks of processes started from now on (0: block)
-	now     int                                       // ticks so far
-	tap     func(from, to *scenarioProc, data []byte) // sees every datagram delivered
+	t          *testing.T
+	procs      map[string]*scenarioProc
+	byAddr     map[netip.AddrPort]*scenarioProc
+	order      []string
+	seeds      []netip.AddrPort
+	flight     []inFlight
+	side       map[string]int
+	cut        bool
+	nextIdx    int
+	drops      []dropRule
+	evict      int                                       // EvictTicks of processes started from now on (0: block)
+	maxMembers int                                       // MaxMembers of processes started from now on (0: the protocol's)
+	now        int                                       // ticks so far
+	tap        func(from, to *scenarioProc, data []byte) // sees every datagram delivered
 }
 
 // dropRule loses the next control message of one kind from one process
@@ -202,9 +203,10 @@ func newScenarioWorld(t *testing.T) *scenarioWorld {
 
 func (w *scenarioWorld) config(p *scenarioProc) protocol.GroupConfig {
 	return protocol.GroupConfig{
-		Group: wire.GroupID("scenario"),
-		Self:  wire.MemberID{Addr: p.addr, Incarnation: p.inc},
-		Seeds: w.seeds,
+		Group:      wire.GroupID("scenario"),
+		Self:       wire.MemberID{Addr: p.addr, Incarnation: p.inc},
+		Seeds:      w.seeds,
+		MaxMembers: w.maxMembers,
 		Member: protocol.Config{
 			MaxDatagram: 1400, MaxMessageSize: 64 << 10,
 			WindowMessages: 64, WindowBytes: 64 << 10, DeliveryQueue: 64,

@@ -10,16 +10,24 @@ import (
 // windows, and a forged or damaged one must be dropped (and counted), not
 // trusted or followed into a panic.
 
-// validMembers: 1 to MaxMembers members, each with an address, none twice
-// (by address: one process per address).
-func validMembers(ms []wire.MemberID) bool {
-	return len(ms) > 0 && validList(ms)
+// maxMembers is the largest view this process believes in.
+func (g *Group) maxMembers() int {
+	if g.cfg.MaxMembers > 0 {
+		return min(g.cfg.MaxMembers, MaxMembers)
+	}
+	return MaxMembers
 }
 
-// validList: at most MaxMembers members, each with an address, none
+// validMembers: 1 to maxMembers members, each with an address, none twice
+// (by address: one process per address).
+func (g *Group) validMembers(ms []wire.MemberID) bool {
+	return len(ms) > 0 && g.validList(ms)
+}
+
+// validList: at most maxMembers members, each with an address, none
 // twice.
-func validList(ms []wire.MemberID) bool {
-	if len(ms) > MaxMembers {
+func (g *Group) validList(ms []wire.MemberID) bool {
+	if len(ms) > g.maxMembers() {
 		return false
 	}
 	seen := make(map[wire.MemberID]bool, len(ms))
@@ -39,7 +47,7 @@ func validList(ms []wire.MemberID) bool {
 func (g *Group) validNext(p *wire.Proposal) bool {
 	n := len(g.view.Members)
 	if g.install == nil || p.Epoch != g.view.Epoch+1 || p.Founder != g.install.Founder ||
-		!validList(p.Members) || len(p.Cut) != n+1 || len(p.Holders) != n+1 ||
+		!g.validList(p.Members) || len(p.Cut) != n+1 || len(p.Holders) != n+1 ||
 		len(p.Left) > n || len(p.Evicted) > n {
 		return false
 	}
@@ -54,7 +62,7 @@ func (g *Group) validNext(p *wire.Proposal) bool {
 // validFirst reports whether p can be a joiner's first view: valid
 // members, this process among them.
 func (g *Group) validFirst(p *wire.Proposal) bool {
-	return p.Epoch > 0 && validMembers(p.Members) && len(p.Left) <= MaxMembers && len(p.Evicted) <= MaxMembers &&
+	return p.Epoch > 0 && g.validMembers(p.Members) && len(p.Left) <= MaxMembers && len(p.Evicted) <= MaxMembers &&
 		flush.Index(p.Members, g.cfg.Self) >= 0
 }
 

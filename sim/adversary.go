@@ -135,7 +135,7 @@ func (w *world) forge(c capture) []byte {
 	}
 	epoch := h.Epoch + uint64(w.rng.IntN(3)) - 1
 	ctl := &wire.Control{
-		Kind:   uint8(1 + w.rng.IntN(int(wire.CtlInstalled))),
+		Kind:   uint8(1 + w.rng.IntN(int(wire.CtlFull))),
 		From:   pick(),
 		Epoch:  epoch,
 		Ballot: wire.Ballot{Round: uint64(w.rng.IntN(1 << 20)), Rank: uint16(w.rng.IntN(8))},

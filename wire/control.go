@@ -34,6 +34,7 @@ const (
 	CtlChange                     // the sender is stuck in a view change: please run one
 	CtlEvict                      // the sender finds Target too slow (slow-member policy evict): remove it
 	CtlInstalled                  // the sender installed view Epoch (answer to an install from a member not in it), or took a NotMember notice for view Epoch
+	CtlFull                       // the join of Target is refused: the view is at its largest
 	ctlMax
 )
 
