@@ -99,6 +99,15 @@ type Message struct {
 // them from one goroutine per group, one at a time, in delivery order; a
 // slow handler delays only its own group's deliveries (and, through flow
 // control, that group's senders), never the engine's network loops.
+//
+// From a handler, Send works as anywhere else and
+// never waits for the window: what does not fit waits, in order, in a
+// backlog that the group moves into the window as it frees, and while it
+// holds more than half a window this member holds the other senders back
+// (a handler replying to every message slows the flood rather than queue
+// without end); a handler that sends so much that two windows wait gets
+// ErrHandlerBacklog. Leave from a handler starts leaving and returns;
+// Flush fails at once (ErrInHandler): it would wait on this goroutine.
 type Handlers struct {
 	// Deliver receives every message of the group, own messages included.
 	// Required.
@@ -173,4 +182,12 @@ var (
 	// ErrFull: Join was refused: the group has as many members as its
 	// Config.MaxMembers allows.
 	ErrFull = errors.New("engine: group full")
+	// ErrHandlerBacklog: a Send from a handler found the window full and
+	// WindowBytes of earlier such Sends still waiting for it; nothing was
+	// sent. A handler that sends more than the group takes in must send
+	// from another goroutine, where Send waits.
+	ErrHandlerBacklog = errors.New("engine: handler sends wait for the window")
+	// ErrInHandler: Flush called from a handler; it would wait on the
+	// handler's own deliveries.
+	ErrInHandler = errors.New("engine: not allowed from a handler")
 )

@@ -63,7 +63,7 @@ func newCluster(t *testing.T, n int, cfg Config, configure func(i int, c *Config
 }
 
 // waitFullView waits until every group sees a view of all of them.
-func waitFullView(t *testing.T, groups []*Group) {
+func waitFullView(t testing.TB, groups []*Group) {
 	t.Helper()
 	waitFor(t, 10*time.Second, func() bool {
 		for _, g := range groups {

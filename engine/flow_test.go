@@ -192,7 +192,7 @@ func testHotPathAllocs(t *testing.T, order Ordering) {
 
 // newEngines starts n engines with cfg, closed when the test ends, and
 // returns them with their addresses.
-func newEngines(t *testing.T, n int, cfg Config) ([]*Engine, []string) {
+func newEngines(t testing.TB, n int, cfg Config) ([]*Engine, []string) {
 	t.Helper()
 	var engines []*Engine
 	var addrs []string
@@ -208,7 +208,7 @@ func newEngines(t *testing.T, n int, cfg Config) ([]*Engine, []string) {
 	return engines, addrs
 }
 
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+func waitFor(t testing.TB, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,23 @@ type Group struct {
 	stopCh    chan struct{}
 	stopOnce  sync.Once
 	delivered sync.WaitGroup
+
+	// Sends from the delivery goroutine (a handler replying) that found
+	// the window full: they wait here, in order, for the protocol loop
+	// to move them into the window (drainBacklog), so that the handler
+	// never waits on the window, which its own undelivered messages may
+	// be what holds. Later Sends from other goroutines wait behind them.
+	backlogMu    sync.Mutex
+	backlog      []backlogged
+	backlogBytes int
+	backlogLen   atomic.Int32
+	backlogSize  atomic.Int64  // backlogBytes, for the protocol loop
+	holding      bool          // the protocol holds the others back (protoMu)
+	deliveryGID  atomic.Uint64 // the delivery goroutine's id (goid)
+	// delivering is set while the delivery goroutine runs handlers (not
+	// while it waits for work): a Send that meets a full window while it
+	// is set is most likely a handler's (see mayBeHandler).
+	delivering atomic.Bool
 
 	leave    atomic.Bool // Leave asked; the protocol loop carries it out
 	blocked  atomic.Bool // no view could be installed for BlockTimeout
@@ -191,22 +209,21 @@ func (g *Group) View() View {
 // member (flow control) until ctx ends. During a view change the message
 // waits for the new view. Send allocates nothing.
 func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
-	if o&^(Total|Safe) != 0 {
-		return fmt.Errorf("%w: %d", ErrUnsupported, o)
-	}
-	if err := g.ended.Load(); err != nil {
-		return *err
-	}
-	if g.blocked.Load() {
-		return ErrBlocked
-	}
-	if o&Total == Causal {
-		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.frameDatagram()) {
-			return fmt.Errorf("%w: causal messages in a view of %d members need a MaxDatagram above %d", ErrTooLarge, len(v.Members), g.e.cfg.MaxDatagram)
-		}
+	if err := g.checkSend(o); err != nil {
+		return err
 	}
 	flags := uint8(o & (Total | Safe))
-	g.sender.Lock()
+	// The fast path: the sender is free, nothing waits in the backlog,
+	// and the message fits the window. Anything else first asks whether
+	// this is the delivery goroutine (a handler): that one never waits.
+	inHandler, asked := false, false
+	if !g.sender.TryLock() {
+		inHandler, asked = g.mayBeHandler(len(payload)), true
+		if inHandler {
+			return g.backlogSend(flags, payload, 0)
+		}
+		g.sender.Lock()
+	}
 	defer g.sender.Unlock()
 	done := 0
 	for {
@@ -214,6 +231,25 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		case <-g.stopCh:
 			return ErrClosed
 		default:
+		}
+		if g.backlogLen.Load() > 0 && done == 0 {
+			// Handler replies wait for the window: this message goes
+			// after them.
+			if !asked {
+				inHandler, asked = g.mayBeHandler(len(payload)), true
+			}
+			if inHandler {
+				return g.backlogSend(flags, payload, 0)
+			}
+			// Wait without the sender, which the protocol loop needs to
+			// move them into the window.
+			g.sender.Unlock()
+			err := g.waitRoom(ctx)
+			g.sender.Lock()
+			if err != nil {
+				return err
+			}
+			continue
 		}
 		n, err := g.sender.TrySend(flags, payload, done)
 		if err != nil {
@@ -229,31 +265,72 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		if done == len(payload) {
 			return nil
 		}
+		if !asked {
+			inHandler, asked = g.mayBeHandler(len(payload)-done), true
+		}
+		if inHandler {
+			// The rest goes through the backlog, ahead of anything sent
+			// after it (the sender stays locked until it is queued).
+			return g.backlogSend(flags, payload, done)
+		}
 		// The window is full: wait for the protocol to release room.
-		select {
-		case <-g.released:
-		case <-ctx.Done():
-			if done > 0 {
+		if err := g.waitRoom(ctx); err != nil {
+			if done > 0 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 				// Fragments already queued can't be taken back; finish the
 				// message so the stream stays well formed.
 				ctx = context.Background()
 				continue
 			}
-			return ctx.Err()
-		case <-g.endedCh:
-			return *g.ended.Load()
-		case <-g.stopCh:
-			return ErrClosed
+			return err
 		}
 	}
 }
 
+// waitRoom waits until the protocol released room in the window, or ctx
+// or the membership ends.
+func (g *Group) waitRoom(ctx context.Context) error {
+	select {
+	case <-g.released:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-g.endedCh:
+		return *g.ended.Load()
+	case <-g.stopCh:
+		return ErrClosed
+	}
+}
+
+// checkSend reports why a message cannot be sent now, if it cannot.
+func (g *Group) checkSend(o Ordering) error {
+	if o&^(Total|Safe) != 0 {
+		return fmt.Errorf("%w: %d", ErrUnsupported, o)
+	}
+	if err := g.ended.Load(); err != nil {
+		return *err
+	}
+	if g.blocked.Load() {
+		return ErrBlocked
+	}
+	if o&Total == Causal {
+		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.frameDatagram()) {
+			return fmt.Errorf("%w: causal messages in a view of %d members need a MaxDatagram above %d", ErrTooLarge, len(v.Members), g.e.cfg.MaxDatagram)
+		}
+	}
+	return nil
+}
+
 // Leave leaves the group gracefully: this member's messages sent so far
 // are delivered to the others, then a view without it is installed. Leave
-// returns when that has happened (nil), or when ctx ends.
+// returns when that has happened (nil), or when ctx ends. From a handler
+// it starts leaving and returns nil at once: the end comes through the
+// handlers' own goroutine (Handlers.Ended receives ErrLeft).
 func (g *Group) Leave(ctx context.Context) error {
 	g.leave.Store(true)
 	g.e.poke()
+	if g.inHandler() {
+		return nil // the end comes through this very goroutine: Ended
+	}
 	select {
 	case <-g.endedCh:
 		if err := *g.ended.Load(); !errors.Is(err, ErrLeft) {
@@ -272,8 +349,12 @@ func (g *Group) Leave(ctx context.Context) error {
 // survivors agree on them). What it buys: a flushed message survives the
 // crash of any minority of the group, as a message of a Paxos-like
 // protocol would, at the cost of waiting for the slowest member once
-// rather than on every message.
+// rather than on every message. From a handler it fails at once with an
+// error wrapping ErrInHandler.
 func (g *Group) Flush(ctx context.Context) error {
+	if g.inHandler() {
+		return fmt.Errorf("%w: Flush waits for deliveries this handler holds up; call it from another goroutine", ErrInHandler)
+	}
 	g.e.protoMu.Lock()
 	point := g.proto.FlushPoint()
 	g.e.protoMu.Unlock()
@@ -335,6 +416,16 @@ func (g *Group) tick() {
 // progress to the protocol, then carries out everything the protocol has
 // to do.
 func (g *Group) service() {
+	g.drainBacklog()
+	// While handlers' replies wait for the window, the other senders are
+	// held back (their messages consumed here are not reported), so that
+	// a handler replying to a flood slows the flood rather than queue
+	// without end; hysteresis between a half and a quarter of the window.
+	size := g.backlogSize.Load()
+	if hold := size > int64(g.e.cfg.WindowBytes/2) || g.holding && size > int64(g.e.cfg.WindowBytes/4); hold != g.holding {
+		g.holding = hold
+		g.proto.HoldOthers(hold)
+	}
 	if g.leave.Load() && g.proto.Ended() == nil {
 		g.leave.Store(false)
 		g.proto.Leave()
@@ -368,6 +459,7 @@ func (g *Group) service() {
 			runtime.Gosched()
 		}
 		if rd.Released {
+			g.drainBacklog()
 			select {
 			case g.released <- struct{}{}:
 			default:
@@ -386,10 +478,20 @@ func (g *Group) service() {
 // event, in order.
 func (g *Group) deliveryLoop() {
 	defer g.delivered.Done()
+	g.deliveryGID.Store(goid())
 	var batch uint64
+	active := false
 	for {
 		it, ok := g.queue.Peek()
+		if ok && !active {
+			active = true
+			g.delivering.Store(true)
+		}
 		if !ok {
+			if active {
+				active = false
+				g.delivering.Store(false)
+			}
 			if batch > 0 {
 				g.e.poke() // report progress to the protocol loop
 				batch = 0
@@ -513,4 +615,112 @@ func (g *Group) finish(err error, ev *protocol.Event) {
 func (g *Group) stop() {
 	g.stopOnce.Do(func() { close(g.stopCh) })
 	g.delivered.Wait()
+}
+
+// backlogged is a handler's Send waiting for the window: a copy of its
+// payload and how much of it (fragments) is in the window already.
+type backlogged struct {
+	flags   uint8
+	payload []byte
+	done    int
+}
+
+// backlogSend queues the rest of a Send from the delivery goroutine behind the
+// backlog. Past half a window of it, the other senders are held back
+// (service); it fails, rather than waits, past two windows (a handler
+// that sends many messages for each one it receives).
+func (g *Group) backlogSend(flags uint8, payload []byte, done int) error {
+	if len(payload) > g.e.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(payload), g.e.cfg.MaxMessageSize)
+	}
+	g.backlogMu.Lock()
+	defer g.backlogMu.Unlock()
+	if g.backlogBytes > 0 && g.backlogBytes+len(payload)-done > 2*g.e.cfg.WindowBytes {
+		return fmt.Errorf("%w: %d bytes sent from handlers wait for the window already (2*WindowBytes, %d, at most)", ErrHandlerBacklog, g.backlogBytes, 2*g.e.cfg.WindowBytes)
+	}
+	g.backlog = append(g.backlog, backlogged{flags: flags, payload: bytes.Clone(payload), done: done})
+	g.backlogBytes += len(payload) - done
+	g.backlogSize.Store(int64(g.backlogBytes))
+	g.backlogLen.Add(1)
+	g.e.poke()
+	return nil
+}
+
+// drainBacklog moves handler replies into the window, in order, as far as
+// it has room; protoMu held. It never waits: if an application goroutine
+// holds the sender, it tries again at the next service.
+func (g *Group) drainBacklog() {
+	if g.backlogLen.Load() == 0 || !g.sender.TryLock() {
+		return
+	}
+	defer g.sender.Unlock()
+	g.backlogMu.Lock()
+	defer g.backlogMu.Unlock()
+	k := 0
+	for ; k < len(g.backlog); k++ {
+		b := &g.backlog[k]
+		n, err := g.sender.TrySend(b.flags, b.payload, b.done)
+		if err != nil {
+			g.e.log.Error("cohort: a handler's message could not be sent", "group", g.name, "err", err) // cannot happen: checked in defer
+			n = len(b.payload)
+		}
+		g.backlogBytes -= n - b.done
+		g.backlogSize.Store(int64(g.backlogBytes))
+		b.done = n
+		if n < len(b.payload) {
+			break
+		}
+	}
+	if k > 0 {
+		clear(g.backlog[:k])
+		g.backlog = g.backlog[k:]
+		g.backlogLen.Add(int32(-k))
+		if len(g.backlog) == 0 {
+			g.backlog = nil
+			select { // Sends from other goroutines waited behind them
+			case g.released <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// mayBeHandler reports whether a Send of n more bytes that cannot go into
+// the window now should go to the backlog rather than wait: when the
+// caller may be a handler, which must never wait on the window. Telling
+// the delivery goroutine from another costs microseconds (goid), so it
+// is asked only when the backlog is at its bound; short of it, any Send
+// made while handlers run goes to the backlog (another goroutine's then
+// returns before its message is in the window, which only it can tell).
+func (g *Group) mayBeHandler(n int) bool {
+	if !g.delivering.Load() {
+		return false // no handler runs: the caller is not one
+	}
+	if g.backlogSize.Load()+int64(n) <= int64(2*g.e.cfg.WindowBytes) {
+		return true
+	}
+	return goid() == g.deliveryGID.Load()
+}
+
+// inHandler reports whether the caller is the delivery goroutine (a
+// handler, Snapshot or Restore).
+func (g *Group) inHandler() bool {
+	return g.delivering.Load() && goid() == g.deliveryGID.Load()
+}
+
+// goid is the calling goroutine's id, read from the first line of its
+// stack trace ("goroutine 42 [running]:"). A few microseconds: only the
+// slow paths ask.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
 }

@@ -98,6 +98,7 @@ const (
 // Group is the protocol of one process in one named group, across views.
 // Like Member it is a deterministic state machine.
 type Group struct {
+	holdOthers bool // the driver asks to hold reports of others' messages consumed (HoldOthers)
 	cfg    GroupConfig
 	state  groupState
 	sender *Sender
@@ -419,6 +420,7 @@ func (g *Group) Tick() {
 // Consumed reports that the application is done with its oldest n
 // deliveries and events.
 func (g *Group) Consumed(n int) {
+	g.applyHold()
 	for n > 0 && len(g.held) > 0 {
 		h := &g.held[0]
 		k := min(n, h.n)
@@ -437,11 +439,26 @@ func (g *Group) Consumed(n int) {
 	}
 }
 
+// HoldOthers asks the member to hold back its reports of other senders'
+// messages consumed (Member.HoldOthers), except while a view change is
+// under way: its install waits for the cut to be consumed.
+func (g *Group) HoldOthers(hold bool) {
+	g.holdOthers = hold
+	g.applyHold()
+}
+
+func (g *Group) applyHold() {
+	if g.mem != nil {
+		g.mem.HoldOthers(g.holdOthers && g.accepted == nil && g.pendingInstall == nil)
+	}
+}
+
 // Ready collects what the group has to send and deliver. Events come
 // before the deliveries of the view they open.
 func (g *Group) Ready() Ready {
 	rd := Ready{}
 	var retransmits []udp.Datagram
+	g.applyHold() // a view change may have begun
 	if g.state == member {
 		rd = g.mem.Ready()
 		if g.retired != nil {

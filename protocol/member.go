@@ -112,6 +112,9 @@ type rtxRequest struct {
 // view's order stream: the sequencer's total-order records, sent, held,
 // repaired and flushed exactly like a member's messages.
 type Member struct {
+	holdOthers  bool       // see HoldOthers
+	heldReports []pendingDelivery // others' messages consumed and not reported yet
+	deliverFirst int // the origin that goes first in the next deliverAll (it rotates)
 	cfg     Config
 	self    int
 	n       int // ranks
@@ -403,12 +406,35 @@ func (m *Member) Consumed(n int) {
 		if int(d.origin) == m.self {
 			m.ownPending--
 			p.consumed = d.seq
+		} else if m.holdOthers {
+			m.heldReports = append(m.heldReports, d)
+			continue
 		} else {
 			p.win.SetMark(d.seq, markConsumed)
 			m.advanceConsumed(p)
 		}
 		m.noteProgress(uint64(d.size))
 	}
+}
+
+// HoldOthers, while hold is set, keeps this member from telling the
+// other senders that it consumed their messages (their windows do not
+// move), while its own messages are consumed as usual: the driver holds
+// the others back while handlers' replies wait for this member's window,
+// which only its own consumption and the others' can free. Releasing
+// reports everything held.
+func (m *Member) HoldOthers(hold bool) {
+	m.holdOthers = hold
+	if hold || len(m.heldReports) == 0 {
+		return
+	}
+	for _, d := range m.heldReports {
+		p := &m.peers[d.origin]
+		p.win.SetMark(d.seq, markConsumed)
+		m.advanceConsumed(p)
+		m.noteProgress(uint64(d.size))
+	}
+	m.heldReports = m.heldReports[:0]
 }
 
 // noteProgress counts a message (or a piece of one) consumed. A status

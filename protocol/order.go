@@ -114,11 +114,18 @@ func (o *ordering) init(m *Member) {
 // a flush, what only the flush can order.
 func (m *Member) deliverAll() {
 	m.scanStream() // a cut may have raised the stream's limit
+	// The origins take turns at going first: when the delivery queue has
+	// little room, the first takes it all, and an origin that always went
+	// first would starve the others (this member's own messages included,
+	// whose window then never frees: a handler that replies to a flood
+	// waited on itself).
+	first := m.deliverFirst
+	m.deliverFirst = (m.deliverFirst + 1) % m.n
 	for {
 		m.ord.blocked, m.ord.safeWaiting = false, false
 		progress := false
-		for o := 0; o < m.n; o++ {
-			if m.deliverFrom(o) {
+		for i := 0; i < m.n; i++ {
+			if m.deliverFrom((first + i) % m.n) {
 				progress = true
 			}
 		}

@@ -82,8 +82,9 @@ func (s *Sender) TrySend(flags uint8, payload []byte, done int) (int, error) {
 }
 
 // Lock and Unlock bracket a message that needs more than one TrySend.
-func (s *Sender) Lock()   { s.mu.Lock() }
-func (s *Sender) Unlock() { s.mu.Unlock() }
+func (s *Sender) Lock()         { s.mu.Lock() }
+func (s *Sender) Unlock()       { s.mu.Unlock() }
+func (s *Sender) TryLock() bool { return s.mu.TryLock() }
 
 // Pending is the number of messages in the window (sent or not, unstable).
 func (s *Sender) Pending() int { return s.stash.Len() }

@@ -619,6 +619,9 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	prev := g.view
 	self := flush.Index(p.Members, g.cfg.Self)
 	g.dropRetired()
+	if g.mem != nil {
+		g.mem.HoldOthers(false) // its reports go out before it retires
+	}
 	if g.mem != nil && accepted != nil {
 		g.mem.Retire(g.mem.MessageBoundary(accepted.Cut[prev.Self]))
 		g.retired, g.retiredEpoch = g.mem, prev.Epoch
