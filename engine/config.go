@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -20,6 +22,14 @@ type Config struct {
 	// "127.0.0.1:0" (loopback, a free port): safe for tests; set a routable
 	// address to talk to other hosts.
 	ListenAddr string
+	// AdvertiseAddr is the address the other members reach this engine
+	// at, "ip" or "ip:port" (port 0 or none: the bound port), when it is
+	// not ListenAddr: a wildcard bind (0.0.0.0 or ::), or an address
+	// translated on the way. Default "": ListenAddr's; with a wildcard
+	// ListenAddr, the first address of an interface that is up (not
+	// loopback), and New fails if there is none. An unspecified address is
+	// never advertised.
+	AdvertiseAddr string
 
 	// MaxDatagram is the largest datagram sent, in bytes, header included.
 	// Default 8192: about 120 small messages share one system call on
@@ -306,6 +316,11 @@ func (c *Config) validate() error {
 		if err != nil {
 			return bad("ListenAddr %q is not an IP:port address: %v", c.ListenAddr, err)
 		}
+		if c.AdvertiseAddr != "" {
+			if _, err := parseAdvertise(c.AdvertiseAddr); err != nil {
+				return bad("AdvertiseAddr %q: %v", c.AdvertiseAddr, err)
+			}
+		}
 		if c.Keys == nil && !c.Insecure && !a.Addr().IsLoopback() {
 			return bad("ListenAddr %s is not loopback and Keys is not set: anyone on the network could disrupt or read the groups; set Keys (a 32-byte key shared by the members, see docs/SECURITY.md), or Insecure on a trusted, isolated network", c.ListenAddr)
 		}
@@ -335,4 +350,60 @@ func (c *Config) evictTicks() int {
 
 func (c *Config) ticks(d time.Duration) int {
 	return max(1, int((d+c.TickInterval-1)/c.TickInterval))
+}
+
+// parseAdvertise reads AdvertiseAddr: "ip" or "ip:port", an address that
+// is specified (not 0.0.0.0 or ::).
+func parseAdvertise(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		a, err2 := netip.ParseAddr(s)
+		if err2 != nil {
+			return netip.AddrPort{}, fmt.Errorf("want an IP or IP:port: %v", err)
+		}
+		ap = netip.AddrPortFrom(a, 0)
+	}
+	if ap.Addr().IsUnspecified() {
+		return netip.AddrPort{}, errors.New("an unspecified address cannot be reached; give the address members should use")
+	}
+	return ap, nil
+}
+
+// advertised is the address members reach an engine bound at bound at.
+func (c *Config) advertised(bound netip.AddrPort) (netip.AddrPort, error) {
+	if c.AdvertiseAddr != "" {
+		ap, err := parseAdvertise(c.AdvertiseAddr)
+		if err != nil {
+			return netip.AddrPort{}, err
+		}
+		if ap.Port() == 0 {
+			ap = netip.AddrPortFrom(ap.Addr(), bound.Port())
+		}
+		return ap, nil
+	}
+	if !bound.Addr().IsUnspecified() {
+		return bound, nil
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			p, ok := a.(*net.IPNet)
+			if !ok {
+				continue
+			}
+			ip, ok := netip.AddrFromSlice(p.IP)
+			if !ok || ip.IsLinkLocalUnicast() || ip.Unmap().Is4() != bound.Addr().Unmap().Is4() && bound.Addr().Is4() {
+				continue
+			}
+			return netip.AddrPortFrom(ip.Unmap(), bound.Port()), nil
+		}
+	}
+	return netip.AddrPort{}, fmt.Errorf("bound to %s and no interface has an address to advertise: set AdvertiseAddr", bound)
 }

@@ -33,6 +33,7 @@ import (
 type Engine struct {
 	cfg  Config
 	conn udp.Conn
+	addr netip.AddrPort // advertised: what members reach it at
 	log  *slog.Logger
 
 	mu     sync.Mutex
@@ -138,9 +139,16 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.groupList.Store(&[]*Group{})
+	var err error
+	if e.addr, err = cfg.advertised(conn.LocalAddr()); err != nil {
+		if cfg.Conn == nil {
+			conn.Close()
+		}
+		return nil, fmt.Errorf("engine: AdvertiseAddr: %w", err)
+	}
 	if cfg.Keys != nil {
 		e.sealer = seal.NewSealer(cfg.Keys)
-		e.opener = seal.NewOpener(cfg.Keys, conn.LocalAddr(), e.sealer)
+		e.opener = seal.NewOpener(cfg.Keys, e.addr, e.sealer)
 	}
 	e.poller, _ = conn.(udp.Poller)
 	e.start = time.Now()
@@ -279,7 +287,7 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort, delay time.Duration) {
 }
 
 // Addr is the address other members reach this engine at.
-func (e *Engine) Addr() netip.AddrPort { return e.conn.LocalAddr() }
+func (e *Engine) Addr() netip.AddrPort { return e.addr }
 
 // Close stops every group and the engine's goroutines and closes the
 // socket. Messages not yet stable may be lost to the other members (use

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -100,7 +102,8 @@ type item struct {
 }
 
 // Join makes this engine a member of the group called name. seeds are
-// addresses ("ip:port") of processes that may be members: Join contacts
+// addresses ("ip:port", or "host:port", resolved now to every address of
+// this engine's family) of processes that may be members: Join contacts
 // them, joins the group through any member, or, when none answers within
 // DiscoverTimeout, forms the group (if several processes start together,
 // the one with the lowest address forms it and the others join). This
@@ -123,13 +126,9 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var addrs []netip.AddrPort
-	for i, s := range seeds {
-		a, err := netip.ParseAddrPort(s)
-		if err != nil {
-			return nil, fmt.Errorf("engine: Join %q: seed %d: %w", name, i, err)
-		}
-		addrs = append(addrs, a)
+	addrs, err := e.resolveSeeds(ctx, seeds)
+	if err != nil {
+		return nil, fmt.Errorf("engine: Join %q: %w", name, err)
 	}
 	c := &e.cfg
 	proto, err := protocol.NewGroup(protocol.GroupConfig{
@@ -723,4 +722,40 @@ func goid() uint64 {
 		id = id*10 + uint64(c-'0')
 	}
 	return id
+}
+
+// resolveSeeds turns seeds, "ip:port" or "host:port", into addresses: a
+// host name gives every address it resolves to in this engine's address
+// family. A seed that does not resolve is an error (a typo must not make
+// a process form a group of its own).
+func (e *Engine) resolveSeeds(ctx context.Context, seeds []string) ([]netip.AddrPort, error) {
+	var addrs []netip.AddrPort
+	for i, s := range seeds {
+		if a, err := netip.ParseAddrPort(s); err == nil {
+			addrs = append(addrs, a)
+			continue
+		}
+		host, port, err := net.SplitHostPort(s)
+		if err != nil {
+			return nil, fmt.Errorf("seed %d, %q: want ip:port or host:port: %w", i, s, err)
+		}
+		p, err := strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return nil, fmt.Errorf("seed %d, %q: port: %w", i, s, err)
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return nil, fmt.Errorf("seed %d, %q: %w", i, s, err)
+		}
+		n := len(addrs)
+		for _, ip := range ips {
+			if ip.Unmap().Is4() == e.addr.Addr().Unmap().Is4() {
+				addrs = append(addrs, netip.AddrPortFrom(ip.Unmap(), uint16(p)))
+			}
+		}
+		if len(addrs) == n {
+			return nil, fmt.Errorf("seed %d, %q: no address of this engine's family (%s)", i, s, e.addr.Addr())
+		}
+	}
+	return addrs, nil
 }
