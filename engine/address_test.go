@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -75,5 +77,79 @@ func TestAddressErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "seed 0") {
 			t.Fatalf("seed %q: %v, want an error naming the seed", seed, err)
 		}
+	}
+}
+
+// Shutdown leaves every group with nothing lost: the others deliver every
+// message the leaver sent, in every group, then a view without it.
+func TestShutdownLosesNothing(t *testing.T) {
+	engines, addrs := newEngines(t, 3, DefaultConfig())
+	names := []string{"one", "two"}
+	counts := make([][3]atomic.Int64, len(names))
+	var groups [][]*Group
+	for k, name := range names {
+		var gs []*Group
+		for i, e := range engines {
+			i := i
+			g, err := e.Join(context.Background(), name, addrs, Handlers{Deliver: func(m Message) {
+				if m.Sender.Addr == engines[0].Addr() {
+					counts[k][i].Add(1)
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs = append(gs, g)
+		}
+		waitFullView(t, gs)
+		groups = append(groups, gs)
+	}
+	const n = 20000
+	payload := make([]byte, 200)
+	for k := range names {
+		for j := 0; j < n; j++ {
+			if err := groups[k][0].Send(context.Background(), FIFO, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := engines[0].Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for k, name := range names {
+		waitFor(t, 10*time.Second, func() bool {
+			return len(groups[k][1].View().Members) == 2 && len(groups[k][2].View().Members) == 2
+		}, "a view without the leaver in "+name)
+		for i := 1; i < 3; i++ {
+			if got := counts[k][i].Load(); got != n {
+				t.Fatalf("group %s, member %d delivered %d of the leaver's %d messages", name, i, got, n)
+			}
+		}
+	}
+	if _, err := engines[0].Join(context.Background(), "after", nil, Handlers{Deliver: func(Message) {}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Shutdown: %v, want ErrClosed", err)
+	}
+}
+
+// Each preset is valid as it is, and a group forms and delivers with it
+// (on loopback here).
+func TestPresets(t *testing.T) {
+	for name, cfg := range map[string]Config{"local": DefaultLocalConfig(), "lan": DefaultLANConfig(), "wan": DefaultWANConfig()} {
+		t.Run(name, func(t *testing.T) {
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
+			cfg.DiscoverTimeout = 100 * time.Millisecond // the test's, not the preset's
+			cl := newCluster(t, 3, cfg, nil)
+			for n := 0; n < 300; n++ {
+				if err := cl.send(context.Background(), n%3, n, 100+n*20, FIFO); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl.waitDelivered(300, 20*time.Second)
+			cl.verify()
+		})
 	}
 }

@@ -204,6 +204,44 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultLocalConfig is DefaultConfig: members on one host (loopback) or
+// a jumbo-frame LAN with next to no loss: 8 KiB datagrams, a crash seen
+// within half a second.
+func DefaultLocalConfig() Config { return DefaultConfig() }
+
+// DefaultLANConfig suits members on several hosts of one LAN with a
+// 1500-byte MTU: 1472-byte datagrams (no IP fragmentation, so a lost
+// packet loses one datagram, not a whole run), and failure detection
+// that rides out a second of silence (a host's pause, a switch's hiccup).
+// Set ListenAddr (or AdvertiseAddr) and Keys.
+func DefaultLANConfig() Config {
+	c := DefaultConfig()
+	c.MaxDatagram = 1472
+	c.DiscoverTimeout = time.Second
+	c.SuspectTimeout, c.ProbeTimeout = time.Second, 500*time.Millisecond
+	c.RetryInterval, c.RoundTimeout = 50*time.Millisecond, 2*time.Second
+	c.BlockTimeout = 10 * time.Second
+	return c
+}
+
+// DefaultWANConfig suits members in several sites, tens of milliseconds
+// apart: 1200-byte datagrams (they pass any path, IPv6's minimum MTU
+// included), windows that cover a bandwidth-delay product of about
+// 100 Mbit/s x 200 ms, a slower clock and status gossip, and timeouts
+// in seconds (a lost route or a congested link is not a crash). Set
+// ListenAddr (or AdvertiseAddr) and Keys.
+func DefaultWANConfig() Config {
+	c := DefaultConfig()
+	c.MaxDatagram = 1200
+	c.WindowMessages, c.WindowBytes = 65536, 16<<20
+	c.TickInterval, c.StatusInterval, c.NAKInterval = 5*time.Millisecond, 20*time.Millisecond, 100*time.Millisecond
+	c.DiscoverTimeout = 3 * time.Second
+	c.SuspectTimeout, c.ProbeTimeout = 5*time.Second, 2*time.Second
+	c.RetryInterval, c.RoundTimeout = 250*time.Millisecond, 10*time.Second
+	c.BlockTimeout = 60 * time.Second
+	return c
+}
+
 // DefaultConfig returns the defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{

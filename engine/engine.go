@@ -289,10 +289,39 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort, delay time.Duration) {
 // Addr is the address other members reach this engine at.
 func (e *Engine) Addr() netip.AddrPort { return e.addr }
 
+// Shutdown leaves every group gracefully (each member's messages sent so
+// far are delivered to the others, then a view without it is installed;
+// see Group.Leave), all at once, then closes the engine. If ctx ends
+// first, it closes the engine anyway and returns the groups' errors
+// (ctx's among them). Call it from outside the handlers.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	var groups []*Group
+	for _, g := range e.groups {
+		if g.ended.Load() == nil {
+			groups = append(groups, g)
+		}
+	}
+	e.mu.Unlock()
+	errs := make([]error, len(groups))
+	var wg sync.WaitGroup
+	for i, g := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.Leave(ctx); err != nil {
+				errs[i] = fmt.Errorf("group %q: %w", g.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(append(errs, e.Close())...)
+}
+
 // Close stops every group and the engine's goroutines and closes the
-// socket. Messages not yet stable may be lost to the other members (use
-// Flush, then Leave, for an orderly exit once membership exists). Close
-// may be called more than once; later calls return nil.
+// socket at once. Messages not yet stable may be lost to the other
+// members: Shutdown leaves every group first. Close may be called more
+// than once; later calls return nil.
 func (e *Engine) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
