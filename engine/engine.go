@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,6 +290,20 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort, delay time.Duration) {
 
 // Addr is the address other members reach this engine at.
 func (e *Engine) Addr() netip.AddrPort { return e.addr }
+
+// Groups returns the groups this engine is a member of now, by name.
+func (e *Engine) Groups() []*Group {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*Group, 0, len(e.groups))
+	for _, g := range e.groups {
+		if g.ended.Load() == nil {
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Group) int { return strings.Compare(a.name, b.name) })
+	return out
+}
 
 // Shutdown leaves every group gracefully (each member's messages sent so
 // far are delivered to the others, then a view without it is installed;

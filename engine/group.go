@@ -390,6 +390,9 @@ type Stats struct {
 	// and how often it was evicted as too slow.
 	Rejoins      uint64
 	TimesEvicted uint64
+	// SendWindow is this member's messages in its send window: sent or
+	// queued, and not yet stable at every member.
+	SendWindow int
 }
 
 // Stats returns the group's counters as of the last protocol tick.
@@ -404,7 +407,7 @@ func (g *Group) tick() {
 	g.proto.Tick()
 	g.stateTick()
 	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch,
-		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load()}
+		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending()}
 	g.statsMu.Lock()
 	g.stats = st
 	g.statsMu.Unlock()
