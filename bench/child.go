@@ -268,12 +268,27 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 	if c.keyed != nil {
 		krec := c.keyed.rec
 		var konce sync.Once
+		var gathered atomic.Bool
+		// Once gathered, a smaller view or the end of the membership
+		// spoils the keyed phases: say so (on standard error, which the
+		// coordinator shows), since the results only show a member's
+		// rate falling.
 		if c.keyed.grp, err = c.keyed.eng.Join(ctx, GroupName, keyed, engine.Handlers{
 			Deliver: func(m engine.Message) { krec.deliver(m.Payload) },
 			View: func(v engine.View) {
 				if len(v.Members) == len(keyed) {
-					konce.Do(func() { close(keyedFull) })
+					konce.Do(func() { close(keyedFull); gathered.Store(true) })
+				} else if gathered.Load() {
+					fmt.Fprintf(os.Stderr, "vsbench child: %s: keyed group: view %d of %d members\n",
+						time.Now().Format("15:04:05.000"), v.Epoch, len(v.Members))
 				}
+			},
+			Ended: func(err error) {
+				if errors.Is(err, engine.ErrClosed) || errors.Is(err, engine.ErrLeft) {
+					return // the child's end
+				}
+				fmt.Fprintf(os.Stderr, "vsbench child: %s: keyed group: membership ended: %v\n",
+					time.Now().Format("15:04:05.000"), err)
 			},
 		}); err != nil {
 			return fmt.Errorf("keyed group: %w", err)

@@ -213,7 +213,7 @@ func TestEndToEndKeyed(t *testing.T) {
 	if k.MsgsPerSec <= 0 || k.Sent == 0 || k.Latency.Count == 0 || len(k.MemberMsgsPerSec) != 2 {
 		t.Errorf("keyed: %+v", k)
 	}
-	if want := k.MsgsPerSec / rep.Engine.MsgsPerSec; rep.KeyedRatio != want {
+	if want := k.MsgsPerSec / rep.Engine.MsgsPerSec; rep.KeyedRatio == nil || *rep.KeyedRatio != want {
 		t.Errorf("keyed ratio %v, want %v", rep.KeyedRatio, want)
 	}
 	if n := k.refusals(); n != 0 {

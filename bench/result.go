@@ -132,10 +132,10 @@ type Report struct {
 
 	// With a key file (Config.KeyFile), Keyed is the keyed engine's phase
 	// (same processes, same ordering, measured right after Engine), and
-	// KeyedRatio its msgs_per_sec over the keyless engine's. Both are
-	// absent without one.
+	// KeyedRatio its msgs_per_sec over the keyless engine's (0 included).
+	// Both are nil, and absent from the JSON, without one.
 	Keyed      *PhaseSummary `json:"keyed,omitempty"`
-	KeyedRatio float64       `json:"keyed_ratio,omitempty"`
+	KeyedRatio *float64      `json:"keyed_ratio,omitempty"`
 }
 
 // NewSetup describes cfg on this machine.
@@ -239,12 +239,12 @@ func (r *Report) AddKeyed(keyed []MemberResult) error {
 	if err != nil {
 		return fmt.Errorf("keyed: %w", err)
 	}
-	r.Keyed = &k
-	r.Setup.Keyed = true
-	r.KeyedRatio = 0
+	ratio := 0.0
 	if r.Engine.MsgsPerSec > 0 {
-		r.KeyedRatio = k.MsgsPerSec / r.Engine.MsgsPerSec
+		ratio = k.MsgsPerSec / r.Engine.MsgsPerSec
 	}
+	r.Keyed, r.KeyedRatio = &k, &ratio
+	r.Setup.Keyed = true
 	return nil
 }
 
@@ -343,7 +343,7 @@ func writeKeyed(w io.Writer, kname, ename string, r *Report) error {
 		kb = k.MsgsPerSec / r.Baseline.MsgsPerSec
 	}
 	if _, err := fmt.Fprintf(w, "%s/%s: %.1f%% (msgs/s, slowest member; %s/baseline %.1f%%; p50 %+d µs, p99 %+d µs; per member %s)\n",
-		kname, ename, 100*r.KeyedRatio, kname, 100*kb,
+		kname, ename, 100**r.KeyedRatio, kname, 100*kb,
 		k.Latency.P50-r.Engine.Latency.P50, k.Latency.P99-r.Engine.Latency.P99, rates(k.MemberMsgsPerSec)); err != nil {
 		return err
 	}

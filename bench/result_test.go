@@ -244,7 +244,7 @@ func TestReportKeyed(t *testing.T) {
 		if err := rep.AddKeyed(keyed); err != nil {
 			t.Fatal(err)
 		}
-		if rep.KeyedRatio != 0.75 || rep.Keyed.AuthFailed != 2 {
+		if rep.KeyedRatio == nil || *rep.KeyedRatio != 0.75 || rep.Keyed.AuthFailed != 2 {
 			t.Errorf("%s: keyed ratio %v, auth failed %d", o, rep.KeyedRatio, rep.Keyed.AuthFailed)
 		}
 		reps = append(reps, rep)
@@ -254,6 +254,20 @@ func TestReportKeyed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkKeyedJSON(t, checkReportJSON(t, b), b)
+	// A keyed phase that delivered nothing still has its ratio, 0.
+	zero, err := NewReport(cfg, base, mk(2000, 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := mk(1500, 25)
+	stalled[2] = MemberResult{Index: 2, ElapsedNs: 1e9}
+	if err := zero.AddKeyed(stalled); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(zero)
+	if m := checkReportJSON(t, b); m["keyed_ratio"] != json.Number("0") {
+		t.Errorf("keyed_ratio of a stalled keyed phase: %v", m["keyed_ratio"])
+	}
 
 	var one, two bytes.Buffer
 	if err := reps[0].WriteTable(&one); err != nil {
