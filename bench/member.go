@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -15,7 +18,10 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/metrics"
 	"github.com/cohort-vs/cohort/seal"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // MemberCommand is the subcommand that runs one member process
@@ -61,6 +67,9 @@ type MemberConfig struct {
 	// Insecure sets engine.Config.Insecure: without KeyFile, the engine
 	// may then listen on an address that is not loopback.
 	Insecure bool
+	// Metrics, when set, is a TCP address ("ip:port") where the member
+	// serves its counters: Prometheus at /metrics, expvar at /debug/vars.
+	Metrics string
 }
 
 // DefaultMemberConfig is what `vsbench member` runs with no flags.
@@ -77,8 +86,12 @@ func DefaultMemberConfig() MemberConfig {
 
 // Validate reports a setting that cannot run, saying what to fix.
 func (c *MemberConfig) Validate() error {
-	if _, err := netip.ParseAddrPort(c.Listen); err != nil {
+	listen, err := netip.ParseAddrPort(c.Listen)
+	if err != nil {
 		return fmt.Errorf("listen address %q: want ip:port (%v)", c.Listen, err)
+	}
+	if !listen.Addr().IsLoopback() && c.KeyFile == "" && !c.Insecure {
+		return fmt.Errorf("listen address %s is not loopback: give --key-file FILE (the members' shared key, docs/SECURITY.md) or, on a trusted network, --insecure", c.Listen)
 	}
 	for _, s := range c.Seeds {
 		if _, err := netip.ParseAddrPort(s); err != nil {
@@ -167,6 +180,14 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	e, err := engine.New(ecfg)
 	if err != nil {
 		return fail("%v", err)
+	}
+	if cfg.Metrics != "" {
+		stop, err := serveMetrics(cfg.Metrics, e)
+		if err != nil {
+			e.Close()
+			return fail("metrics: %v", err)
+		}
+		defer stop()
 	}
 	m := newMember(cfg, log, stderr)
 	m.logStart(e.Addr())
@@ -666,4 +687,24 @@ func appendHex64(b []byte, x uint64) []byte {
 		b = append(b, digits[(x>>uint(shift))&0xf])
 	}
 	return b
+}
+
+// serveMetrics serves e's counters at addr: Prometheus at /metrics,
+// expvar at /debug/vars. stop shuts the server down.
+func serveMetrics(addr string, e *engine.Engine) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(e))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/vars", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(metrics.Take(e))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }

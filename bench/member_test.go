@@ -7,10 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,5 +380,57 @@ func TestRunMembersKeyed(t *testing.T) {
 		if !two || in.Sends < 100 || in.Deliveries <= in.Sends {
 			t.Errorf("%s: a view of two %v, %d sends, %d deliveries", in.Name, two, in.Sends, in.Deliveries)
 		}
+	}
+}
+
+// A member started with --metrics serves /metrics; two scrapes while it
+// sends show its delivered counter moving.
+func TestMemberMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a member for two seconds")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := DefaultMemberConfig()
+	cfg.Log = filepath.Join(t.TempDir(), "m.log")
+	cfg.Rate, cfg.Duration, cfg.Metrics = 2000, 3*time.Second, addr
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { done <- RunMember(context.Background(), cfg, &stderr) }()
+	delivered := func() (float64, bool) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return 0, false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		m := regexp.MustCompile(`(?m)^cohort_group_messages_delivered_total\{group="vsbench"\} (\S+)$`).FindSubmatch(b)
+		if m == nil {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(string(m[1]), 64)
+		return v, err == nil
+	}
+	var first float64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if v, ok := delivered(); ok && v > 0 {
+			if first == 0 {
+				first = v
+			} else if v > first {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no moving delivered counter at /metrics (first %v)", first)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }

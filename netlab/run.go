@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/cohort-vs/cohort/bench"
 	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/seal"
 )
 
 // RunConfig is one replay of a scenario.
@@ -187,6 +190,13 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if sc.MaxDatagram != 0 {
 		flags = append(flags, "--max-datagram", strconv.Itoa(sc.MaxDatagram))
 	}
+	// The namespaces' addresses are not loopback: the members run keyed,
+	// as on a real network, with a key made for this run.
+	keyFile, err := writeKeyFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	flags = append(flags, "--key-file", keyFile)
 	members := make([]*bench.LabMember, nodes)
 	var labs []*bench.Lab
 	defer func() {
@@ -595,4 +605,17 @@ func (r *Report) Print(w io.Writer) {
 	if r.Dir != "" {
 		fmt.Fprintf(w, "logs in %s\n", filepath.Clean(r.Dir))
 	}
+}
+
+// writeKeyFile writes a new random key (seal's key file format) under dir.
+func writeKeyFile(dir string) (string, error) {
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "cohort.key")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
 }

@@ -98,6 +98,17 @@ func main() {
 
 	def := bench.DefaultConfig()
 	cfg := def
+	flag.Usage = func() {
+		fmt.Fprint(flag.CommandLine.Output(), `Usage: vsbench [flags]         a 3-member group of processes on loopback beside raw UDP
+       vsbench member [flags]  one real member process with an event log (docs/LOGS.md)
+       vsbench crash [flags]   kill (or pause) one member of a loaded group; time to the new view
+       vsbench sweep [flags]   many runs over sizes, group sizes, senders and loads; CSV, JSON, charts
+       vsbench perturb [flags] the slow-member study under the block and evict policies
+       vsbench lab FILE        replay a fault scenario over network namespaces (root; docs/LAB.md)
+Each subcommand takes --help. Flags of the group run:
+`)
+		flag.PrintDefaults()
+	}
 	flag.IntVar(&cfg.Members, "members", def.Members, "group size: one process per member")
 	senders := flag.String("senders", "1", `sending members: "1" (member 0) or "all"`)
 	flag.IntVar(&cfg.Size, "size", def.Size, "message size in bytes (at least 8: the send timestamp)")
