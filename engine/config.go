@@ -3,8 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 

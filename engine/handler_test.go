@@ -36,6 +36,7 @@ func TestFlushAndLeaveFromHandler(t *testing.T) {
 	flushErr := make(chan error, 1)
 	leaveErr := make(chan error, 1)
 	ended := make(chan error, 1)
+	var leaver atomic.Pointer[Group] // set before the handler's message is sent
 	var groups [2]*Group
 	for i, e := range engines {
 		i := i
@@ -48,8 +49,8 @@ func TestFlushAndLeaveFromHandler(t *testing.T) {
 				once = true
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				flushErr <- groups[1].Flush(ctx)
-				leaveErr <- groups[1].Leave(ctx)
+				flushErr <- leaver.Load().Flush(ctx)
+				leaveErr <- leaver.Load().Leave(ctx)
 			},
 			Ended: func(err error) {
 				if i == 1 {
@@ -63,6 +64,7 @@ func TestFlushAndLeaveFromHandler(t *testing.T) {
 		groups[i] = g
 	}
 	waitFullView(t, groups[:])
+	leaver.Store(groups[1])
 	if err := groups[0].Send(context.Background(), FIFO, []byte("go")); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +103,7 @@ func echoRate(t testing.TB, echo bool) (float64, int64, int64) {
 	t.Helper()
 	engines, addrs := newEngines(t, 3, DefaultConfig())
 	var groups [3]*Group
+	var echoing atomic.Pointer[Group] // set before member 0 sends
 	var got [3]atomic.Int64
 	var echoes [3]atomic.Int64
 	var echoSent, echoFailed atomic.Int64
@@ -119,7 +122,7 @@ func echoRate(t testing.TB, echo bool) (float64, int64, int64) {
 				if n%2 == 0 {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					defer cancel()
-					if err := groups[1].Send(ctx, FIFO, []byte("echo............................................................")); err != nil {
+					if err := echoing.Load().Send(ctx, FIFO, []byte("echo............................................................")); err != nil {
 						if echoFailed.Add(1) == 1 {
 							t.Logf("echo failed: %v", err)
 						}
@@ -135,6 +138,7 @@ func echoRate(t testing.TB, echo bool) (float64, int64, int64) {
 		groups[i] = g
 	}
 	waitFullView(t, groups[:])
+	echoing.Store(groups[1])
 	payload := make([]byte, 64)
 	ctx := context.Background()
 	start := time.Now()

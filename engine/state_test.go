@@ -436,7 +436,9 @@ func TestStateTransferDonorCrash(t *testing.T) {
 	blob := make([]byte, 16<<20)
 	rand.New(rand.NewSource(11)).Read(blob)
 	for _, a := range sg.apps {
+		a.mu.Lock()   // a view change may be taking a snapshot
 		a.blob = blob // replicated state: the same at every member
+		a.mu.Unlock()
 	}
 	donor := sg.rank(0)
 	if err := sg.sendValues(context.Background(), sg.rank(1), 200, 1); err != nil {

@@ -98,7 +98,6 @@ const (
 // Group is the protocol of one process in one named group, across views.
 // Like Member it is a deterministic state machine.
 type Group struct {
-	holdOthers bool // the driver asks to hold reports of others' messages consumed (HoldOthers)
 	cfg    GroupConfig
 	state  groupState
 	sender *Sender
@@ -119,6 +118,9 @@ type Group struct {
 	// group has said it is blocked; -1: the last one did not.
 	contactBlockedSince int64
 
+	// holdOthers: the driver asks to hold back reports of others'
+	// messages consumed (HoldOthers).
+	holdOthers bool
 	// rxSize is the size of the datagram being received: answers to it
 	// that may go to a non-member are no larger (answer).
 	rxSize int

@@ -112,9 +112,6 @@ type rtxRequest struct {
 // view's order stream: the sequencer's total-order records, sent, held,
 // repaired and flushed exactly like a member's messages.
 type Member struct {
-	holdOthers  bool       // see HoldOthers
-	heldReports []pendingDelivery // others' messages consumed and not reported yet
-	deliverFirst int // the origin that goes first in the next deliverAll (it rotates)
 	cfg     Config
 	self    int
 	n       int // ranks
@@ -139,6 +136,11 @@ type Member struct {
 	pendingHead int
 	pendingLen  int
 	ownPending  int // how many of them are this member's own messages
+	// deliverFirst is the origin that goes first in the next deliverAll
+	// (it rotates).
+	deliverFirst int
+	holdOthers   bool              // see HoldOthers
+	heldReports  []pendingDelivery // others' messages consumed and not reported yet
 
 	rtx        []rtxRequest // retransmission requests to serve
 	rtxBase    []rtxRequest // rtx's backing array
