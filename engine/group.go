@@ -393,6 +393,11 @@ type Stats struct {
 	// SendWindow is this member's messages in its send window: sent or
 	// queued, and not yet stable at every member.
 	SendWindow int
+	// MaxLag is how far the slowest member trails the one furthest ahead
+	// in consuming this member's messages, as a share of the window (the
+	// larger of messages' and bytes'): at 1 it holds the window full on
+	// its own and this member's Sends wait for it.
+	MaxLag float64
 }
 
 // Stats returns the group's counters as of the last protocol tick.
@@ -407,7 +412,7 @@ func (g *Group) tick() {
 	g.proto.Tick()
 	g.stateTick()
 	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch,
-		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending()}
+		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
 	g.statsMu.Lock()
 	g.stats = st
 	g.statsMu.Unlock()

@@ -22,7 +22,7 @@ import (
 type Collector struct {
 	e *engine.Engine
 
-	members, epoch, window                          *prometheus.Desc
+	members, epoch, window, lag                     *prometheus.Desc
 	sent, delivered, dgSent, dgReceived             *prometheus.Desc
 	retransmits, retransmitBytes, naksSent, naksRcv *prometheus.Desc
 	views, viewChanges, suspicions, evictions       *prometheus.Desc
@@ -40,6 +40,7 @@ func NewCollector(e *engine.Engine) *Collector {
 		members:         d("group_members", "Members of the group's current view.", group...),
 		epoch:           d("group_epoch", "Number of the group's current view.", group...),
 		window:          d("group_send_window_messages", "This member's messages in its send window: sent or queued, not yet stable at every member.", group...),
+		lag:             d("group_slowest_member_lag", "How far the slowest member trails the one furthest ahead in consuming this member's messages, as a share of the send window (1: it holds the window full).", group...),
 		sent:            d("group_messages_sent_total", "Messages this member multicast.", group...),
 		delivered:       d("group_messages_delivered_total", "Messages delivered to the application.", group...),
 		dgSent:          d("group_datagrams_sent_total", "Datagrams of group traffic sent.", group...),
@@ -61,7 +62,7 @@ func NewCollector(e *engine.Engine) *Collector {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.members, c.epoch, c.window, c.sent, c.delivered, c.dgSent, c.dgReceived,
+	for _, d := range []*prometheus.Desc{c.members, c.epoch, c.window, c.lag, c.sent, c.delivered, c.dgSent, c.dgReceived,
 		c.retransmits, c.retransmitBytes, c.naksSent, c.naksRcv, c.views, c.viewChanges, c.suspicions, c.evictions,
 		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop} {
 		ch <- d
@@ -81,6 +82,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.members, float64(len(g.View().Members)), name)
 		gauge(c.epoch, float64(s.Epoch), name)
 		gauge(c.window, float64(s.SendWindow), name)
+		gauge(c.lag, s.MaxLag, name)
 		count(c.sent, s.MessagesSent, name)
 		count(c.delivered, s.Delivered, name)
 		count(c.dgSent, s.DatagramsSent, name)

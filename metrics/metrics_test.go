@@ -84,6 +84,9 @@ func TestScrape(t *testing.T) {
 	if v := value(t, before, `cohort_group_members{group="scraped"}`); v != 2 {
 		t.Fatalf("members %v, want 2", v)
 	}
+	if v := value(t, before, `cohort_group_slowest_member_lag{group="scraped"}`); v < 0 || v > 2 {
+		t.Fatalf("slowest member's lag %v, want a share of the window", v)
+	}
 	d0 := value(t, before, `cohort_group_messages_delivered_total{group="scraped"}`)
 	for i := 0; i < 1000; i++ {
 		if err := groups[0].Send(context.Background(), engine.FIFO, []byte("counted")); err != nil {

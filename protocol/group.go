@@ -332,6 +332,23 @@ const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners + ma
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
 
+// MaxLag is how far the slowest member trails the one furthest ahead in
+// consuming this member's own messages, as a share of the window (see
+// Member.Lags): 1 means it holds the window full on its own.
+func (g *Group) MaxLag() float64 {
+	if g.state != member {
+		return 0
+	}
+	g.lags = g.mem.Lags(g.lags)
+	worst := 0.0
+	for r, l := range g.lags {
+		if r != g.view.Self {
+			worst = max(worst, l)
+		}
+	}
+	return worst
+}
+
 // Traffic returns the multicast counters of every view so far.
 func (g *Group) Traffic() Stats {
 	t := g.past
