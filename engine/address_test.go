@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,4 +153,45 @@ func TestPresets(t *testing.T) {
 			cl.verify()
 		})
 	}
+}
+
+// A seed's host name is resolved again while discovering: a joiner whose
+// seed name pointed nowhere at first finds the group once the name
+// points at its member, before it would form a group of its own.
+func TestSeedNamesResolvedAgain(t *testing.T) {
+	cfg := DefaultConfig()
+	member, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	g0, err := member.Join(context.Background(), "moving", nil, Handlers{Deliver: func(Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DiscoverTimeout = 3 * time.Second
+	joiner, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer joiner.Close()
+	var lookups atomic.Int32
+	joiner.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		if host != "seed.test" {
+			return nil, fmt.Errorf("unknown host %q", host)
+		}
+		if lookups.Add(1) == 1 {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.254")}, nil // nobody there yet
+		}
+		return []netip.Addr{member.Addr().Addr()}, nil
+	}
+	start := time.Now()
+	g1, err := joiner.Join(context.Background(), "moving", []string{fmt.Sprintf("seed.test:%d", member.Addr().Port())}, Handlers{Deliver: func(Message) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(g1.View().Members); n != 2 {
+		t.Fatalf("the joiner's first view has %d members after %v (lookups %d): it did not find the group", n, time.Since(start), lookups.Load())
+	}
+	waitFullView(t, []*Group{g0, g1})
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ type Engine struct {
 	cfg  Config
 	conn udp.Conn
 	addr netip.AddrPort // advertised: what members reach it at
+	// lookup resolves seeds' host names (tests replace it).
+	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	log  *slog.Logger
 
 	mu     sync.Mutex
@@ -141,6 +144,9 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.groupList.Store(&[]*Group{})
+	e.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}
 	var err error
 	if e.addr, err = cfg.advertised(conn.LocalAddr()); err != nil {
 		if cfg.Conn == nil {

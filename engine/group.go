@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -102,8 +103,10 @@ type item struct {
 }
 
 // Join makes this engine a member of the group called name. seeds are
-// addresses ("ip:port", or "host:port", resolved now to every address of
-// this engine's family) of processes that may be members: Join contacts
+// addresses ("ip:port", or "host:port": every address of this engine's
+// family the name resolves to now, and again three times per
+// DiscoverTimeout while discovering, every 30 s after) of processes that
+// may be members: Join contacts
 // them, joins the group through any member, or, when none answers within
 // DiscoverTimeout, forms the group (if several processes start together,
 // the one with the lowest address forms it and the others join). This
@@ -175,6 +178,9 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	}
 	g.delivered.Add(1)
 	go g.deliveryLoop()
+	if hasNames(seeds) {
+		go g.reresolve(seeds, addrs)
+	}
 	e.poke()
 	select {
 	case <-g.viewCh:
@@ -751,7 +757,7 @@ func (e *Engine) resolveSeeds(ctx context.Context, seeds []string) ([]netip.Addr
 		if err != nil {
 			return nil, fmt.Errorf("seed %d, %q: port: %w", i, s, err)
 		}
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		ips, err := e.lookup(ctx, host)
 		if err != nil {
 			return nil, fmt.Errorf("seed %d, %q: %w", i, s, err)
 		}
@@ -766,4 +772,49 @@ func (e *Engine) resolveSeeds(ctx context.Context, seeds []string) ([]netip.Addr
 		}
 	}
 	return addrs, nil
+}
+
+func hasNames(seeds []string) bool {
+	for _, s := range seeds {
+		if _, err := netip.ParseAddrPort(s); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// reresolve resolves seeds given as host names again, three times per
+// DiscoverTimeout while the process is looking for its group (a name
+// may point elsewhere by now) and every 30 s once in a view (a blocked
+// member asks its seeds), until the membership ends. A lookup that
+// fails keeps the addresses known.
+func (g *Group) reresolve(seeds []string, known []netip.AddrPort) {
+	for {
+		every := 30 * time.Second
+		g.e.protoMu.Lock()
+		if g.proto.Discovering() {
+			every = max(g.e.cfg.DiscoverTimeout/3, time.Millisecond)
+		}
+		g.e.protoMu.Unlock()
+		t := time.NewTimer(every)
+		select {
+		case <-t.C:
+		case <-g.endedCh:
+			t.Stop()
+			return
+		case <-g.stopCh:
+			t.Stop()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(g.e.cfg.DiscoverTimeout, time.Second))
+		addrs, err := g.e.resolveSeeds(ctx, seeds)
+		cancel()
+		if err != nil || slices.Equal(addrs, known) {
+			continue
+		}
+		known = addrs
+		g.e.protoMu.Lock()
+		g.proto.SetSeeds(addrs)
+		g.e.protoMu.Unlock()
+	}
 }

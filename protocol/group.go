@@ -332,6 +332,13 @@ const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners + ma
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
 
+// SetSeeds replaces the seeds (the driver resolves host names again).
+func (g *Group) SetSeeds(seeds []netip.AddrPort) { g.cfg.Seeds = slices.Clone(seeds) }
+
+// Discovering reports whether this process is still looking for its
+// group or joining it.
+func (g *Group) Discovering() bool { return g.state == discovering || g.state == joining }
+
 // MaxLag is how far the slowest member trails the one furthest ahead in
 // consuming this member's own messages, as a share of the window (see
 // Member.Lags): 1 means it holds the window full on its own.
