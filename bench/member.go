@@ -67,6 +67,11 @@ type MemberConfig struct {
 	// Insecure sets engine.Config.Insecure: without KeyFile, the engine
 	// may then listen on an address that is not loopback.
 	Insecure bool
+	// Quorum is the engine's quorum policy: majority, tiebreaker or
+	// laststanding (engine.ParseQuorum); QuorumWindow its window for
+	// laststanding (0: the engine's default).
+	Quorum       string
+	QuorumWindow time.Duration
 	// Metrics, when set, is a TCP address ("ip:port") where the member
 	// serves its counters: Prometheus at /metrics, expvar at /debug/vars.
 	Metrics string
@@ -101,9 +106,16 @@ func (c *MemberConfig) Validate() error {
 	if _, err := ParseOrder(c.Order, c.Safe); err != nil {
 		return err
 	}
+	if c.Quorum != "" {
+		if _, err := engine.ParseQuorum(c.Quorum); err != nil {
+			return err
+		}
+	}
 	switch {
 	case c.Group == "":
 		return errors.New("group name is empty")
+	case c.QuorumWindow < 0:
+		return fmt.Errorf("quorum window is %v; use 0 (the engine's default) or more", c.QuorumWindow)
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (as fast as flow control allows) or a positive rate", c.Rate)
 	case c.Size < 0 || c.Size > MaxSize:
@@ -173,6 +185,12 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	}
 	ecfg.SlowMember, _ = engine.ParseSlowMemberPolicy(cfg.SlowMember) // validated
 	ecfg.Keys, ecfg.Insecure = keys, cfg.Insecure
+	if cfg.Quorum != "" {
+		ecfg.Quorum, _ = engine.ParseQuorum(cfg.Quorum) // validated
+	}
+	if cfg.QuorumWindow > 0 {
+		ecfg.QuorumWindow = cfg.QuorumWindow
+	}
 	ecfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Rejoin is done here rather than by engine.Config.Rejoin: the engine
 	// rejoins under a new *Group that it does not hand back, so this

@@ -51,6 +51,13 @@ type Config struct {
 	WindowMessages int
 	WindowBytes    int
 
+	// Quorum is the rule a view change needs to go on (see Quorum).
+	// Default QuorumMajority. Every member of a group must use the same.
+	Quorum Quorum
+	// QuorumWindow is how long a view must have been stable for
+	// QuorumLastManStanding to break a tie. Default 10 s.
+	QuorumWindow time.Duration
+
 	// MaxMembers bounds a group's views: joins beyond it are refused
 	// (GroupStats.JoinsRefused), and a view announced larger is not
 	// believed. Default 256 (a view's membership messages must fit one
@@ -248,6 +255,7 @@ func DefaultConfig() Config {
 		ListenAddr:        "127.0.0.1:0",
 		MaxDatagram:       8192,
 		MaxMembers:        256,
+		QuorumWindow:      10 * time.Second,
 		MaxMessageSize:    16 << 20,
 		WindowMessages:    32768,
 		WindowBytes:       4 << 20,
@@ -293,6 +301,54 @@ func (p SlowMemberPolicy) String() string {
 	return fmt.Sprintf("SlowMemberPolicy(%d)", int(p))
 }
 
+// Quorum is the rule by which a view change goes on: which members of
+// the current view must take part for the next view to be installed.
+// Each lets at most one side of any partition go on; the others block
+// (Send fails with ErrBlocked after BlockTimeout) until they can rejoin.
+type Quorum int
+
+const (
+	// QuorumMajority (the default): more than half of the view. A group
+	// of 2 cannot outlive either member, and of an exact half split
+	// neither half goes on.
+	QuorumMajority Quorum = iota
+	// QuorumTieBreaker: more than half, or exactly half when that half
+	// holds the view's oldest member (rank 0, the coordinator): a group
+	// of 2 outlives the crash of its younger member, and of an exact half
+	// split (2|2 of 4) the half with the oldest member goes on. The price:
+	// if the oldest member's half is the one cut off from the clients,
+	// the group goes on where it is not useful.
+	QuorumTieBreaker
+	// QuorumLastManStanding: as QuorumTieBreaker, but a tie is broken
+	// only for a view that has been stable for QuorumWindow: the group
+	// shrinks one failure at a time, each after a stable window, down to
+	// its oldest member alone, while a flapping network that splits a
+	// fresh view evenly blocks both halves as under QuorumMajority.
+	QuorumLastManStanding
+)
+
+func (q Quorum) String() string {
+	switch q {
+	case QuorumMajority:
+		return "majority"
+	case QuorumTieBreaker:
+		return "tiebreaker"
+	case QuorumLastManStanding:
+		return "laststanding"
+	}
+	return fmt.Sprintf("Quorum(%d)", int(q))
+}
+
+// ParseQuorum reads "majority", "tiebreaker" or "laststanding".
+func ParseQuorum(s string) (Quorum, error) {
+	for _, q := range []Quorum{QuorumMajority, QuorumTieBreaker, QuorumLastManStanding} {
+		if q.String() == s {
+			return q, nil
+		}
+	}
+	return 0, fmt.Errorf("quorum %q: use majority, tiebreaker or laststanding", s)
+}
+
 // ParseSlowMemberPolicy reads "block" or "evict".
 func ParseSlowMemberPolicy(s string) (SlowMemberPolicy, error) {
 	switch s {
@@ -317,6 +373,10 @@ func (c *Config) validate() error {
 		return bad("WindowMessages is %d; use 16 to 16777216", c.WindowMessages)
 	case c.WindowBytes < 2*c.MaxDatagram || c.WindowBytes > 1<<30:
 		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
+	case c.Quorum < QuorumMajority || c.Quorum > QuorumLastManStanding:
+		return bad("Quorum is %v; use QuorumMajority, QuorumTieBreaker or QuorumLastManStanding", c.Quorum)
+	case c.Quorum == QuorumLastManStanding && c.QuorumWindow < c.TickInterval:
+		return bad("QuorumWindow %v is shorter than TickInterval %v", c.QuorumWindow, c.TickInterval)
 	case c.MaxMembers < 2 || c.MaxMembers > protocol.MaxMembers:
 		return bad("MaxMembers is %d; use 2 to %d (256 is the default)", c.MaxMembers, protocol.MaxMembers)
 	case c.DeliveryQueue < 1 || c.DeliveryQueue > 1<<20:

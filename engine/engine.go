@@ -39,7 +39,7 @@ type Engine struct {
 	addr netip.AddrPort // advertised: what members reach it at
 	// lookup resolves seeds' host names (tests replace it).
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
-	log  *slog.Logger
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	groups map[uint64]*Group

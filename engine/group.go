@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cohort-vs/cohort/flush"
 	"github.com/cohort-vs/cohort/protocol"
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/udp"
@@ -147,14 +148,16 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 			MaxOutDatagrams: 64,
 			Sequencer:       c.SequencerRank,
 		},
-		DiscoverTicks: c.ticks(c.DiscoverTimeout),
-		RetryTicks:    c.ticks(c.RetryInterval),
-		SilentTicks:   c.ticks(c.SuspectTimeout),
-		ProbeTicks:    c.ticks(c.ProbeTimeout),
-		RoundTicks:    c.ticks(c.RoundTimeout),
-		BlockTicks:    c.ticks(c.BlockTimeout),
-		EvictLag:      c.EvictLag,
-		EvictTicks:    c.evictTicks(),
+		DiscoverTicks:     c.ticks(c.DiscoverTimeout),
+		RetryTicks:        c.ticks(c.RetryInterval),
+		SilentTicks:       c.ticks(c.SuspectTimeout),
+		ProbeTicks:        c.ticks(c.ProbeTimeout),
+		RoundTicks:        c.ticks(c.RoundTimeout),
+		BlockTicks:        c.ticks(c.BlockTimeout),
+		EvictLag:          c.EvictLag,
+		EvictTicks:        c.evictTicks(),
+		Quorum:            flush.Quorum(c.Quorum),
+		QuorumStableTicks: c.ticks(c.QuorumWindow),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: Join %q: %w", name, err)

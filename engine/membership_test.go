@@ -320,3 +320,43 @@ func TestJoinFullGroupFails(t *testing.T) {
 		t.Fatalf("the view has %d members", len(v.Members))
 	}
 }
+
+// A group of 2 under QuorumTieBreaker outlives the crash of its younger
+// member: the oldest goes on alone and keeps sending and delivering.
+// Under QuorumMajority the same crash blocks it (the documented limit).
+func TestTieBreakerPairSurvives(t *testing.T) {
+	for _, q := range []Quorum{QuorumTieBreaker, QuorumMajority} {
+		t.Run(q.String(), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Quorum = q
+			cfg.BlockTimeout = 2 * time.Second
+			engines, addrs := newEngines(t, 2, cfg)
+			var groups []*Group
+			var got atomic.Int64
+			for _, e := range engines {
+				g, err := e.Join(context.Background(), "pair", addrs, Handlers{Deliver: func(Message) { got.Add(1) }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				groups = append(groups, g)
+			}
+			waitFullView(t, groups)
+			oldest := 0
+			if groups[0].View().Self != 0 {
+				oldest = 1
+			}
+			engines[1-oldest].Close() // the younger crashes
+			g := groups[oldest]
+			if q == QuorumMajority {
+				waitFor(t, 10*time.Second, func() bool { return g.blocked.Load() }, "the survivor to block")
+				return
+			}
+			waitFor(t, 10*time.Second, func() bool { return len(g.View().Members) == 1 }, "a view of the survivor alone")
+			before := got.Load()
+			if err := g.Send(context.Background(), FIFO, []byte("still here")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, func() bool { return got.Load() > before }, "its own message delivered")
+		})
+	}
+}

@@ -15,6 +15,47 @@ import (
 // partition can never both install a view.
 func Majority(n int) int { return n/2 + 1 }
 
+// Quorum is the rule by which the members of a view that take part in a
+// view change may install the next view. Each allows at most one side of
+// any partition to go on.
+type Quorum uint8
+
+const (
+	// QuorumMajority: more than half of the view.
+	QuorumMajority Quorum = iota
+	// QuorumTieBreaker: more than half, or exactly half when that half
+	// holds the view's lowest rank (its oldest member): a group of 2
+	// outlives the crash of its higher-ranked member, and of an exact
+	// half split the half with the oldest member goes on.
+	QuorumTieBreaker
+	// QuorumLastManStanding: as QuorumTieBreaker, but the tie is broken
+	// only for a view that has been stable for the configured time: the
+	// group shrinks one failure at a time (down to its oldest member
+	// alone), never in a cascade of views that a flapping network makes.
+	QuorumLastManStanding
+)
+
+// HasQuorum reports whether k members of a view of n, present[r] telling
+// which ranks, may install the next view under q; stable says whether
+// the view has been stable long enough (QuorumLastManStanding).
+func HasQuorum(q Quorum, n int, present func(rank int) bool, stable bool) bool {
+	k := 0
+	for r := 0; r < n; r++ {
+		if present(r) {
+			k++
+		}
+	}
+	switch {
+	case 2*k > n:
+		return true
+	case 2*k < n || n == 0:
+		return false
+	case q == QuorumTieBreaker, q == QuorumLastManStanding && stable:
+		return present(0)
+	}
+	return false
+}
+
 // Changes are the membership changes a coordinator has collected.
 type Changes struct {
 	Joiners []wire.MemberID

@@ -88,3 +88,52 @@ func TestChooseAdmitsFewerJoinersThanMembers(t *testing.T) {
 		t.Fatalf("members %v", p.Members)
 	}
 }
+
+func TestHasQuorum(t *testing.T) {
+	set := func(ranks ...int) func(int) bool {
+		return func(r int) bool {
+			for _, x := range ranks {
+				if x == r {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	for _, c := range []struct {
+		q      Quorum
+		n      int
+		ranks  []int
+		stable bool
+		want   bool
+	}{
+		{QuorumMajority, 3, []int{1, 2}, false, true},
+		{QuorumMajority, 2, []int{0}, true, false},
+		{QuorumMajority, 4, []int{0, 1}, true, false},
+		{QuorumTieBreaker, 2, []int{0}, false, true},
+		{QuorumTieBreaker, 2, []int{1}, false, false},
+		{QuorumTieBreaker, 4, []int{0, 3}, false, true},
+		{QuorumTieBreaker, 4, []int{1, 2}, false, false},
+		{QuorumTieBreaker, 5, []int{0, 1}, false, false}, // odd: no tie to break
+		{QuorumLastManStanding, 2, []int{0}, false, false},
+		{QuorumLastManStanding, 2, []int{0}, true, true},
+		{QuorumLastManStanding, 4, []int{2, 3}, true, false},
+		{QuorumLastManStanding, 3, []int{0, 2}, false, true},
+	} {
+		if got := HasQuorum(c.q, c.n, set(c.ranks...), c.stable); got != c.want {
+			t.Errorf("HasQuorum(%d, n=%d, %v, stable=%v) = %v, want %v", c.q, c.n, c.ranks, c.stable, got, c.want)
+		}
+	}
+	// At most one side of any split: no two disjoint sets both have it.
+	for _, q := range []Quorum{QuorumMajority, QuorumTieBreaker, QuorumLastManStanding} {
+		for n := 1; n <= 6; n++ {
+			for mask := 0; mask < 1<<n; mask++ {
+				in := func(r int) bool { return mask&(1<<r) != 0 }
+				out := func(r int) bool { return mask&(1<<r) == 0 }
+				if HasQuorum(q, n, in, true) && HasQuorum(q, n, out, true) {
+					t.Fatalf("quorum %d, n=%d: both sides of split %b have a quorum", q, n, mask)
+				}
+			}
+		}
+	}
+}

@@ -101,8 +101,21 @@ func addrs(members []string) map[string]bool {
 // installs a view of its 3 within 2 s and keeps delivering; the minority
 // installs no view while cut off; after the heal the minority rejoins as
 // new incarnations with state transfer; the logs pass the checker.
-func TestLabPartition(t *testing.T) {
-	rep := runShipped(t, "partition-3-2")
+func TestLabPartition(t *testing.T) { checkSplit(t, runShipped(t, "partition-3-2"), 5) }
+
+// TestLabTieBreakerSplit: under the tiebreaker quorum, of a 2|2 split of
+// 4 the half holding the oldest member goes on, the other blocks, and
+// all are back in one view after the heal.
+func TestLabTieBreakerSplit(t *testing.T) {
+	checkSplit(t, runShipped(t, "partition-2-2-tiebreaker"), 4)
+}
+
+// checkSplit checks a partition then a heal of total members: the first
+// side goes on (a view of its own within 2 s, deliveries continuing),
+// the second blocks (no view, no delivery after 2 s) and rejoins with
+// state transfer after the heal; all end in one view of total.
+func checkSplit(t *testing.T, rep *Report, total int) {
+	t.Helper()
 	cut, heal := rep.Steps[0], rep.Steps[1]
 	if cut.Step.Kind != StepPartition || heal.Step.Kind != StepHeal {
 		t.Fatalf("steps %v, %v: want a partition then a heal", cut.Step, heal.Step)
@@ -166,10 +179,62 @@ func TestLabPartition(t *testing.T) {
 			t.Errorf("m%d (minority) rejoined as %s without state transfer", m, rejoined.Self)
 		}
 	}
-	// After the heal every member ends in a view of all 5.
+	// After the heal every member ends in a view of all.
 	for _, mv := range heal.Views {
-		if len(mv.Views) == 0 || len(mv.Views[len(mv.Views)-1].Members) != 5 {
-			t.Errorf("m%d: no view of all 5 after the heal: %+v", mv.Member, mv.Views)
+		if len(mv.Views) == 0 || len(mv.Views[len(mv.Views)-1].Members) != total {
+			t.Errorf("m%d: no view of all %d after the heal: %+v", mv.Member, total, mv.Views)
+		}
+	}
+}
+
+// TestLabTieBreakerPair: under the tiebreaker quorum a group of 2
+// outlives the crash of its younger member: the oldest installs a view
+// of itself alone and goes on delivering.
+func TestLabTieBreakerPair(t *testing.T) {
+	rep := runShipped(t, "pair-tiebreaker")
+	checkShrinks(t, rep, shippedEnd(t, "pair-tiebreaker")-rep.Steps[len(rep.Steps)-1].At)
+}
+
+// TestLabLastManStanding: under the last-man-standing quorum a group of
+// 5 loses its youngest member every 3 s and shrinks one failure at a
+// time down to its oldest member alone, delivering all along.
+func TestLabLastManStanding(t *testing.T) {
+	rep := runShipped(t, "shrink-laststanding")
+	checkShrinks(t, rep, shippedEnd(t, "shrink-laststanding")-rep.Steps[len(rep.Steps)-1].At)
+}
+
+// shippedEnd is when a shipped scenario ends, from time 0.
+func shippedEnd(t *testing.T, name string) time.Duration {
+	sc, err := ParseScenarioFile(filepath.Join("scenarios", name+".lab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc.End
+}
+
+// checkShrinks checks crash steps: after each, m0 installs a view
+// without the victim (of one member fewer) and delivers until the next
+// step; after the last, until within a second of the end (last phase
+// long).
+func checkShrinks(t *testing.T, rep *Report, last time.Duration) {
+	t.Helper()
+	want := rep.Members
+	for i, st := range rep.Steps {
+		want--
+		phase := last
+		if i+1 < len(rep.Steps) {
+			phase = rep.Steps[i+1].At - st.At
+		}
+		for _, mv := range st.Views {
+			if mv.Member != 0 {
+				continue
+			}
+			if len(mv.Views) == 0 || len(mv.Views[len(mv.Views)-1].Members) != want {
+				t.Errorf("after %v: m0 has no view of %d members: %+v", st.Step, want, mv.Views)
+			}
+			if mv.LastDelivery < phase-time.Second {
+				t.Errorf("after %v: m0's last delivery %v into a %v phase: it stopped delivering", st.Step, mv.LastDelivery, phase)
+			}
 		}
 	}
 }

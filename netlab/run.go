@@ -190,6 +190,12 @@ func RunScenario(ctx context.Context, cfg RunConfig) (*Report, error) {
 	if sc.MaxDatagram != 0 {
 		flags = append(flags, "--max-datagram", strconv.Itoa(sc.MaxDatagram))
 	}
+	if sc.Quorum != "" {
+		flags = append(flags, "--quorum", sc.Quorum)
+	}
+	if sc.QuorumWindow != 0 {
+		flags = append(flags, "--quorum-window", sc.QuorumWindow.String())
+	}
 	// The namespaces' addresses are not loopback: the members run keyed,
 	// as on a real network, with a key made for this run.
 	keyFile, err := writeKeyFile(dir)

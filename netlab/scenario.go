@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/bench"
+	"github.com/cohort-vs/cohort/engine"
 )
 
 // A Scenario is a fault lab run read from a text file: settings, then
@@ -38,6 +39,10 @@ type Scenario struct {
 	LeaveTimeout time.Duration
 	MTU          int    // of every link
 	MaxDatagram  int    // the members' engine MaxDatagram; 0: the engine's default
+	// Quorum is the members' quorum policy (engine.ParseQuorum's names);
+	// QuorumWindow its window for laststanding, 0: the engine's default.
+	Quorum       string
+	QuorumWindow time.Duration
 	Steps        []Step // in time order
 	End          time.Duration
 }
@@ -202,6 +207,25 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			if _, err := bench.ParseOrder(s.Order, s.Safe); err != nil {
 				return nil, fail("%v", err)
 			}
+		case "quorum":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := engine.ParseQuorum(v); err != nil {
+				return nil, fail("%v", err)
+			}
+			s.Quorum = v
+		case "quorum-window":
+			v, err := arg()
+			if err != nil {
+				return nil, err
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return nil, fail("quorum-window %q: want a positive duration such as 1s", v)
+			}
+			s.QuorumWindow = d
 		case "leave-timeout":
 			v, err := arg()
 			if err != nil {

@@ -62,6 +62,12 @@ type GroupConfig struct {
 	// unless that would leave the view without a majority.
 	EvictLag   float64
 	EvictTicks int
+
+	// Quorum is the rule a view change needs (flush.Quorum; the zero
+	// value is the majority), and QuorumStableTicks how long a view must
+	// have been stable for QuorumLastManStanding to break a tie.
+	Quorum            flush.Quorum
+	QuorumStableTicks int
 }
 
 // View is a group view as the protocol sees it.

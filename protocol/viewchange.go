@@ -321,14 +321,8 @@ func (g *Group) proposeIfReady() {
 			return
 		}
 	}
-	promised := 0
-	for _, p := range r.promises {
-		if p != nil {
-			promised++
-		}
-	}
-	if promised < flush.Majority(len(g.view.Members)) {
-		return // a minority: wait, retrying, for the others or a heal
+	if !g.hasQuorum(func(rank int) bool { return r.promises[rank] != nil }) {
+		return // no quorum: wait, retrying, for the others or a heal
 	}
 	r.proposal = flush.Choose(r.ballot, g.view.Epoch, g.view.Members, r.promises, &g.changes)
 	r.proposal.Founder = g.install.Founder
@@ -698,4 +692,11 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	if g.leaving {
 		g.requestLeave()
 	}
+}
+
+// hasQuorum reports whether the ranks present may install the next view
+// under the group's quorum policy.
+func (g *Group) hasQuorum(present func(rank int) bool) bool {
+	stable := g.now-g.installedAt >= int64(g.cfg.QuorumStableTicks)
+	return flush.HasQuorum(g.cfg.Quorum, len(g.view.Members), present, stable)
 }

@@ -41,6 +41,8 @@ func memberMain(args []string) int {
 	fs.StringVar(&cfg.SlowMember, "slow-member", def.SlowMember, "slow-member policy: block (wait for the slowest member) or evict (remove a member that lags too long)")
 	fs.StringVar(&cfg.KeyFile, "key-file", "", "keyed mode: seal every datagram with the key in this `file` (32 bytes in base64, e.g. from `head -c 32 /dev/urandom | base64`); every member needs the same key")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow a --listen address that is not loopback without --key-file (a trusted, isolated network only)")
+	fs.StringVar(&cfg.Quorum, "quorum", "majority", "quorum policy: majority, tiebreaker (a group of 2 outlives its younger member; of an exact half split, the oldest member's half goes on) or laststanding (tiebreaker once a view has been stable for --quorum-window)")
+	fs.DurationVar(&cfg.QuorumWindow, "quorum-window", 0, "how long a view must be stable before laststanding breaks a tie (0: the engine's 10s)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cohort-vs/cohort/flush"
 	"github.com/cohort-vs/cohort/sim"
 )
 
@@ -21,6 +22,7 @@ func main() {
 	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
 	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
 	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (sim/adversary.go)")
+	quorum := flag.String("quorum", "majority", `quorum policy of every process: majority, tiebreaker or laststanding (its tie broken once a view is stable for 200 ticks)`)
 	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()
 	draw := sim.RandomOptions
@@ -32,10 +34,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "vssim: -faults %q: use all or network\n", *faults)
 		os.Exit(2)
 	}
+	var q flush.Quorum
+	switch *quorum {
+	case "majority":
+	case "tiebreaker":
+		q = flush.QuorumTieBreaker
+	case "laststanding":
+		q = flush.QuorumLastManStanding
+	default:
+		fmt.Fprintf(os.Stderr, "vssim: -quorum %q: use majority, tiebreaker or laststanding\n", *quorum)
+		os.Exit(2)
+	}
 	options := func(seed uint64) sim.Options {
 		o := draw(seed)
 		o.Adversary = *adversary
 		o.Keyed, o.AdversaryHasKey = *keyed != "", *keyed == "insider"
+		o.Protocol.Quorum, o.Protocol.QuorumStableTicks = q, 200
 		return o
 	}
 	switch *keyed {
@@ -50,6 +64,9 @@ func main() {
 	}
 	if *keyed != "" {
 		replayFlags += " -keyed " + *keyed
+	}
+	if *quorum != "majority" {
+		replayFlags += " -quorum " + *quorum
 	}
 
 	if *seed != 0 {
