@@ -37,8 +37,8 @@ type Scenario struct {
 	StateSize int     // application state padding, moved by state transfer
 	// LeaveTimeout bounds each member's graceful leave at the end.
 	LeaveTimeout time.Duration
-	MTU          int    // of every link
-	MaxDatagram  int    // the members' engine MaxDatagram; 0: the engine's default
+	MTU          int // of every link
+	MaxDatagram  int // the members' engine MaxDatagram; 0: the engine's default
 	// Quorum is the members' quorum policy (engine.ParseQuorum's names);
 	// QuorumWindow its window for laststanding, 0: the engine's default.
 	Quorum       string
