@@ -88,11 +88,9 @@ type Group struct {
 	restMu   sync.Mutex
 	doneRest map[wire.MemberID]bool
 	// Owned by the delivery goroutine: restoring the state failed, nothing
-	// more is delivered; the first view was seen; members this one counts
-	// as restoring (see stateAtView).
+	// more is delivered; the first view was seen.
 	failed  bool
 	known   bool
-	pending map[wire.MemberID]bool
 	endOnce sync.Once
 }
 
@@ -173,7 +171,6 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 		endedCh:   make(chan struct{}),
 		viewCh:    make(chan struct{}),
 		doneRest:  map[wire.MemberID]bool{},
-		pending:   map[wire.MemberID]bool{},
 		track:     track,
 	}
 	if err := e.add(g); err != nil {

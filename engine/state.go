@@ -62,22 +62,20 @@ type inXfer struct {
 	pipe  *statePipe
 }
 
-// Which members are restoring their state, as this member knows it.
-//
-// A member restores from the moment it joins until it has the whole
-// state; then it sends StateDone to every member. A member counts as
-// restoring the members that joined in the views it saw, and, at its own
-// join, the members its donor counted as restoring (the donor sends that
-// list ahead of the state), until it receives their StateDone. In a view
-// with restoring members, the lowest-ranked member that is not restoring
-// is the donor: it sends its state to every restoring member. A joiner
-// that has not finished restoring when a new view arrives starts again
-// from that view's donor: the messages it buffered meanwhile are in the
-// new snapshot. Members learn of StateDone at different times, so two
-// members may both act as donor (the joiner takes the first, and tells the
-// other to stop), or a donor may send to a member that finished (which
-// tells it to stop): a snapshot taken at a view boundary is the same at
-// every member, so either is right.
+// Which members are restoring their state: the view says so. A member
+// restores from the moment it joins until it has the whole state; then
+// it sends StateDone to every member and tells the protocol (Restored),
+// whose next promise stops listing it. Each view change lists, in the
+// view it makes, its joiners and the members whose promise says they are
+// restoring (wire.Proposal.Restoring), so every member of the view agrees
+// on them, and on the donor: the lowest-ranked member not restoring. It
+// sends its state to every restoring member it has not had StateDone
+// from. A joiner that has not finished restoring when a new view arrives
+// starts again from that view's donor: the messages it buffered meanwhile
+// are in the new snapshot. A member that finished after its promise is
+// sent a state it does not need (it tells the donor to stop): a snapshot
+// taken at a view boundary is the same at every member, so either is
+// right.
 
 // stateAtView runs at the delivery goroutine for each view, before its
 // View handler.
@@ -88,20 +86,14 @@ func (g *Group) stateAtView(v *protocol.View) {
 		g.stateDone(v.Epoch)
 		return
 	}
-	for _, r := range v.Joined {
-		g.pending[v.Members[r]] = true
-	}
-	for m := range g.pending {
-		if !slices.Contains(v.Members, m) {
-			delete(g.pending, m)
-		}
-	}
+	// The view says who is restoring, the same at every member, so every
+	// member picks the same donor: the lowest rank not restoring.
 	restoring := g.restoringIn(v)
 	if len(restoring) == 0 {
 		return
 	}
 	for r, m := range v.Members {
-		if !slices.Contains(restoring, m) {
+		if !slices.Contains(v.Restoring, m) {
 			if r == v.Self {
 				g.snapshot(v, restoring)
 			}
@@ -110,14 +102,15 @@ func (g *Group) stateAtView(v *protocol.View) {
 	}
 }
 
-// restoringIn lists the members of v this member counts as restoring.
+// restoringIn lists the members of v that the view says are restoring,
+// less this member (it runs this at a view event: it has its state) and
+// those it heard are done since (StateDone): the donor's recipients.
 func (g *Group) restoringIn(v *protocol.View) []wire.MemberID {
 	var out []wire.MemberID
 	g.restMu.Lock()
 	defer g.restMu.Unlock()
-	for r, m := range v.Members {
-		// This member has its state: it runs this at a view event.
-		if r != v.Self && g.pending[m] && !g.doneRest[m] {
+	for _, m := range v.Restoring {
+		if m != v.Members[v.Self] && !g.doneRest[m] {
 			out = append(out, m)
 		}
 	}
@@ -137,9 +130,10 @@ func (g *Group) needsRestore(v *protocol.View) bool {
 	return !g.known && g.handlers.Restore != nil && v.Founder != v.Members[v.Self]
 }
 
-// The donor sends, ahead of the compressed state, the members it counts
-// as restoring (see stateAtView): a count, then for each its address (16
-// bytes), port (2) and incarnation (8), little-endian.
+// The donor sends, ahead of the compressed state, the members it sends it
+// to (informational: every member knows them from the view): a count,
+// then for each its address (16 bytes), port (2) and incarnation (8),
+// little-endian.
 func appendRestoring(b []byte, ms []wire.MemberID) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(ms)))
 	for _, m := range ms {
@@ -278,8 +272,7 @@ func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
 
 // restoreResult is what a Restore goroutine ends with.
 type restoreResult struct {
-	restoring []wire.MemberID // the donor's restoring members
-	err       error
+	err error
 }
 
 // startRestore asks the protocol loop for the state of view epoch and
@@ -296,7 +289,7 @@ func (g *Group) startRestore(epoch uint64) (*statePipe, chan restoreResult) {
 	g.e.poke()
 	done := make(chan restoreResult, 1)
 	go func() {
-		restoring, err := readRestoring(pipe)
+		_, err := readRestoring(pipe)
 		if errors.Is(err, ErrNoState) {
 			err = g.handlers.Restore(errReader{err})
 		} else if err == nil {
@@ -307,7 +300,7 @@ func (g *Group) startRestore(epoch uint64) (*statePipe, chan restoreResult) {
 				dec.Close()
 			}
 		}
-		done <- restoreResult{restoring, err}
+		done <- restoreResult{err}
 	}()
 	return pipe, done
 }
@@ -410,10 +403,6 @@ func (g *Group) restore(ev *protocol.Event) bool {
 		if next != nil && !ended {
 			g.e.log.Info("cohort: state transfer starts over at a new view", "group", g.name, "epoch", next.View.Epoch, "reason", res.err)
 			g.restarts.Add(1)
-			// The new view's joiners are restoring too.
-			for _, r := range next.View.Joined {
-				g.pending[next.View.Members[r]] = true
-			}
 			ev = next
 			continue
 		}
@@ -429,9 +418,6 @@ func (g *Group) restore(ev *protocol.Event) bool {
 				g.e.poke()
 			}
 		} else {
-			for _, m := range res.restoring {
-				g.pending[m] = true
-			}
 			g.event(ev)
 		}
 		for i := range spill {
@@ -559,6 +545,7 @@ func (g *Group) stateService() {
 	giveUp := int64(stateGiveUp * 1e6 / g.e.cfg.TickInterval.Nanoseconds())
 	if d := g.doneEpoch.Swap(0); d != 0 {
 		g.doneSent = d
+		g.proto.Restored() // its next promise says so: views stop listing it
 		for r, m := range view.Members {
 			if r != view.Self {
 				// Twice: a lost StateDone costs a transfer.

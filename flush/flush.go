@@ -79,7 +79,8 @@ func (c *Changes) Empty() bool {
 //     installed somewhere, and a view number must never name two views.
 //   - Otherwise the new view is the members that promised, minus leavers,
 //     in their old order, then the joiners (fewer than those members,
-//     or one); and the cut for every old
+//     or one); its restoring members are the joiners and the members
+//     whose promise says they are restoring; and the cut for every old
 //     member is the highest contiguous mark any promise reports, with the
 //     member that reported it as the holder to fetch from.
 //
@@ -123,6 +124,9 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 			continue
 		}
 		prop.Members = append(prop.Members, m)
+		if p.Restoring {
+			prop.Restoring = append(prop.Restoring, m)
+		}
 	}
 	// Joiners may be fewer than the members kept: then the kept members
 	// alone are a majority of the new view, and joiners that never take
@@ -135,6 +139,7 @@ func Choose(b wire.Ballot, epoch uint64, view []wire.MemberID, promises []*wire.
 		}
 		if !contains(prop.Members, j) {
 			prop.Members = append(prop.Members, j)
+			prop.Restoring = append(prop.Restoring, j) // a joiner takes the state
 			joined++
 		}
 	}

@@ -80,6 +80,10 @@ type View struct {
 	Left    []wire.MemberID
 	Failed  []wire.MemberID
 	Evicted []wire.MemberID // removed by the slow-member policy
+	// Restoring are the members of this view still taking the group's
+	// state, as the view change agreed (wire.Proposal.Restoring): the
+	// same at every member.
+	Restoring []wire.MemberID
 }
 
 // Event is something the application must learn in order with its
@@ -127,6 +131,10 @@ type Group struct {
 	// holdOthers: the driver asks to hold back reports of others'
 	// messages consumed (HoldOthers).
 	holdOthers bool
+	// restoring: this member joined and has not told the protocol it has
+	// the group's state yet (Restored); its promises say so. restored:
+	// it has, for good (this membership restores once).
+	restoring, restored bool
 	// rxSize is the size of the datagram being received: answers to it
 	// that may go to a non-member are no larger (answer).
 	rxSize int
@@ -337,6 +345,10 @@ const MaxNetworkState = maxStarting + 2*maxQueried + maxRelays + maxJoiners + ma
 
 // Stats returns the membership counters.
 func (g *Group) Stats() GroupStats { return g.stats }
+
+// Restored tells the protocol that this member has the group's state (or
+// needs none): its promises stop listing it as restoring.
+func (g *Group) Restored() { g.restoring, g.restored = false, true }
 
 // SetSeeds replaces the seeds (the driver resolves host names again).
 func (g *Group) SetSeeds(seeds []netip.AddrPort) { g.cfg.Seeds = slices.Clone(seeds) }

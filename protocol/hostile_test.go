@@ -129,3 +129,38 @@ func TestJoinBeyondMaxMembersRefused(t *testing.T) {
 		t.Fatalf("the joiner ended with %q, want the group full", c.ended)
 	}
 }
+
+// The view says who is restoring, the same at every member: a joiner
+// until it calls Restored, as its promises say.
+func TestRestoringInTheView(t *testing.T) {
+	w := newScenarioWorld(t)
+	w.do("start a b")
+	w.do("stabilize")
+	restoring := func(want ...string) {
+		t.Helper()
+		for name, p := range w.procs {
+			if p.g == nil {
+				continue
+			}
+			var got []string
+			for _, m := range p.g.View().Restoring {
+				got = append(got, w.label(m))
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("%s's view %d lists %v as restoring, want %v", name, p.g.View().Epoch, got, want)
+			}
+		}
+	}
+	restoring("b") // joined a's group
+	w.procs["b"].g.Restored()
+	w.do("join c")
+	w.do("stabilize")
+	restoring("c")
+	w.do("join d") // c has not restored yet: its promise says so
+	w.do("stabilize")
+	restoring("c", "d")
+	w.procs["c"].g.Restored()
+	w.do("join e")
+	w.do("stabilize")
+	restoring("d", "e")
+}

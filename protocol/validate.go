@@ -48,7 +48,7 @@ func (g *Group) validNext(p *wire.Proposal) bool {
 	n := len(g.view.Members)
 	if g.install == nil || p.Epoch != g.view.Epoch+1 || p.Founder != g.install.Founder ||
 		!g.validList(p.Members) || len(p.Cut) != n+1 || len(p.Holders) != n+1 ||
-		len(p.Left) > n || len(p.Evicted) > n {
+		len(p.Left) > n || len(p.Evicted) > n || len(p.Restoring) > len(p.Members) {
 		return false
 	}
 	for _, h := range p.Holders {
@@ -62,7 +62,7 @@ func (g *Group) validNext(p *wire.Proposal) bool {
 // validFirst reports whether p can be a joiner's first view: valid
 // members, this process among them.
 func (g *Group) validFirst(p *wire.Proposal) bool {
-	return p.Epoch > 0 && g.validMembers(p.Members) && len(p.Left) <= MaxMembers && len(p.Evicted) <= MaxMembers &&
+	return p.Epoch > 0 && g.validMembers(p.Members) && len(p.Left) <= MaxMembers && len(p.Evicted) <= MaxMembers && len(p.Restoring) <= len(p.Members) &&
 		flush.Index(p.Members, g.cfg.Self) >= 0
 }
 

@@ -493,7 +493,7 @@ func (g *Group) onPrepare(from netip.AddrPort, c *wire.Control) {
 			g.blockedSince = g.now
 		}
 	}
-	promise := &wire.Control{Kind: wire.CtlPromise, Ballot: c.Ballot, Report: slices.Clone(g.report), Proposal: g.accepted}
+	promise := &wire.Control{Kind: wire.CtlPromise, Ballot: c.Ballot, Report: slices.Clone(g.report), Proposal: g.accepted, Restoring: g.restoring}
 	if from == g.cfg.Self.Addr {
 		promise.From = g.cfg.Self
 		g.onPromise(promise)
@@ -645,6 +645,14 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	g.det = detector.New(detector.Config{SilentTicks: int64(g.cfg.SilentTicks), ProbeTicks: int64(g.cfg.ProbeTicks), Helpers: 2}, len(p.Members), self, g.now)
 	g.lagTicks, g.evicted = nil, nil // ranks change meaning: measure lag afresh
 	v := View{Founder: p.Founder, Epoch: p.Epoch, Members: slices.Clone(p.Members), Self: self}
+	for _, m := range p.Restoring {
+		if flush.Index(p.Members, m) >= 0 {
+			v.Restoring = append(v.Restoring, m)
+		}
+	}
+	if flush.Index(v.Restoring, g.cfg.Self) >= 0 && !g.restored {
+		g.restoring = true // a joiner, or a member still restoring
+	}
 	for r, m := range p.Members {
 		if flush.Index(prev.Members, m) < 0 {
 			v.Joined = append(v.Joined, r)

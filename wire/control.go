@@ -75,6 +75,11 @@ type Proposal struct {
 	// Evicted they give every member one account of why each member of
 	// the old view is gone (the rest failed), whatever it heard itself.
 	Left []MemberID
+	// Restoring are the members of the new view still taking the group's
+	// state (state transfer): its joiners, and members that said so in
+	// their promise. Every member of the view agrees on them, so on its
+	// donor too.
+	Restoring []MemberID
 }
 
 // Control is one membership message. Each kind uses the fields its
@@ -88,6 +93,7 @@ type Control struct {
 	Nonce     uint64
 	Installed bool     // Promise: the sender already installed Proposal
 	Blocked   bool     // Here: the sender's view is blocked (no majority)
+	Restoring bool     // Promise: the sender is still taking the group's state
 	Report    []uint64 // Promise: contiguous high marks, by rank
 	Proposal  *Proposal
 	// Pad, when larger than the encoding, pads the datagram to Pad bytes:
@@ -126,6 +132,9 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 	if c.Pad > 0 {
 		flags |= 8
 	}
+	if c.Restoring {
+		flags |= 16
+	}
 	b = append(b, flags)
 	b = appendU64s(b, c.Report)
 	if p := c.Proposal; p != nil {
@@ -143,6 +152,7 @@ func AppendControl(b []byte, h Header, c *Control) []byte {
 		}
 		b = appendMembers(b, p.Evicted)
 		b = appendMembers(b, p.Left)
+		b = appendMembers(b, p.Restoring)
 	}
 	for len(b) < c.Pad {
 		b = append(b, 0)
@@ -194,6 +204,7 @@ func ParseControl(body []byte) (*Control, error) {
 	flags := d.u8()
 	c.Installed = flags&1 != 0
 	c.Blocked = flags&4 != 0
+	c.Restoring = flags&16 != 0
 	c.Report = d.u64s()
 	if flags&2 != 0 {
 		p := &Proposal{Ballot: d.ballot(), Epoch: d.uvarint(), Founder: d.member()}
@@ -208,6 +219,7 @@ func ParseControl(body []byte) (*Control, error) {
 		}
 		p.Evicted = d.members()
 		p.Left = d.members()
+		p.Restoring = d.members()
 		c.Proposal = p
 	}
 	if flags&8 != 0 && d.err == nil && d.off <= len(body) {
@@ -219,7 +231,7 @@ func ParseControl(body []byte) (*Control, error) {
 		return nil, d.err
 	case d.off != len(body):
 		return nil, ErrMalformed
-	case c.Kind == 0 || c.Kind >= ctlMax || flags&^15 != 0:
+	case c.Kind == 0 || c.Kind >= ctlMax || flags&^31 != 0:
 		return nil, ErrMalformed
 	}
 	return c, nil
