@@ -104,9 +104,9 @@ type Message struct {
 // never waits for the window: what does not fit waits, in order, in a
 // backlog that the group moves into the window as it frees, and while it
 // holds more than half a window this member holds the other senders back
-// (a handler replying to every message slows the flood rather than queue
-// without end); a handler that sends so much that two windows wait gets
-// ErrHandlerBacklog. Leave from a handler starts leaving and returns;
+// for a while (a handler replying to every message slows the flood rather
+// than queue without end); a handler that sends so much that two windows
+// wait gets ErrHandlerBacklog. Leave from a handler starts leaving and returns;
 // Flush fails at once (ErrInHandler): it would wait on this goroutine.
 type Handlers struct {
 	// Deliver receives every message of the group, own messages included.

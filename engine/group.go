@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cohort-vs/cohort/flush"
 	"github.com/cohort-vs/cohort/protocol"
@@ -51,13 +52,20 @@ type Group struct {
 	backlog      []backlogged
 	backlogBytes int
 	backlogLen   atomic.Int32
-	backlogSize  atomic.Int64  // backlogBytes, for the protocol loop
-	holding      bool          // the protocol holds the others back (protoMu)
-	deliveryGID  atomic.Uint64 // the delivery goroutine's id (goid)
+	backlogSize  atomic.Int64 // backlogBytes, for the protocol loop
+	// hold: the protocol holds the other senders back (HoldOthers),
+	// since holdTick; holdLow is the smallest backlog seen since, and
+	// holdOff the tick before which it may not hold again (protoMu).
+	holding           bool
+	holdTick, holdOff int64
+	holdLow           int64
+	ticks             int64         // the engine's ticks
+	deliveryGID       atomic.Uint64 // the delivery goroutine's id (goid)
 	// delivering is set while the delivery goroutine runs handlers (not
 	// while it waits for work): a Send that meets a full window while it
 	// is set is most likely a handler's (see mayBeHandler).
 	delivering atomic.Bool
+	handlerSP  atomic.Uintptr // the delivery loop's frame, for mayBeHandler
 
 	leave    atomic.Bool // Leave asked; the protocol loop carries it out
 	blocked  atomic.Bool // no view could be installed for BlockTimeout
@@ -219,13 +227,16 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 	}
 	flags := uint8(o & (Total | Safe))
 	// The fast path: the sender is free, nothing waits in the backlog,
-	// and the message fits the window. Anything else first asks whether
-	// this is the delivery goroutine (a handler): that one never waits.
+	// and the message fits the window. Otherwise Send asks whether this
+	// is the delivery goroutine (a handler): that one never waits.
 	inHandler, asked := false, false
 	if !g.sender.TryLock() {
-		inHandler, asked = g.mayBeHandler(len(payload)), true
+		inHandler, asked = g.mayBeHandler(), true
 		if inHandler {
-			return g.backlogSend(flags, payload, 0)
+			if err := g.backlogSend(flags, payload, 0); err != errNotHandler {
+				return err
+			}
+			inHandler = false
 		}
 		g.sender.Lock()
 	}
@@ -241,10 +252,13 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 			// Handler replies wait for the window: this message goes
 			// after them.
 			if !asked {
-				inHandler, asked = g.mayBeHandler(len(payload)), true
+				inHandler, asked = g.mayBeHandler(), true
 			}
 			if inHandler {
-				return g.backlogSend(flags, payload, 0)
+				if err := g.backlogSend(flags, payload, 0); err != errNotHandler {
+					return err
+				}
+				inHandler = false
 			}
 			// Wait without the sender, which the protocol loop needs to
 			// move them into the window.
@@ -271,12 +285,15 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 			return nil
 		}
 		if !asked {
-			inHandler, asked = g.mayBeHandler(len(payload)-done), true
+			inHandler, asked = g.mayBeHandler(), true
 		}
 		if inHandler {
 			// The rest goes through the backlog, ahead of anything sent
 			// after it (the sender stays locked until it is queued).
-			return g.backlogSend(flags, payload, done)
+			if err := g.backlogSend(flags, payload, done); err != errNotHandler {
+				return err
+			}
+			inHandler = false
 		}
 		// The window is full: wait for the protocol to release room.
 		if err := g.waitRoom(ctx); err != nil {
@@ -415,6 +432,7 @@ func (g *Group) Stats() Stats {
 
 // tick runs under the engine's protoMu.
 func (g *Group) tick() {
+	g.ticks++
 	g.proto.Tick()
 	g.stateTick()
 	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch,
@@ -430,15 +448,7 @@ func (g *Group) tick() {
 // to do.
 func (g *Group) service() {
 	g.drainBacklog()
-	// While handlers' replies wait for the window, the other senders are
-	// held back (their messages consumed here are not reported), so that
-	// a handler replying to a flood slows the flood rather than queue
-	// without end; hysteresis between a half and a quarter of the window.
-	size := g.backlogSize.Load()
-	if hold := size > int64(g.e.cfg.WindowBytes/2) || g.holding && size > int64(g.e.cfg.WindowBytes/4); hold != g.holding {
-		g.holding = hold
-		g.proto.HoldOthers(hold)
-	}
+	g.holdOthers()
 	if g.leave.Load() && g.proto.Ended() == nil {
 		g.leave.Store(false)
 		g.proto.Leave()
@@ -498,6 +508,8 @@ func (g *Group) deliveryLoop() {
 		it, ok := g.queue.Peek()
 		if ok && !active {
 			active = true
+			var top byte // where handlers' frames begin (the stack may have moved since the last batch)
+			g.handlerSP.Store(uintptr(unsafe.Pointer(&top)))
 			g.delivering.Store(true)
 		}
 		if !ok {
@@ -638,9 +650,37 @@ type backlogged struct {
 	done    int
 }
 
-// backlogSend queues the rest of a Send from the delivery goroutine behind the
-// backlog. Past half a window of it, the other senders are held back
-// (service); it fails, rather than waits, past two windows (a handler
+// holdOthers: while handlers' replies wait for the window, past half a
+// window of them, the member stops reporting the other senders' messages
+// as consumed (protocol HoldOthers), so that a handler replying to a flood
+// slows the flood rather than queue without end; it lets go below a
+// quarter. Two members whose handlers reply to each other could hold
+// each other for good: a hold under which the backlog has not shrunk for
+// holdStall is let go, and not taken again for as long. protoMu held.
+func (g *Group) holdOthers() {
+	size, w := g.backlogSize.Load(), int64(g.e.cfg.WindowBytes)
+	switch {
+	case !g.holding && size > w/2 && g.ticks >= g.holdOff:
+		g.holding, g.holdTick, g.holdLow = true, g.ticks, size
+		g.proto.HoldOthers(true)
+	case g.holding && size < w/4:
+		g.holding = false
+		g.proto.HoldOthers(false)
+	case g.holding && size < g.holdLow:
+		g.holdLow, g.holdTick = size, g.ticks // progress
+	case g.holding && g.ticks-g.holdTick >= holdStall(g.e.cfg):
+		g.holding, g.holdOff = false, g.ticks+holdStall(g.e.cfg)
+		g.proto.HoldOthers(false)
+	}
+}
+
+// holdStall is how long a hold may go without the backlog shrinking:
+// a few status rounds.
+func holdStall(c Config) int64 { return int64(c.ticks(10 * c.StatusInterval)) }
+
+// backlogSend queues the rest of a Send from the delivery goroutine behind
+// the backlog. Past half a window of it, the other senders are held back
+// (holdOthers); it fails, rather than waits, past two windows (a handler
 // that sends many messages for each one it receives).
 func (g *Group) backlogSend(flags uint8, payload []byte, done int) error {
 	if len(payload) > g.e.cfg.MaxMessageSize {
@@ -649,6 +689,9 @@ func (g *Group) backlogSend(flags uint8, payload []byte, done int) error {
 	g.backlogMu.Lock()
 	defer g.backlogMu.Unlock()
 	if g.backlogBytes > 0 && g.backlogBytes+len(payload)-done > 2*g.e.cfg.WindowBytes {
+		if !g.inHandler() {
+			return errNotHandler // mayBeHandler was wrong: it waits
+		}
 		return fmt.Errorf("%w: %d bytes sent from handlers wait for the window already (2*WindowBytes, %d, at most)", ErrHandlerBacklog, g.backlogBytes, 2*g.e.cfg.WindowBytes)
 	}
 	g.backlog = append(g.backlog, backlogged{flags: flags, payload: bytes.Clone(payload), done: done})
@@ -698,27 +741,35 @@ func (g *Group) drainBacklog() {
 	}
 }
 
-// mayBeHandler reports whether a Send of n more bytes that cannot go into
-// the window now should go to the backlog rather than wait: when the
-// caller may be a handler, which must never wait on the window. Telling
-// the delivery goroutine from another costs microseconds (goid), so it
-// is asked only when the backlog is at its bound; short of it, any Send
-// made while handlers run goes to the backlog (another goroutine's then
-// returns before its message is in the window, which only it can tell).
-func (g *Group) mayBeHandler(n int) bool {
+// errNotHandler: backlogSend found its caller is no handler after all.
+var errNotHandler = errors.New("engine: not on the delivery goroutine")
+
+// inHandler reports whether the caller is the delivery goroutine (a
+// handler, Snapshot or Restore). It costs microseconds (goid).
+func (g *Group) inHandler() bool {
+	return g.delivering.Load() && goid() == g.deliveryGID.Load()
+}
+
+// handlerStackSpan bounds how far below the delivery loop's frame a
+// handler's Send can run on the same stack.
+const handlerStackSpan = 256 << 10
+
+// mayBeHandler is inHandler for Send's slow paths, in nanoseconds: a
+// caller whose stack lies just below the delivery loop's frame is taken
+// as a handler without asking goid. It may take another goroutine whose
+// stack happens to lie there for one: that Send then goes to the backlog
+// (in order, bounded) rather than wait, and backlogSend asks inHandler
+// before it would fail one. It never misses a handler: a stack that
+// moved (grown) falls back to goid.
+func (g *Group) mayBeHandler() bool {
 	if !g.delivering.Load() {
-		return false // no handler runs: the caller is not one
+		return false
 	}
-	if g.backlogSize.Load()+int64(n) <= int64(2*g.e.cfg.WindowBytes) {
+	var here byte
+	if g.handlerSP.Load()-uintptr(unsafe.Pointer(&here)) < handlerStackSpan {
 		return true
 	}
 	return goid() == g.deliveryGID.Load()
-}
-
-// inHandler reports whether the caller is the delivery goroutine (a
-// handler, Snapshot or Restore).
-func (g *Group) inHandler() bool {
-	return g.delivering.Load() && goid() == g.deliveryGID.Load()
 }
 
 // goid is the calling goroutine's id, read from the first line of its

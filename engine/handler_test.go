@@ -179,3 +179,58 @@ func BenchmarkEcho(b *testing.B) {
 		b.ReportMetric(withEcho/plain, "ratio")
 	}
 }
+
+// Two members flood the group and each one's handler echoes every message
+// of the other's: their handlers' backlogs hold each other's senders back
+// at once. The holds give way (a hold under which nothing drains is let
+// go), so nothing stalls: every message and every echo sent is delivered.
+func TestCrossedEchoesDoNotStall(t *testing.T) {
+	engines, addrs := newEngines(t, 2, DefaultConfig())
+	var groups [2]atomic.Pointer[Group]
+	var got, echoes, echoSent, echoFailed [2]atomic.Int64
+	for i, e := range engines {
+		i := i
+		g, err := e.Join(context.Background(), "crossed", addrs, Handlers{Deliver: func(m Message) {
+			got[i].Add(1)
+			if m.Payload[0] == 'e' {
+				echoes[i].Add(1)
+				return
+			}
+			if m.Sender.Addr == engines[i].Addr() {
+				return
+			}
+			if err := groups[i].Load().Send(context.Background(), FIFO, []byte("echo")); err != nil {
+				echoFailed[i].Add(1)
+			} else {
+				echoSent[i].Add(1)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		groups[i].Store(g)
+	}
+	waitFullView(t, []*Group{groups[0].Load(), groups[1].Load()})
+	var sent [2]int64
+	done := make(chan struct{})
+	for i := range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			stop := time.Now().Add(time.Second)
+			for time.Now().Before(stop) {
+				if err := groups[i].Load().Send(context.Background(), FIFO, []byte("message")); err != nil {
+					t.Error(err)
+					return
+				}
+				sent[i]++
+			}
+		}()
+	}
+	<-done
+	<-done
+	waitFor(t, 30*time.Second, func() bool {
+		total := sent[0] + sent[1] + echoSent[0].Load() + echoSent[1].Load()
+		return got[0].Load() == total && got[1].Load() == total
+	}, "every message and echo delivered at both")
+	t.Logf("sent %d and %d; echoes %d and %d (%d and %d refused: backlog full)", sent[0], sent[1], echoSent[0].Load(), echoSent[1].Load(), echoFailed[0].Load(), echoFailed[1].Load())
+}
