@@ -227,16 +227,30 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 	}
 	flags := uint8(o & (Total | Safe))
 	// The fast path: the sender is free, nothing waits in the backlog,
-	// and the message fits the window. Otherwise Send asks whether this
-	// is the delivery goroutine (a handler): that one never waits.
+	// and the message fits the window. Otherwise Send asks (once) whether
+	// this is the delivery goroutine (a handler): that one never waits,
+	// its message goes to the backlog.
 	inHandler, asked := false, false
+	handler := func() bool {
+		if !asked {
+			inHandler, asked = g.mayBeHandler(), true
+		}
+		return inHandler
+	}
+	// queue puts the rest of the message in the backlog; false: the
+	// caller is no handler after all, and waits.
+	queue := func(done int) (bool, error) {
+		if err := g.backlogSend(flags, payload, done); err != errNotHandler {
+			return true, err
+		}
+		inHandler = false
+		return false, nil
+	}
 	if !g.sender.TryLock() {
-		inHandler, asked = g.mayBeHandler(), true
-		if inHandler {
-			if err := g.backlogSend(flags, payload, 0); err != errNotHandler {
+		if handler() {
+			if queued, err := queue(0); queued {
 				return err
 			}
-			inHandler = false
 		}
 		g.sender.Lock()
 	}
@@ -251,14 +265,10 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		if g.backlogLen.Load() > 0 && done == 0 {
 			// Handler replies wait for the window: this message goes
 			// after them.
-			if !asked {
-				inHandler, asked = g.mayBeHandler(), true
-			}
-			if inHandler {
-				if err := g.backlogSend(flags, payload, 0); err != errNotHandler {
+			if handler() {
+				if queued, err := queue(0); queued {
 					return err
 				}
-				inHandler = false
 			}
 			// Wait without the sender, which the protocol loop needs to
 			// move them into the window.
@@ -284,16 +294,12 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		if done == len(payload) {
 			return nil
 		}
-		if !asked {
-			inHandler, asked = g.mayBeHandler(), true
-		}
-		if inHandler {
+		if handler() {
 			// The rest goes through the backlog, ahead of anything sent
 			// after it (the sender stays locked until it is queued).
-			if err := g.backlogSend(flags, payload, done); err != errNotHandler {
+			if queued, err := queue(done); queued {
 				return err
 			}
-			inHandler = false
 		}
 		// The window is full: wait for the protocol to release room.
 		if err := g.waitRoom(ctx); err != nil {
