@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"sync/atomic"
 
 	"github.com/cohort-vs/cohort/wire"
 )
@@ -57,7 +56,7 @@ func FirstContact(plain []byte) bool {
 type Sealer struct {
 	ring    *Keyring
 	salt    [saltSize]byte
-	counter atomic.Uint64 // datagrams sealed; read by Sealed
+	counter uint64 // datagrams sealed
 }
 
 // NewSealer makes a sealer over ring with a fresh random salt.
@@ -68,9 +67,6 @@ func NewSealer(ring *Keyring) *Sealer {
 	}
 	return s
 }
-
-// Sealed is how many datagrams the sealer has sealed.
-func (s *Sealer) Sealed() uint64 { return s.counter.Load() }
 
 // AddrTag names an addressee in a sealed datagram: FNV-1a of its address
 // and port, never 0 (0 means every member of the view).
@@ -94,11 +90,11 @@ func AddrTag(a netip.AddrPort) uint32 {
 // dst (which needs len(plain)+Overhead bytes of capacity) with group as
 // its group id on the wire, and returns it.
 func (s *Sealer) Seal(dst []byte, k *Key, group uint64, to uint32, plain []byte) ([]byte, error) {
-	c := s.counter.Load() + 1
+	c := s.counter + 1
 	if c > maxCounter {
 		return nil, ErrExhausted
 	}
-	s.counter.Store(c)
+	s.counter = c
 	if cap(dst) < len(plain)+Overhead {
 		dst = make([]byte, 0, len(plain)+Overhead)
 	}
