@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // The baseline moves the same messages the engine would, bundled the way

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // The baseline sends a batch grouped by peer, as the engine does, so

@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // ChildCommand is the hidden subcommand that makes a vsbench binary run as

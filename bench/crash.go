@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 // CrashCommand is the subcommand that measures crash detection

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 // Lab runs member processes (`vsbench member`) on loopback and follows

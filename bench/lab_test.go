@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 // The lab tests run real `vsbench member` processes on loopback, built

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 func testID(port uint16, inc uint64) engine.MemberID {

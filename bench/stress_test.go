@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 // TestLabJoinUnderLoad (opt-in: COHORT_LAB_STRESS=1; repeat with

@@ -43,7 +43,7 @@ const (
 	FIFO Ordering = 1
 	// Causal: delivered after every message its sender had delivered
 	// before sending it. Its vector timestamp costs a few bytes per
-	// message; see protocol.MaxCausalMembers for the largest view.
+	// message; see Config.MaxCausalMembers for the largest view.
 	Causal Ordering = 2
 	// Total: one delivery order at every member, set by a sequencer
 	// (Config.SequencerRank) that orders ranges of messages without

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/internal/protocol"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 )
@@ -431,6 +431,13 @@ func (c *Config) validate() error {
 
 // frameDatagram is the datagram size the protocol fills: MaxDatagram,
 // less what sealing adds with Keys.
+// MaxCausalMembers is the largest view in which Causal messages can be
+// sent under this configuration (their vector timestamps must fit a
+// datagram): 69 at DefaultLANConfig's MaxDatagram, 68 with Keys.
+func (c Config) MaxCausalMembers() int {
+	return protocol.MaxCausalMembers(c.frameDatagram())
+}
+
 func (c *Config) frameDatagram() int {
 	if c.Keys != nil {
 		return c.MaxDatagram - seal.Overhead

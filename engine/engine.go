@@ -26,9 +26,9 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Engine is one member process's endpoint. Its methods are safe for

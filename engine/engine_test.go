@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/internal/check"
 )
 
 // cluster is a group of engines on loopback that record what they deliver.

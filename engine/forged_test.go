@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // outsider is a process on the same machine that is no member: an

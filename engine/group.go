@@ -16,10 +16,10 @@ import (
 	"unsafe"
 
 	"github.com/cohort-vs/cohort/flush"
-	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/internal/protocol"
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Group is this engine's membership in one process group.
@@ -408,27 +408,6 @@ func (g *Group) Flush(ctx context.Context) error {
 	}
 }
 
-// Stats are a group member's counters: traffic summed over its views, and
-// membership.
-type Stats struct {
-	protocol.Stats
-	protocol.GroupStats
-	Epoch uint64 // the current view's number
-	// Rejoins and TimesEvicted count, over the incarnations that
-	// Config.Rejoin made of this membership, how often it joined again
-	// and how often it was evicted as too slow.
-	Rejoins      uint64
-	TimesEvicted uint64
-	// SendWindow is this member's messages in its send window: sent or
-	// queued, and not yet stable at every member.
-	SendWindow int
-	// MaxLag is how far the slowest member trails the one furthest ahead
-	// in consuming this member's messages, as a share of the window (the
-	// larger of messages' and bytes'): at 1 it holds the window full on
-	// its own and this member's Sends wait for it.
-	MaxLag float64
-}
-
 // Stats returns the group's counters as of the last protocol tick.
 func (g *Group) Stats() Stats {
 	g.statsMu.Lock()
@@ -441,7 +420,7 @@ func (g *Group) tick() {
 	g.ticks++
 	g.proto.Tick()
 	g.stateTick()
-	st := Stats{Stats: g.proto.Traffic(), GroupStats: g.proto.Stats(), Epoch: g.proto.View().Epoch,
+	st := Stats{Traffic: Traffic(g.proto.Traffic()), Membership: Membership(g.proto.Stats()), Epoch: g.proto.View().Epoch,
 		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
 	g.statsMu.Lock()
 	g.stats = st

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp/memnet"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 func testKeyring(t *testing.T, b byte) *seal.Keyring {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/cohort-vs/cohort/protocol"
-	"github.com/cohort-vs/cohort/transfer"
+	"github.com/cohort-vs/cohort/internal/protocol"
+	"github.com/cohort-vs/cohort/internal/transfer"
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // maxStateWindow is the zstd window of state transfers: the donor

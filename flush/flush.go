@@ -7,7 +7,7 @@ package flush
 import (
 	"net/netip"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // Majority is the number of members of a view of n that must take part in

@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 func id(port uint16, inc uint64) wire.MemberID {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/bench"
-	"github.com/cohort-vs/cohort/netlab"
+	"github.com/cohort-vs/cohort/internal/netlab"
 )
 
 // A method slows a member one way. Its setting is one number whose

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/cohort-vs/cohort/bench"
-	"github.com/cohort-vs/cohort/netlab"
+	"github.com/cohort-vs/cohort/internal/netlab"
 )
 
 // labCommand is the subcommand that runs the multi-host fault lab.
@@ -38,7 +38,7 @@ func labMain(args []string) int {
 		return 1
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "vsbench lab: name at least one scenario file (netlab/scenarios has some)")
+		fmt.Fprintln(os.Stderr, "vsbench lab: name at least one scenario file (internal/netlab/scenarios has some)")
 		return 1
 	}
 	// Parse them all first: a bad line fails before anything is built.

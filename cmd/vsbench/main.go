@@ -59,7 +59,7 @@
 // `vsbench lab` (root only) runs one member per network namespace and
 // replays a fault scenario (partitions, heals, loss, crashes, joins):
 //
-//	vsbench lab netlab/scenarios/partition-3-2.lab   5 members, a 3|2 partition, a heal; view times, throughput, the checker's verdict
+//	vsbench lab internal/netlab/scenarios/partition-3-2.lab   5 members, a 3|2 partition, a heal; view times, throughput, the checker's verdict
 package main
 
 import (

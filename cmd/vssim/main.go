@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/flush"
-	"github.com/cohort-vs/cohort/sim"
+	"github.com/cohort-vs/cohort/internal/sim"
 )
 
 func main() {
@@ -21,7 +21,7 @@ func main() {
 	seed := flag.Uint64("seed", 0, "run only this seed (0: run -seeds seeds)")
 	verbose := flag.Bool("v", false, "print the event trace (with -seed)")
 	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
-	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (sim/adversary.go)")
+	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (internal/sim/adversary.go)")
 	quorum := flag.String("quorum", "majority", `quorum policy of every process: majority, tiebreaker or laststanding (its tie broken once a view is stable for 200 ticks)`)
 	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cohort-vs/cohort/protocol"
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/protocol"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of scenario files")

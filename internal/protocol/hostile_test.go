@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // setInstance rewrites the instance a datagram names.

@@ -1,6 +1,6 @@
 package protocol
 
-import "github.com/cohort-vs/cohort/wire"
+import "github.com/cohort-vs/cohort/internal/wire"
 
 // The Member's part in a view change: it stops sending and delivering at
 // what it reports, then delivers exactly up to the agreed cut, fetching

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/cohort-vs/cohort/protocol"
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/protocol"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // FuzzGroupReceive drives a whole member of a live group of three with

@@ -1,8 +1,8 @@
 package protocol
 
 import (
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Ready packs everything the member has to say into datagrams, collects

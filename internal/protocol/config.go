@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // Config describes one member's view of its group and its limits. The

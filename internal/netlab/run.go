@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/bench"
-	"github.com/cohort-vs/cohort/check"
+	"github.com/cohort-vs/cohort/internal/check"
 	"github.com/cohort-vs/cohort/seal"
 )
 

@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/cohort-vs/cohort/detector"
 	"github.com/cohort-vs/cohort/flush"
+	"github.com/cohort-vs/cohort/internal/detector"
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Errors a group reports to its application.

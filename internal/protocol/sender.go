@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // ErrTooLarge is returned for a message over the configured maximum size.

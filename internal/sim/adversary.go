@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"net/netip"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // The adversary (Options.Adversary) is what an unkeyed group must

@@ -4,9 +4,9 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/cohort-vs/cohort/detector"
 	"github.com/cohort-vs/cohort/flush"
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/detector"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // Discovery and joining.

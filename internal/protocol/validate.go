@@ -2,7 +2,7 @@ package protocol
 
 import (
 	"github.com/cohort-vs/cohort/flush"
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // Checks on what the network says about views. Nothing from a datagram is

@@ -3,10 +3,10 @@ package protocol
 import (
 	"encoding/binary"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/sequencer"
 	"github.com/cohort-vs/cohort/vclock"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Delivery order. Every origin's messages are delivered in the order it

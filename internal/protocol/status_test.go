@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cohort-vs/cohort/wire"
+	"github.com/cohort-vs/cohort/internal/wire"
 )
 
 // statusNet runs members of one view in lockstep: each step ticks every

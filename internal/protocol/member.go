@@ -4,9 +4,9 @@ import (
 	"math"
 	"net/netip"
 
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/udp"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // noLimit is a peer's delivery limit outside view changes.

@@ -1,6 +1,6 @@
 package protocol
 
-import "github.com/cohort-vs/cohort/wire"
+import "github.com/cohort-vs/cohort/internal/wire"
 
 // Safe delivery needs every member to learn that every member holds a
 // message. Members used to multicast their status to everyone on every

@@ -15,10 +15,10 @@ import (
 	"slices"
 	"unsafe"
 
-	"github.com/cohort-vs/cohort/check"
-	"github.com/cohort-vs/cohort/protocol"
+	"github.com/cohort-vs/cohort/internal/check"
+	"github.com/cohort-vs/cohort/internal/protocol"
+	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
-	"github.com/cohort-vs/cohort/wire"
 )
 
 // Options describe one simulation.
