@@ -190,4 +190,13 @@ var (
 	// ErrInHandler: Flush called from a handler; it would wait on the
 	// handler's own deliveries.
 	ErrInHandler = errors.New("engine: not allowed from a handler")
+	// ErrStateTransfer wraps the reason a joiner could not restore the
+	// group's state (its Restore failed, the donor's Snapshot failed, or
+	// the donor left before the state was complete). Membership then
+	// ends: the group's Ended handler receives the wrapped error.
+	ErrStateTransfer = errors.New("engine: state transfer failed")
+	// ErrNoState is what a joiner's Restore reads when its donor has no
+	// Snapshot handler: the joiner starts with whatever Restore left, and
+	// an error Restore returns that wraps ErrNoState is not a failure.
+	ErrNoState = errors.New("engine: the donor keeps no state (it has no Snapshot handler)")
 )

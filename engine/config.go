@@ -59,7 +59,7 @@ type Config struct {
 	QuorumWindow time.Duration
 
 	// MaxMembers bounds a group's views: joins beyond it are refused
-	// (GroupStats.JoinsRefused), and a view announced larger is not
+	// (Stats.JoinsRefused), and a view announced larger is not
 	// believed. Default 256 (a view's membership messages must fit one
 	// datagram: about 250 members at the default MaxDatagram); at most
 	// 1024. Every member of a group should use the same value.
@@ -193,7 +193,7 @@ type Config struct {
 	// (AES-256-GCM, replays refused; package seal, docs/SECURITY.md). A
 	// process without the key gets no answer at all. Every member of a
 	// group needs a key in common; rotate with Keys.Install, Keys.Use and
-	// Keys.Remove while running. Sealing takes seal.Overhead (32) bytes of
+	// Keys.Remove while running. Sealing takes seal.Overhead (36) bytes of
 	// each MaxDatagram. Default nil: datagrams are neither authenticated
 	// nor encrypted, which New allows only on loopback unless Insecure.
 	Keys *seal.Keyring
@@ -205,6 +205,11 @@ type Config struct {
 	// Conn, when set, is used instead of opening a socket (for example an
 	// in-memory network in tests). ListenAddr is then ignored.
 	Conn udp.Conn
+
+	// MeasureLatency fills Stats.Latency, a histogram of the time from
+	// Send to this member's own delivery, timing one own message in 64.
+	// Default false.
+	MeasureLatency bool
 
 	// Logger receives the engine's rare events (errors, warnings). Default:
 	// slog.Default().
@@ -429,8 +434,6 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// frameDatagram is the datagram size the protocol fills: MaxDatagram,
-// less what sealing adds with Keys.
 // MaxCausalMembers is the largest view in which Causal messages can be
 // sent under this configuration (their vector timestamps must fit a
 // datagram): 69 at DefaultLANConfig's MaxDatagram, 68 with Keys.
@@ -438,6 +441,8 @@ func (c Config) MaxCausalMembers() int {
 	return protocol.MaxCausalMembers(c.frameDatagram())
 }
 
+// frameDatagram is the datagram size the protocol fills: MaxDatagram,
+// less what sealing adds with Keys.
 func (c *Config) frameDatagram() int {
 	if c.Keys != nil {
 		return c.MaxDatagram - seal.Overhead

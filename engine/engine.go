@@ -1,9 +1,17 @@
 // Package engine is cohort's embeddable API: an Engine owns one UDP socket
 // and the goroutines that serve it, and hosts any number of process groups.
 //
-//	e, _ := engine.New(engine.DefaultConfig())
-//	g, _ := e.Join(ctx, "prices", members, engine.Handlers{Deliver: apply})
-//	g.Send(ctx, engine.FIFO, update)
+//	e, err := engine.New(engine.DefaultConfig())
+//	g, err := e.Join(ctx, "prices", []string{"10.0.0.1:7000", "10.0.0.2:7000"},
+//		engine.Handlers{Deliver: func(m engine.Message) { apply(m.Payload) }})
+//	err = g.Send(ctx, engine.FIFO, update)
+//	err = e.Shutdown(ctx)
+//
+// The examples show whole programs: sending and delivering, a replicated
+// map kept in Total order and handed to joiners (Snapshot, Restore),
+// Flush, Leave and Shutdown, rejoining after removal. Config's presets
+// (DefaultLocalConfig, DefaultLANConfig, DefaultWANConfig) say where each
+// fits; across hosts set ListenAddr, AdvertiseAddr and Keys.
 //
 // Inside, three kinds of goroutine share the work: one receive loop reads
 // batches of datagrams; one protocol loop owns every group's protocol

@@ -34,6 +34,7 @@ type Group struct {
 	// Owned by the goroutine holding the engine's protoMu.
 	proto    *protocol.Group
 	sender   *protocol.Sender
+	latency  *latencySampler // nil without Config.MeasureLatency
 	consumed uint64 // queue items the protocol has been told about
 
 	queue     *ring.SPSC[item]
@@ -181,6 +182,9 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 		doneRest:  map[wire.MemberID]bool{},
 		track:     track,
 	}
+	if c.MeasureLatency {
+		g.latency = &latencySampler{}
+	}
 	if err := e.add(g); err != nil {
 		return nil, err
 	}
@@ -292,6 +296,9 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		}
 		done = n
 		if done == len(payload) {
+			if g.latency != nil {
+				g.latency.accept()
+			}
 			return nil
 		}
 		if handler() {
@@ -338,7 +345,7 @@ func (g *Group) checkSend(o Ordering) error {
 		return *err
 	}
 	if g.blocked.Load() {
-		return ErrBlocked
+		return fmt.Errorf("%w: group %q has installed no view for BlockTimeout (%v)", ErrBlocked, g.name, g.e.cfg.BlockTimeout)
 	}
 	if o&Total == Causal {
 		if v := g.view.Load(); v != nil && len(v.Members) > protocol.MaxCausalMembers(g.e.cfg.frameDatagram()) {
@@ -422,6 +429,9 @@ func (g *Group) tick() {
 	g.stateTick()
 	st := Stats{Traffic: Traffic(g.proto.Traffic()), Membership: Membership(g.proto.Stats()), Epoch: g.proto.View().Epoch,
 		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
+	if g.latency != nil {
+		st.Latency = g.latency.read()
+	}
 	g.statsMu.Lock()
 	g.stats = st
 	g.statsMu.Unlock()
@@ -545,6 +555,9 @@ func (g *Group) handle(it *item) {
 		g.event(it.ev)
 	default:
 		v := g.view.Load()
+		if g.latency != nil && it.d.Origin == v.Self {
+			g.latency.deliver()
+		}
 		g.handlers.Deliver(Message{
 			Sender:   v.Members[it.d.Origin],
 			Rank:     it.d.Origin,
@@ -710,6 +723,9 @@ func (g *Group) drainBacklog() {
 		b.done = n
 		if n < len(b.payload) {
 			break
+		}
+		if g.latency != nil {
+			g.latency.accept()
 		}
 	}
 	if k > 0 {

@@ -24,20 +24,10 @@ import (
 // a damaged or forged stream cannot make it reserve more memory.
 const maxStateWindow = 8 << 20
 
-// ErrStateTransfer wraps the reason a joiner could not restore the
-// group's state (its Restore failed, the donor's Snapshot failed, or the
-// donor left before the state was complete). Membership then ends: the
-// group's Ended handler receives the wrapped error.
-var ErrStateTransfer = errors.New("engine: state transfer failed")
-
 var (
 	errDonorLost = errors.New("the donor left the view before the state was complete")
 	errNoDonor   = errors.New("no member sent the state")
 	errRestart   = errors.New("a new view arrived before the state was complete")
-	// ErrNoState is what a joiner's Restore reads when its donor has no
-	// Snapshot handler: the joiner starts with whatever Restore left, and
-	// an error Restore returns that wraps ErrNoState is not a failure.
-	ErrNoState = errors.New("engine: the donor keeps no state (it has no Snapshot handler)")
 )
 
 // Transfer tuning: bytes in flight from a donor, bytes a joiner buffers

@@ -23,6 +23,9 @@ type Stats struct {
 	// larger of messages' and bytes'): at 1 it holds the window full on
 	// its own and this member's Sends wait for it.
 	MaxLag float64
+	// Latency: with Config.MeasureLatency, how long this member's own
+	// messages took from Send to its own delivery (sampled).
+	Latency Latency
 }
 
 // Traffic counts a member's datagrams and messages, summed over its views.

@@ -8,7 +8,8 @@
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
 // Every group's series carry a "group" label (its name); drops carry a
-// "reason".
+// "reason". With engine.Config.MeasureLatency, each group also has a
+// delivery-latency histogram.
 package metrics
 
 import (
@@ -27,6 +28,7 @@ type Collector struct {
 	retransmits, retransmitBytes, naksSent, naksRcv *prometheus.Desc
 	views, viewChanges, suspicions, evictions       *prometheus.Desc
 	dropped, engineDropped, writeErrors, kernelDrop *prometheus.Desc
+	latency                                         *prometheus.Desc
 }
 
 // NewCollector makes a collector of e's counters.
@@ -57,6 +59,7 @@ func NewCollector(e *engine.Engine) *Collector {
 		engineDropped:   d("engine_dropped_total", "Datagrams the engine dropped before any group saw them, by reason.", "reason"),
 		writeErrors:     d("engine_write_errors_total", "Failed socket writes."),
 		kernelDrop:      d("engine_kernel_drops_total", "Datagrams the kernel dropped for a full receive queue."),
+		latency:         d("group_delivery_latency_seconds", "Time from Send to this member's own delivery of the message, one own message in 64 (engine.Config.MeasureLatency).", group...),
 	}
 }
 
@@ -64,7 +67,7 @@ func NewCollector(e *engine.Engine) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.members, c.epoch, c.window, c.lag, c.sent, c.delivered, c.dgSent, c.dgReceived,
 		c.retransmits, c.retransmitBytes, c.naksSent, c.naksRcv, c.views, c.viewChanges, c.suspicions, c.evictions,
-		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop} {
+		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop, c.latency} {
 		ch <- d
 	}
 }
@@ -98,6 +101,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range groupDrops(s) {
 			count(c.dropped, r.n, name, r.reason)
 		}
+		if s.Latency.Count > 0 {
+			ch <- latencyHistogram(c.latency, s.Latency, name)
+		}
 	}
 	es := c.e.Stats()
 	for _, r := range engineDrops(es) {
@@ -105,6 +111,18 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	count(c.writeErrors, es.WriteErrors)
 	count(c.kernelDrop, es.Socket.KernelDrops)
+}
+
+// latencyHistogram turns the engine's histogram (a count per bucket) into
+// Prometheus's (cumulative counts by upper bound, in seconds).
+func latencyHistogram(d *prometheus.Desc, l engine.Latency, group string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(engine.LatencyBuckets))
+	var below uint64
+	for i, bound := range engine.LatencyBuckets {
+		below += l.Buckets[i]
+		buckets[bound.Seconds()] = below
+	}
+	return prometheus.MustNewConstHistogram(d, l.Count, l.Sum.Seconds(), buckets, group)
 }
 
 type drop struct {

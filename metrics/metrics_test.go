@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func newGroup(t *testing.T) ([]*engine.Engine, []*engine.Group) {
+func newGroup(t *testing.T, cfg engine.Config) ([]*engine.Engine, []*engine.Group) {
 	var engines []*engine.Engine
 	var seeds []string
 	for i := 0; i < 2; i++ {
-		e, err := engine.New(engine.DefaultConfig())
+		e, err := engine.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func value(t *testing.T, body, series string) float64 {
 
 // A scrape of /metrics shows the group's view and its counters moving.
 func TestScrape(t *testing.T) {
-	engines, groups := newGroup(t)
+	engines, groups := newGroup(t, engine.DefaultConfig())
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(engines[1]))
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -110,10 +110,49 @@ func TestScrape(t *testing.T) {
 }
 
 func TestExpvar(t *testing.T) {
-	engines, _ := newGroup(t)
+	engines, _ := newGroup(t, engine.DefaultConfig())
 	PublishExpvar("cohort_test", engines[0])
 	v := expvar.Get("cohort_test").String()
 	if !strings.Contains(v, `"scraped"`) || !strings.Contains(v, `"Delivered"`) {
 		t.Fatalf("expvar: %s", v)
+	}
+}
+
+// With MeasureLatency the sender's scrape has a delivery-latency histogram
+// whose count follows the sampled messages; without, there is none.
+func TestLatencyHistogramScraped(t *testing.T) {
+	cfg := engine.DefaultConfig()
+	cfg.MeasureLatency = true
+	engines, groups := newGroup(t, cfg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(engines[0]))
+	for i := 0; i < 64*10; i++ {
+		if err := groups[0].Send(context.Background(), engine.Total, []byte("timed")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "cohort_group_delivery_latency_seconds" {
+				continue
+			}
+			h := f.GetMetric()[0].GetHistogram()
+			if h.GetSampleCount() == 10 {
+				b := h.GetBucket()
+				if len(b) != len(engine.LatencyBuckets) || b[len(b)-1].GetCumulativeCount() > 10 || h.GetSampleSum() <= 0 {
+					t.Fatalf("histogram: %v", h)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no histogram of 10 samples: %v", families)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
