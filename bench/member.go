@@ -73,7 +73,8 @@ type MemberConfig struct {
 	Quorum       string
 	QuorumWindow time.Duration
 	// Metrics, when set, is a TCP address ("ip:port") where the member
-	// serves its counters: Prometheus at /metrics, expvar at /debug/vars.
+	// serves its counters: Prometheus at /metrics, expvar at /debug/vars,
+	// with the delivery-latency histogram (engine.Config.MeasureLatency).
 	Metrics string
 }
 
@@ -185,6 +186,7 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	}
 	ecfg.SlowMember, _ = engine.ParseSlowMemberPolicy(cfg.SlowMember) // validated
 	ecfg.Keys, ecfg.Insecure = keys, cfg.Insecure
+	ecfg.MeasureLatency = cfg.Metrics != ""
 	if cfg.Quorum != "" {
 		ecfg.Quorum, _ = engine.ParseQuorum(cfg.Quorum) // validated
 	}
