@@ -51,6 +51,17 @@ type Config struct {
 	WindowMessages int
 	WindowBytes    int
 
+	// MemoryBudget bounds, across every group of the engine, the memory
+	// their send and receive windows grow to: windows take memory as
+	// traffic needs it (an idle group holds next to none; a group at full
+	// speed with the default windows up to about 60 MiB with 3 members)
+	// and give it back once idle for a second. At the budget, windows
+	// stop growing: senders wait (flow control) and receivers have
+	// messages sent again, so groups slow down rather than the process
+	// running out of memory; a group can always send and receive one
+	// message at a time. Default 1 GiB.
+	MemoryBudget int64
+
 	// Quorum is the rule a view change needs to go on (see Quorum).
 	// Default QuorumMajority. Every member of a group must use the same.
 	Quorum Quorum
@@ -264,6 +275,7 @@ func DefaultConfig() Config {
 		MaxMessageSize:    16 << 20,
 		WindowMessages:    32768,
 		WindowBytes:       4 << 20,
+		MemoryBudget:      1 << 30,
 		DeliveryQueue:     4096,
 		StateBufferBytes:  256 << 20,
 		TickInterval:      time.Millisecond,
@@ -378,6 +390,8 @@ func (c *Config) validate() error {
 		return bad("WindowMessages is %d; use 16 to 16777216", c.WindowMessages)
 	case c.WindowBytes < 2*c.MaxDatagram || c.WindowBytes > 1<<30:
 		return bad("WindowBytes is %d; use at least 2*MaxDatagram (%d) and at most 1 GiB", c.WindowBytes, 2*c.MaxDatagram)
+	case c.MemoryBudget < int64(4*c.WindowBytes):
+		return bad("MemoryBudget is %d; use at least 4*WindowBytes (%d): one group's windows at full speed (1 GiB is the default)", c.MemoryBudget, 4*c.WindowBytes)
 	case c.Quorum < QuorumMajority || c.Quorum > QuorumLastManStanding:
 		return bad("Quorum is %v; use QuorumMajority, QuorumTieBreaker or QuorumLastManStanding", c.Quorum)
 	case c.Quorum == QuorumLastManStanding && c.QuorumWindow < c.TickInterval:

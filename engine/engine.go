@@ -35,6 +35,7 @@ import (
 	"unsafe"
 
 	"github.com/cohort-vs/cohort/internal/wire"
+	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 )
@@ -48,6 +49,7 @@ type Engine struct {
 	// lookup resolves seeds' host names (tests replace it).
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 	log    *slog.Logger
+	budget *ring.Budget // Config.MemoryBudget, shared by every group's windows
 
 	mu     sync.Mutex
 	groups map[uint64]*Group
@@ -145,6 +147,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:    cfg,
 		conn:   conn,
 		log:    cfg.Logger,
+		budget: ring.NewBudget(cfg.MemoryBudget),
 		groups: map[uint64]*Group{},
 		rx:     make(chan *rxBatch, rxBatches),
 		free:   make(chan *rxBatch, rxBatches),
@@ -380,6 +383,9 @@ type EngineStats struct {
 	AuthFailed      uint64
 	Replayed        uint64
 	SealFailed      uint64
+	// WindowMemory is the memory every group's send and receive windows
+	// hold now, against Config.MemoryBudget.
+	WindowMemory int64
 }
 
 // Stats returns the engine's counters.
@@ -395,6 +401,7 @@ func (e *Engine) Stats() EngineStats {
 		AuthFailed:      e.authFailed.Load(),
 		Replayed:        e.replayed.Load(),
 		SealFailed:      e.sealFailed.Load(),
+		WindowMemory:    e.budget.Used(),
 	}
 }
 

@@ -35,7 +35,7 @@ type Group struct {
 	proto    *protocol.Group
 	sender   *protocol.Sender
 	latency  *latencySampler // nil without Config.MeasureLatency
-	consumed uint64 // queue items the protocol has been told about
+	consumed uint64          // queue items the protocol has been told about
 
 	queue     *ring.SPSC[item]
 	deliverCh chan struct{} // wakes the delivery goroutine
@@ -154,6 +154,8 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 			StatusTicks:   c.ticks(c.StatusInterval), NAKTicks: c.ticks(c.NAKInterval),
 			MaxOutDatagrams: 64,
 			Sequencer:       c.SequencerRank,
+			Budget:          e.budget,
+			TrimTicks:       c.ticks(time.Second),
 		},
 		DiscoverTicks:     c.ticks(c.DiscoverTimeout),
 		RetryTicks:        c.ticks(c.RetryInterval),

@@ -580,6 +580,9 @@ func (g *Group) stateService() {
 		return false
 	})
 	g.stateFlush()
+	if g.recv == nil && len(g.sends) == 0 {
+		g.xferOut, g.xferBuf = nil, nil // no transfer: no memory held for one
+	}
 }
 
 // stateTick advances the transfers' clocks; protoMu held.

@@ -18,12 +18,22 @@ var ErrTooLarge = errors.New("ring: message larger than the stash")
 // serialized by a mutex); everything else is for one consumer goroutine,
 // the protocol loop, which reads what was appended without locking:
 // entries below Head never change until the consumer releases them.
+//
+// Memory comes on demand: slots and arena grow (doubling) as messages are
+// appended, up to the sizes the stash was made with, and Trim gives them
+// back once it is empty. A producer grows them into a new store, with
+// every held message copied at the same offsets; the consumer reads the
+// store after Head, so it finds every message it may ask for.
 type Stash struct {
 	mu sync.Mutex // serializes producers
 
-	slots []stashSlot
-	mask  uint64
-	arena []byte
+	store    atomic.Pointer[stashStore]
+	capSlots uint64 // largest number of slots (a power of two)
+	// The arena's sizes are firstArena<<k up to maxArena: offsets taken
+	// modulo one size keep a message contiguous modulo the next.
+	firstArena, maxArena uint64
+	budget               *Budget
+	taken                int64 // bytes of budget held (producers' lock)
 
 	// The flow-control window, within the capacity: a message's first
 	// piece is taken only within it (see Append).
@@ -39,6 +49,12 @@ type Stash struct {
 	Reserved uint64 // bytes wasted by wrap-around, for stats
 }
 
+type stashStore struct {
+	slots []stashSlot
+	mask  uint64
+	arena []byte
+}
+
 type stashSlot struct {
 	start  uint64 // monotonic arena offset of the payload
 	end    uint64 // monotonic arena offset after the payload (and any skip)
@@ -52,13 +68,88 @@ type stashSlot struct {
 }
 
 // NewStash makes a stash for at most slots messages and arenaBytes bytes of
-// payload in flight. slots is rounded up to a power of two.
+// payload in flight (both allocated as needed). slots is rounded up to a
+// power of two, arenaBytes up to a multiple of the arena's first size.
 func NewStash(slots, arenaBytes int) *Stash {
 	n := uint64(1)
 	for n < uint64(slots) {
 		n <<= 1
 	}
-	return &Stash{slots: make([]stashSlot, n), mask: n - 1, arena: make([]byte, arenaBytes), windowSlots: n, windowBytes: uint64(arenaBytes)}
+	first := uint64(arenaBytes)
+	for first >= 2*minArena {
+		first = (first + 1) / 2
+	}
+	maxArena := first
+	for maxArena < uint64(arenaBytes) {
+		maxArena *= 2
+	}
+	s := &Stash{capSlots: n, firstArena: first, maxArena: maxArena, windowSlots: n, windowBytes: maxArena}
+	s.store.Store(&stashStore{})
+	return s
+}
+
+// SetBudget makes the stash's growth draw on b. Call before use.
+func (s *Stash) SetBudget(b *Budget) { s.budget = b }
+
+const stashSlotBytes = 32
+
+// grow makes a store with room for held+1 slots and, after writeOff, n
+// bytes (more than the current store holds); false if the budget refuses.
+// Producers' lock held.
+func (s *Stash) grow(st *stashStore, held, n uint64) (*stashStore, bool) {
+	slots := max(uint64(len(st.slots)), min(minSlots, s.capSlots))
+	for slots < held+1 {
+		slots *= 2
+	}
+	size := max(uint64(len(st.arena)), s.firstArena)
+	for size < s.maxArena && !fits(s.writeOff, s.freeOff.Load(), n, size) {
+		size *= 2
+	}
+	more := int64(slots-uint64(len(st.slots)))*stashSlotBytes + int64(size-uint64(len(st.arena)))
+	if !s.budget.take(more, held == 0) {
+		return st, false
+	}
+	s.taken += more
+	ns := &stashStore{slots: make([]stashSlot, slots), mask: slots - 1, arena: make([]byte, size)}
+	for q := s.tail.Load() + 1; q <= s.head.Load(); q++ {
+		// Field by field: the consumer may be noting a retransmission in
+		// the old slot meanwhile (that note is lost, which only means a
+		// repair may be sent twice).
+		o := &st.slots[q&st.mask]
+		ns.slots[q&ns.mask] = stashSlot{start: o.start, end: o.end, length: o.length, total: o.total, flags: o.flags}
+		p, np := o.start%uint64(len(st.arena)), o.start%size
+		copy(ns.arena[np:np+uint64(o.length)], st.arena[p:p+uint64(o.length)])
+	}
+	s.store.Store(ns)
+	return ns, true
+}
+
+// fits reports whether n bytes can go after writeOff in an arena of size
+// bytes whose live bytes start at freeOff.
+func fits(writeOff, freeOff, n, size uint64) bool {
+	start := writeOff
+	if pos := start % size; pos+n > size {
+		start += size - pos
+	}
+	return start+n-freeOff <= size
+}
+
+// Trim gives the stash's memory back if it holds nothing. Consumer only.
+func (s *Stash) Trim() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head.Load() != s.tail.Load() || s.taken == 0 {
+		return
+	}
+	s.budget.give(s.taken)
+	s.taken = 0
+	s.store.Store(&stashStore{})
+}
+
+// Bytes is the memory the stash holds now.
+func (s *Stash) Bytes() int {
+	st := s.store.Load()
+	return len(st.arena) + len(st.slots)*stashSlotBytes
 }
 
 // SetWindow limits where a message may start: with fewer than slots
@@ -75,17 +166,24 @@ func (s *Stash) SetWindow(slots, bytes int) {
 // released; the caller retries after Release.
 func (s *Stash) Append(flags uint8, total int, payload []byte, first bool) (uint64, error) {
 	n := uint64(len(payload))
-	size := uint64(len(s.arena))
-	if n > size {
+	if n > s.maxArena {
 		return 0, ErrTooLarge
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq := s.head.Load() + 1
 	held := seq - 1 - s.tail.Load()
-	if held >= uint64(len(s.slots)) || (first && (held >= s.windowSlots || s.writeOff-s.freeOff.Load()+n > s.windowBytes)) {
+	if held >= s.capSlots || (first && (held >= s.windowSlots || s.writeOff-s.freeOff.Load()+n > s.windowBytes)) {
 		return 0, ErrFull
 	}
+	st := s.store.Load()
+	if held >= uint64(len(st.slots)) || (len(st.arena) < int(s.maxArena) && !fits(s.writeOff, s.freeOff.Load(), n, uint64(len(st.arena)))) {
+		var ok bool
+		if st, ok = s.grow(st, held, n); !ok {
+			return 0, ErrFull
+		}
+	}
+	size := uint64(len(st.arena))
 	start := s.writeOff
 	// Payloads are contiguous in the arena: skip to the start when the
 	// message would wrap.
@@ -97,8 +195,8 @@ func (s *Stash) Append(flags uint8, total int, payload []byte, first bool) (uint
 		return 0, ErrFull
 	}
 	p := start % size
-	copy(s.arena[p:p+n], payload)
-	s.slots[seq&s.mask] = stashSlot{start: start, end: end, length: uint32(n), total: uint32(total), flags: flags}
+	copy(st.arena[p:p+n], payload)
+	st.slots[seq&st.mask] = stashSlot{start: start, end: end, length: uint32(n), total: uint32(total), flags: flags}
 	s.Reserved += start - s.writeOff
 	s.writeOff = end
 	s.head.Store(seq) // publishes the slot to the consumer
@@ -118,9 +216,10 @@ func (s *Stash) Get(seq uint64) (flags uint8, total int, payload []byte, ok bool
 	if seq <= s.tail.Load() || seq > s.head.Load() {
 		return 0, 0, nil, false
 	}
-	sl := &s.slots[seq&s.mask]
-	p := sl.start % uint64(len(s.arena))
-	return sl.flags, int(sl.total), s.arena[p : p+uint64(sl.length) : p+uint64(sl.length)], true
+	st := s.store.Load() // after Head: it holds seq
+	sl := &st.slots[seq&st.mask]
+	p := sl.start % uint64(len(st.arena))
+	return sl.flags, int(sl.total), st.arena[p : p+uint64(sl.length) : p+uint64(sl.length)], true
 }
 
 // Release frees every message up to and including seq. Consumer only.
@@ -132,7 +231,8 @@ func (s *Stash) Release(seq uint64) {
 	if seq <= tail {
 		return
 	}
-	s.freeOff.Store(s.slots[seq&s.mask].end)
+	st := s.store.Load()
+	s.freeOff.Store(st.slots[seq&st.mask].end)
 	s.tail.Store(seq)
 }
 
@@ -144,11 +244,12 @@ func (s *Stash) BytesBetween(from, to uint64) int {
 	if to <= from || to <= s.tail.Load() {
 		return 0
 	}
+	st := s.store.Load() // after the caller read to from Head
 	start := s.freeOff.Load()
 	if from > s.tail.Load() {
-		start = s.slots[from&s.mask].end
+		start = st.slots[from&st.mask].end
 	}
-	return int(s.slots[to&s.mask].end - start)
+	return int(st.slots[to&st.mask].end - start)
 }
 
 // Resent reports whether message seq was sent again to member to at a
@@ -157,7 +258,8 @@ func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
 	if seq <= s.tail.Load() || seq > s.head.Load() {
 		return false
 	}
-	sl := &s.slots[seq&s.mask]
+	st := s.store.Load()
+	sl := &st.slots[seq&st.mask]
 	return resentRecently(sl.resentTo, sl.resentAt, to, now, linger)
 }
 
@@ -165,7 +267,8 @@ func (s *Stash) Resent(seq uint64, to int, now, linger int64) bool {
 // tick now. Consumer only.
 func (s *Stash) NoteResent(seq uint64, to int, now int64) {
 	if seq > s.tail.Load() && seq <= s.head.Load() {
-		sl := &s.slots[seq&s.mask]
+		st := s.store.Load()
+		sl := &st.slots[seq&st.mask]
 		sl.resentTo, sl.resentAt = uint16(to), uint32(now)+1
 	}
 }
@@ -173,11 +276,11 @@ func (s *Stash) NoteResent(seq uint64, to int, now int64) {
 // Len is the number of messages held.
 func (s *Stash) Len() int { return int(s.head.Load() - s.tail.Load()) }
 
-// Cap is the number of message slots.
-func (s *Stash) Cap() int { return len(s.slots) }
+// Cap is the largest number of messages held.
+func (s *Stash) Cap() int { return int(s.capSlots) }
 
-// ArenaBytes is the payload capacity.
-func (s *Stash) ArenaBytes() int { return len(s.arena) }
+// ArenaBytes is the largest payload capacity.
+func (s *Stash) ArenaBytes() int { return int(s.maxArena) }
 
 // BytesHeld is the arena space in use, wrap-around waste included.
 func (s *Stash) BytesHeld() int {

@@ -8,15 +8,23 @@ package ring
 // order; the arena reclaims space from its oldest allocation, so a message
 // that arrived late (a retransmission) delays reclamation only while it is
 // the oldest one held.
+//
+// Memory comes on demand: a new window holds nothing, its slots and arena
+// grow (doubling) as messages arrive, up to the sizes it was made with,
+// and Trim gives them back once it is empty.
 type Window struct {
-	slots      []windowSlot
+	slots      []windowSlot // a power of two, at most capSlots; nil until needed
 	mask       uint64
+	capSlots   uint64 // the window's span in sequence numbers (Limit)
 	base       uint64 // every sequence number <= base is released
 	contiguous uint64 // every sequence number <= contiguous is held or released
 	highest    uint64 // highest sequence number held
 
 	arena     []byte
-	allocs    []alloc // allocation records in allocation order (a ring)
+	maxArena  int
+	budget    *Budget
+	taken     int64   // bytes of budget held: arena and records
+	allocs    []alloc // allocation records in allocation order (a ring), as many as slots
 	allocMask uint64
 	allocHead uint64 // next record to use (monotonic)
 	allocTail uint64 // oldest live record (monotonic)
@@ -99,17 +107,111 @@ const (
 )
 
 // NewWindow makes a window of slots sequence numbers (rounded up to a
-// power of two) and arenaBytes bytes of payload.
+// power of two) and arenaBytes bytes of payload, allocated as needed.
 func NewWindow(slots, arenaBytes int) *Window {
 	n := uint64(1)
 	for n < uint64(slots) {
 		n <<= 1
 	}
-	return &Window{
-		slots: make([]windowSlot, n), mask: n - 1,
-		arena:  make([]byte, arenaBytes),
-		allocs: make([]alloc, n), allocMask: n - 1,
+	return &Window{capSlots: n, maxArena: arenaBytes}
+}
+
+// SetBudget makes the window's growth draw on b. Call before use.
+func (w *Window) SetBudget(b *Budget) { w.budget = b }
+
+// Smallest allocations of a growing store: 64 slots, 16 KiB of arena
+// (or all of a smaller one).
+const (
+	minSlots = 64
+	minArena = 16 << 10
+)
+
+const (
+	windowSlotBytes = 40
+	allocBytes      = 16
+)
+
+// growSlots makes room for sequence numbers up to base+need, within
+// capSlots; false if the budget refuses (it does not when force).
+func (w *Window) growSlots(need uint64, force bool) bool {
+	n := max(uint64(len(w.slots)), min(minSlots, w.capSlots))
+	for n < need {
+		n <<= 1
 	}
+	n = min(n, w.capSlots)
+	if n <= uint64(len(w.slots)) {
+		return true
+	}
+	more := int64(n-uint64(len(w.slots))) * (windowSlotBytes + allocBytes)
+	if !w.budget.take(more, force || w.held == 0) {
+		return false
+	}
+	w.taken += more
+	slots := make([]windowSlot, n)
+	for i := range w.slots {
+		if sl := &w.slots[i]; sl.seq != 0 {
+			slots[sl.seq&(n-1)] = *sl
+		}
+	}
+	allocs := make([]alloc, n)
+	for a := w.allocTail; a < w.allocHead; a++ {
+		allocs[a&(n-1)] = w.allocs[a&w.allocMask]
+	}
+	w.slots, w.mask, w.allocs, w.allocMask = slots, n-1, allocs, n-1
+	return true
+}
+
+// growArena makes the arena large enough for n more bytes after the live
+// ones, laid out again from its start; false if it cannot (at its largest,
+// or the budget refuses). Payloads handed out before stay valid: the old
+// arena is left as it was.
+func (w *Window) growArena(n int) bool {
+	live := w.writeOff - w.freeOff
+	need := live + uint64(n)
+	if need > uint64(w.maxArena) || len(w.arena) == w.maxArena {
+		return false
+	}
+	size := max(2*len(w.arena), min(minArena, w.maxArena))
+	for uint64(size) < need {
+		size *= 2
+	}
+	size = min(size, w.maxArena)
+	if !w.budget.take(int64(size-len(w.arena)), w.held == 0) {
+		return false
+	}
+	w.taken += int64(size - len(w.arena))
+	arena := make([]byte, size)
+	off := uint64(0)
+	for a := w.allocTail; a < w.allocHead; a++ {
+		rec := &w.allocs[a&w.allocMask]
+		if rec.seq != 0 {
+			if sl := &w.slots[rec.seq&w.mask]; sl.seq == rec.seq && sl.alloc == a {
+				p := sl.start % uint64(len(w.arena))
+				copy(arena[off:], w.arena[p:p+uint64(sl.length)])
+				sl.start = off
+				off += uint64(sl.length)
+			}
+		}
+		rec.end = off
+	}
+	w.arena, w.writeOff, w.freeOff = arena, off, 0
+	return true
+}
+
+// Trim gives the window's memory back if it holds nothing.
+func (w *Window) Trim() {
+	if w.held != 0 || w.slots == nil {
+		return
+	}
+	w.budget.give(w.taken)
+	w.taken = 0
+	w.slots, w.allocs, w.arena, w.mask, w.allocMask = nil, nil, nil, 0, 0
+	w.allocHead, w.allocTail, w.writeOff, w.freeOff = 0, 0, 0, 0
+}
+
+// Bytes is the memory the window holds now.
+func (w *Window) Bytes() int {
+	return len(w.arena) + len(w.slots)*(windowSlotBytes+allocBytes)
 }
 
 // Base is the last released sequence number.
@@ -125,26 +227,35 @@ func (w *Window) Highest() uint64 { return w.highest }
 func (w *Window) Held() int { return w.held }
 
 // Limit is the highest sequence number the window can hold now.
-func (w *Window) Limit() uint64 { return w.base + uint64(len(w.slots)) }
+func (w *Window) Limit() uint64 { return w.base + w.capSlots }
 
 // Has reports whether seq is held.
 func (w *Window) Has(seq uint64) bool {
-	return seq > w.base && w.slots[seq&w.mask].seq == seq
+	return seq > w.base && seq <= w.base+uint64(len(w.slots)) && w.slots[seq&w.mask].seq == seq
 }
 
 // Put copies a message into the window.
 func (w *Window) Put(seq uint64, flags uint8, total int, payload []byte) PutResult {
-	if seq <= w.base || w.slots[seq&w.mask].seq == seq {
+	if seq <= w.base || w.Has(seq) {
 		return Duplicate
 	}
 	if seq > w.Limit() {
 		return Beyond
 	}
+	// The message that fills the first gap always gets a slot (and, below,
+	// room in the arena or beside it): everything above it waits for it.
+	gapFiller := seq == w.contiguous+1
+	if seq > w.base+uint64(len(w.slots)) && !w.growSlots(seq-w.base, gapFiller) {
+		return NoRoom
+	}
 	start, end, ok := w.room(len(payload))
-	for !ok && seq == w.contiguous+1 && w.displaceNewest() { // rare: see displaceNewest
+	if !ok && w.growArena(len(payload)) {
 		start, end, ok = w.room(len(payload))
 	}
-	if !ok && seq == w.contiguous+1 && w.overflowBytes+len(payload) <= len(w.arena) {
+	for !ok && gapFiller && w.displaceNewest() { // rare: see displaceNewest
+		start, end, ok = w.room(len(payload))
+	}
+	if !ok && gapFiller && w.overflowBytes+len(payload) <= w.maxArena {
 		// What is left in the arena lies below the gap and waits to be
 		// released: by members' statuses this member may have missed (a
 		// member that crashed since never sends them again), and, in a
@@ -188,7 +299,10 @@ func (w *Window) store(seq uint64, sl windowSlot) {
 // room finds where n bytes would go: contiguous arena space after the
 // newest allocation.
 func (w *Window) room(n int) (start, end uint64, ok bool) {
-	if w.allocHead-w.allocTail == uint64(len(w.allocs)) {
+	if w.allocHead-w.allocTail == uint64(len(w.allocs)) && !w.growSlots(uint64(len(w.slots))+1, false) {
+		return 0, 0, false
+	}
+	if len(w.arena) == 0 {
 		return 0, 0, false
 	}
 	size := uint64(len(w.arena))
@@ -271,6 +385,12 @@ func (w *Window) SetMark(seq uint64, bits uint8) {
 func (w *Window) Release(seq uint64) {
 	if seq > w.contiguous {
 		seq = w.contiguous
+	}
+	if w.held == 0 {
+		if seq > w.base { // only after Skip: nothing is stored
+			w.base = seq
+		}
+		return
 	}
 	for s := w.base + 1; s <= seq; s++ {
 		sl := &w.slots[s&w.mask]

@@ -10,7 +10,8 @@ type Orderer struct {
 	avail     []uint64 // per sender: data contiguous up to
 	delivered []uint64 // per sender: highest sequence number delivered
 	next      uint64   // next global number to deliver
-	set       []Record // set[lo:hi], sorted by Global, disjoint
+	set       []Record // set[lo:hi], sorted by Global, disjoint; grows up to capacity
+	capacity  int
 	lo, hi    int
 	cur       int    // index in set of the record being delivered
 	gapAt     uint64 // global number last counted in stats.Gap
@@ -33,7 +34,9 @@ func NewOrderer(senders, capacity int) *Orderer {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Orderer{avail: make([]uint64, senders), delivered: make([]uint64, senders), next: 1, set: make([]Record, capacity)}
+	// The set starts small and doubles as records come: an idle group's
+	// orderer holds next to nothing.
+	return &Orderer{avail: make([]uint64, senders), delivered: make([]uint64, senders), next: 1, set: make([]Record, min(capacity, 16)), capacity: capacity}
 }
 
 // Resume restarts delivery at nextGlobal, with delivered[s] the highest
@@ -59,7 +62,7 @@ func (o *Orderer) Delivered(sender int) uint64 { return o.delivered[sender] }
 // the latest one not yet started, so delivery never deadlocks on a set
 // filled with records from its future). The caller should stop
 // observing (at the sequencer) or NAK later.
-func (o *Orderer) Full() bool { return o.hi-o.lo == len(o.set) }
+func (o *Orderer) Full() bool { return o.hi-o.lo == o.capacity }
 
 // Available reports that sender's total-order messages are held
 // contiguously up to upTo.
@@ -106,6 +109,13 @@ func (o *Orderer) add(r Record) bool {
 	if (i > o.lo && o.set[i-1].End() > r.Global) || (i < o.hi && r.End() > o.set[i].Global) {
 		o.stats.Conflict++
 		return false
+	}
+	if o.hi-o.lo == len(o.set) && len(o.set) < o.capacity {
+		set := make([]Record, min(2*len(o.set), o.capacity))
+		o.hi = copy(set, o.set[o.lo:o.hi])
+		i -= o.lo
+		o.cur -= o.lo
+		o.set, o.lo = set, 0
 	}
 	if o.hi-o.lo == len(o.set) {
 		o.stats.Full++
@@ -186,7 +196,7 @@ func (o *Orderer) Peek() (sender int, seq uint64, global uint64, ok bool) {
 }
 
 // Room is how many more records the set can take without dropping any.
-func (o *Orderer) Room() int { return len(o.set) - (o.hi - o.lo) }
+func (o *Orderer) Room() int { return o.capacity - (o.hi - o.lo) }
 
 // Release forgets the records wholly below global number stable (delivered
 // everywhere, so no view change will need them). Records not yet delivered

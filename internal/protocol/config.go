@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/cohort-vs/cohort/internal/wire"
+	"github.com/cohort-vs/cohort/ring"
 )
 
 // Config describes one member's view of its group and its limits. The
@@ -37,6 +38,12 @@ type Config struct {
 	// Sequencer is the rank that orders total-order messages (0: the
 	// coordinator, the oldest member).
 	Sequencer int
+	// Budget, shared by the stores of every group of a process, bounds
+	// the memory their windows and stash grow to (nil: no bound).
+	Budget *ring.Budget
+	// TrimTicks: every TrimTicks ticks, windows and the stash that hold
+	// nothing give their memory back (0: 1000).
+	TrimTicks int
 }
 
 // MaxMembers is the largest view the wire format addresses (ranks are 16

@@ -251,7 +251,6 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		seqRank:    cfg.Sequencer,
 		sender:     sender,
 		peers:      make([]peer, n+1),
-		pending:    make([]pendingDelivery, cfg.DeliveryQueue),
 		rtxBase:    make([]rtxRequest, 64),
 		statusC:    make([]uint64, n+1),
 		statusD:    make([]uint64, n+1),
@@ -260,8 +259,6 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		reportSent: make([]int64, n),
 		stableSent: make([]uint64, n+1),
 		bufs:       make([][]byte, cfg.MaxOutDatagrams),
-		out:        make([]udp.Datagram, 0, cfg.MaxOutDatagrams*max(n-1, 1)),
-		deliveries: make([]Delivery, 0, cfg.DeliveryQueue),
 	}
 	if m.sender == nil {
 		m.sender = newSender(&cfg)
@@ -273,9 +270,6 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 	m.rtx = m.rtxBase[:0]
 	for i := range m.reportSent {
 		m.reportSent[i] = -1
-	}
-	for i := range m.bufs {
-		m.bufs[i] = make([]byte, cfg.MaxDatagram)
 	}
 	for i := range m.peers {
 		p := &m.peers[i]
@@ -296,10 +290,49 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 			// a little before this member does. The sequencer keeps its
 			// own order stream in a window too.
 			p.win = ring.NewWindow(2*cfg.WindowMessages, 2*cfg.WindowBytes)
+			p.win.SetBudget(cfg.Budget)
 		}
 	}
 	m.ord.init(m)
 	return m, nil
+}
+
+// growPending doubles the ring of deliveries not yet consumed (at most
+// DeliveryQueue are).
+func (m *Member) growPending() {
+	p := make([]pendingDelivery, min(max(2*len(m.pending), 64), max(m.cfg.DeliveryQueue, len(m.pending)+1)))
+	n := copy(p, m.pending[m.pendingHead:])
+	copy(p[n:], m.pending[:m.pendingHead])
+	m.pending, m.pendingHead = p, 0
+}
+
+// trim gives back the memory of the stores that hold nothing: an idle
+// group keeps next to none.
+func (m *Member) trim() {
+	if m.pendingLen == 0 {
+		m.pending, m.pendingHead = nil, 0
+	}
+	if len(m.out) == 0 && m.bufsUsed == 0 { // no Ready outstanding
+		clear(m.bufs)
+		m.out, m.deliveries = nil, nil
+	}
+	for i := range m.peers {
+		if w := m.peers[i].win; w != nil {
+			w.Trim()
+		}
+	}
+	m.sender.stash.Trim()
+}
+
+// StoreBytes is the memory this member's windows and stash hold now.
+func (m *Member) StoreBytes() int {
+	n := m.sender.stash.Bytes()
+	for i := range m.peers {
+		if w := m.peers[i].win; w != nil {
+			n += w.Bytes()
+		}
+	}
+	return n
 }
 
 // owner is the rank that sends origin o's messages.
@@ -331,6 +364,13 @@ func (m *Member) Config() *Config { return &m.cfg }
 // Tick advances the member's logical clock by one tick.
 func (m *Member) Tick() {
 	m.now++
+	trim := int64(m.cfg.TrimTicks)
+	if trim <= 0 {
+		trim = 1000
+	}
+	if m.now%trim == 0 {
+		m.trim()
+	}
 	heartbeat := int64(m.cfg.HeartbeatTicks)
 	if heartbeat <= 0 {
 		heartbeat = 10 * int64(m.cfg.StatusTicks)
@@ -626,6 +666,9 @@ func (m *Member) receiveNAK(sender int, body []byte) {
 // deliver hands one message to the application.
 func (m *Member) deliver(origin int, seq uint64, flags uint8, payload []byte) {
 	m.deliveries = append(m.deliveries, Delivery{Origin: origin, Seq: seq, Flags: flags &^ (wire.FlagFrag | wire.FlagFragFirst | wire.FlagFragLast), Payload: payload})
+	if m.pendingLen == len(m.pending) {
+		m.growPending()
+	}
 	i := m.pendingHead + m.pendingLen
 	if i >= len(m.pending) {
 		i -= len(m.pending)

@@ -55,6 +55,10 @@ func MaxCausalMembers(maxDatagram int) int {
 }
 
 // fedMsg is an order-stream message whose records went to the orderer.
+// maxFed bounds the order-stream messages whose records wait in the
+// orderer.
+const maxFed = 8192
+
 type fedMsg struct {
 	seq uint64 // its sequence number in the stream
 	end uint64 // global number after its last record
@@ -99,7 +103,6 @@ func (o *ordering) init(m *Member) {
 	o.maxRecs = maxRecordsPerMessage(&m.cfg)
 	o.orderer = sequencer.NewOrderer(m.n, 8192)
 	o.recs = make([]sequencer.Record, 0, 2*o.maxRecs)
-	o.fed = make([]fedMsg, 0, 8192)
 	o.vt = make([]uint64, m.n)
 	o.stable = make([]uint64, m.origins)
 	o.relayed = make([]uint64, m.origins)
@@ -160,7 +163,7 @@ func (m *Member) deliverFrom(o int) bool {
 	last := m.heldUpTo(o)
 	start := p.deliverNext
 	delivered := false
-	for p.deliverNext <= last && m.pendingLen < len(m.pending) {
+	for p.deliverNext <= last && m.pendingLen < m.cfg.DeliveryQueue {
 		seq := p.deliverNext
 		if o != m.self && p.win.Mark(seq)&markDelivered != 0 {
 			p.deliverNext++
@@ -374,7 +377,7 @@ func (m *Member) stableVector() []uint64 {
 func (m *Member) deliverTotal() bool {
 	od := m.ord.orderer
 	delivered := false
-	for m.pendingLen < len(m.pending) && !m.ord.dead {
+	for m.pendingLen < m.cfg.DeliveryQueue && !m.ord.dead {
 		o, _, g, ok := od.Peek()
 		if !ok {
 			break
@@ -437,7 +440,7 @@ func (m *Member) scanStream() {
 			if err != nil || len(recs) == 0 {
 				m.stats.Malformed++
 			} else {
-				if od.orderer.Room() < len(recs) || len(od.fed) == cap(od.fed) {
+				if od.orderer.Room() < len(recs) || len(od.fed) == maxFed {
 					break // deliveries make room
 				}
 				od.orderer.AddRecords(recs)
@@ -607,7 +610,7 @@ func (m *Member) ownTotalHint(seq uint64) uint64 {
 // It reports whether it changed anything.
 func (m *Member) completeFlush() bool {
 	od := &m.ord
-	if !od.cutSet || od.safeWaiting || m.pendingLen == len(m.pending) {
+	if !od.cutSet || od.safeWaiting || m.pendingLen >= m.cfg.DeliveryQueue {
 		return false
 	}
 	for o := range m.peers {

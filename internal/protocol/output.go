@@ -44,6 +44,9 @@ func (m *Member) Advance() {
 }
 
 func (m *Member) startDatagram() []byte {
+	if m.bufs[m.bufsUsed] == nil { // taken as traffic needs them; trim gives them back
+		m.bufs[m.bufsUsed] = make([]byte, m.cfg.MaxDatagram)
+	}
 	b := m.bufs[m.bufsUsed]
 	m.bufsUsed++
 	wire.PutHeader(b, wire.Header{Type: wire.TypeGroup, Sender: uint16(m.self), Group: m.cfg.Group, Instance: m.cfg.Instance, Epoch: m.cfg.Epoch})

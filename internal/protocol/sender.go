@@ -37,6 +37,7 @@ func newSender(cfg *Config) *Sender {
 	// A new message starts only within the flow-control window; the extra
 	// room is for the fragments of a message already begun.
 	s.stash.SetWindow(cfg.WindowMessages, cfg.WindowBytes)
+	s.stash.SetBudget(cfg.Budget)
 	return s
 }
 
