@@ -34,6 +34,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cohort-vs/cohort/internal/liveness"
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
 	"github.com/cohort-vs/cohort/seal"
@@ -72,6 +73,14 @@ type Engine struct {
 	incarnation atomic.Uint64 // last incarnation number handed out
 
 	stallTicks int // a tick this many intervals late means the process stalled
+
+	// The watch over peer processes, shared by all groups (liveness.go);
+	// protoMu held.
+	live      *liveness.Liveness
+	suspects  []netip.AddrPort
+	liveBuf   []byte
+	liveDs    []udp.Datagram
+	liveStats atomic.Pointer[liveness.Stats]
 
 	// poller is conn when it can read without waiting (nil otherwise);
 	// lastLook is when the socket was last read (monotonic ns since
@@ -172,6 +181,8 @@ func New(cfg Config) (*Engine, error) {
 	e.poller, _ = conn.(udp.Poller)
 	e.start = time.Now()
 	e.stallTicks = max(5, cfg.ticks(cfg.SuspectTimeout)/3)
+	e.live = newLiveness(&cfg)
+	e.liveStats.Store(&liveness.Stats{})
 	// Incarnations start at the wall clock, so that a restarted process is
 	// a new member even at the same address.
 	e.incarnation.Store(uint64(time.Now().UnixNano()))
@@ -386,10 +397,19 @@ type EngineStats struct {
 	// WindowMemory is the memory every group's send and receive windows
 	// hold now, against Config.MemoryBudget.
 	WindowMemory int64
+	// The watch over peer processes, shared by every group: heartbeats
+	// sent (to peers that were sent nothing else lately), probes (direct
+	// and indirect), peers suspected (each in every group it is in), and
+	// suspected peers heard again.
+	HeartbeatsSent  uint64
+	ProbesSent      uint64
+	PeersSuspected  uint64
+	PeersHeardAgain uint64
 }
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() EngineStats {
+	ls := e.liveStats.Load()
 	return EngineStats{
 		Socket:       e.conn.Stats(),
 		UnknownGroup: e.unknownGroup.Load(),
@@ -402,6 +422,10 @@ func (e *Engine) Stats() EngineStats {
 		Replayed:        e.replayed.Load(),
 		SealFailed:      e.sealFailed.Load(),
 		WindowMemory:    e.budget.Used(),
+		HeartbeatsSent:  ls.HeartbeatsSent,
+		ProbesSent:      ls.ProbesSent,
+		PeersSuspected:  ls.Suspicions,
+		PeersHeardAgain: ls.Refuted,
 	}
 }
 
@@ -489,6 +513,9 @@ func (e *Engine) protocolLoop() {
 			lastTick = now
 			if n > e.stallTicks {
 				n = 1
+			}
+			for i := 0; i < n; i++ {
+				e.tickLiveness()
 			}
 			for _, g := range *e.groupList.Load() {
 				for i := 0; i < n; i++ {
@@ -594,6 +621,11 @@ func (e *Engine) dispatch(b *rxBatch) {
 			e.malformed.Add(1)
 			continue
 		}
+		e.heard(d.Addr)
+		if buf[3] == wire.TypeLiveness {
+			e.receiveLiveness(d.Addr, buf)
+			continue
+		}
 		g := rt.byWire[wire.GroupIDOf(buf)]
 		if g == nil {
 			e.unknownGroup.Add(1)
@@ -658,6 +690,9 @@ func (e *Engine) route() *routeTable {
 func (e *Engine) write(ds []udp.Datagram) {
 	if len(ds) == 0 {
 		return
+	}
+	for i := range ds {
+		e.live.Sent(ds[i].Addr)
 	}
 	if e.sealer != nil {
 		ds = e.seal(ds)

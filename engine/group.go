@@ -96,6 +96,7 @@ type Group struct {
 	// Members that sent StateDone, noted by the protocol loop.
 	restMu   sync.Mutex
 	doneRest map[wire.MemberID]bool
+	watched  []netip.AddrPort // the members of its view the engine watches for it (protoMu)
 	// Owned by the delivery goroutine: restoring the state failed, nothing
 	// more is delivered; the first view was seen.
 	failed  bool
@@ -167,6 +168,7 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 		EvictTicks:        c.evictTicks(),
 		Quorum:            flush.Quorum(c.Quorum),
 		QuorumStableTicks: c.ticks(c.QuorumWindow),
+		Liveness:          e.live,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: Join %q: %w", name, err)
@@ -460,6 +462,12 @@ func (g *Group) service() {
 		events := g.proto.Events()
 		for i := range events {
 			ev := events[i]
+			switch {
+			case ev.View != nil:
+				g.e.watchView(g, ev.View)
+			case ev.Err != nil:
+				g.e.unwatchAll(g)
+			}
 			// Cannot fail: the queue has room for every delivery the
 			// protocol may have outstanding, and events are few.
 			g.queue.Push(item{ev: &ev})

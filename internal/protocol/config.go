@@ -31,7 +31,8 @@ type Config struct {
 	// says less than this member's would.
 	StatusTicks int
 	// HeartbeatTicks: send a status frame at least this often even when
-	// nothing changes, so that silence means trouble. 0: 10*StatusTicks.
+	// nothing changes, so that silence means trouble. 0: 10*StatusTicks;
+	// negative: never (the process's heartbeats stand for it).
 	HeartbeatTicks  int
 	NAKTicks        int // ask again for a missing message at most every NAKTicks ticks
 	MaxOutDatagrams int // datagrams produced by one Ready, at most

@@ -68,6 +68,19 @@ type GroupConfig struct {
 	// have been stable for QuorumLastManStanding to break a tie.
 	Quorum            flush.Quorum
 	QuorumStableTicks int
+
+	// Liveness, when set, is the process's watch over its peers, shared
+	// by all its groups (package liveness): the group then sends no
+	// heartbeats and suspects no member on its own; its driver tells it
+	// (PeerSuspected, PeerHeard). An idle group is then silent.
+	Liveness Liveness
+}
+
+// Liveness is what a group asks of a process-wide watch over its peers.
+type Liveness interface {
+	// HeardWithin reports whether the process at addr was heard from in
+	// the last ticks ticks.
+	HeardWithin(addr netip.AddrPort, ticks int64) bool
 }
 
 // View is a group view as the protocol sees it.
@@ -1096,6 +1109,10 @@ func (g *Group) coordinatorAddr() netip.AddrPort {
 }
 
 func (g *Group) tickDetector() {
+	if g.cfg.Liveness != nil {
+		g.det.Advance() // the process watches: see PeerSuspected
+		return
+	}
 	probes, suspects := g.det.Tick(nil, nil)
 	for _, p := range probes {
 		g.probeSeq++
@@ -1110,6 +1127,34 @@ func (g *Group) tickDetector() {
 	}
 	for _, r := range suspects {
 		g.suspect(r)
+	}
+}
+
+// PeerSuspected tells the group (with GroupConfig.Liveness) that the
+// process at addr is suspected: a member of the view there is suspected
+// as if the group's own detector had found it silent.
+func (g *Group) PeerSuspected(addr netip.AddrPort) {
+	if g.state != member || g.farewell != nil {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == addr && r != g.view.Self && !g.det.Suspected(r) {
+			g.det.Suspect(r)
+			g.suspect(r)
+		}
+	}
+}
+
+// PeerHeard tells the group (with GroupConfig.Liveness) that the process
+// at addr, suspected until now, was heard from again.
+func (g *Group) PeerHeard(addr netip.AddrPort) {
+	if g.state != member {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == addr {
+			g.det.Heard(r)
+		}
 	}
 }
 
@@ -1184,7 +1229,8 @@ func (g *Group) evict(r int) {
 // A crashed member is silent to the coordinator too long before any other
 // member's probes give up on it, so real failures are not delayed.
 func (g *Group) acceptSuspicion(id wire.MemberID) {
-	if r := flush.Index(g.view.Members, id); r >= 0 && g.det.HeardWithin(r, int64(g.cfg.ProbeTicks)) {
+	if r := flush.Index(g.view.Members, id); r >= 0 && (g.det.HeardWithin(r, int64(g.cfg.ProbeTicks)) ||
+		g.cfg.Liveness != nil && g.cfg.Liveness.HeardWithin(id.Addr, int64(g.cfg.ProbeTicks))) {
 		g.stats.SuspicionsRefuted++
 		return
 	}

@@ -372,7 +372,10 @@ func (m *Member) Tick() {
 		m.trim()
 	}
 	heartbeat := int64(m.cfg.HeartbeatTicks)
-	if heartbeat <= 0 {
+	switch {
+	case heartbeat < 0:
+		heartbeat = math.MaxInt64 // none: an idle member is silent
+	case heartbeat == 0:
 		heartbeat = 10 * int64(m.cfg.StatusTicks)
 	}
 	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.unheard() || m.now-m.lastStatusTick >= heartbeat) {

@@ -627,7 +627,10 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	if cfg.Sequencer >= len(p.Members) {
 		cfg.Sequencer = 0 // a smaller view: the coordinator orders
 	}
-	if cfg.HeartbeatTicks <= 0 {
+	switch {
+	case g.cfg.Liveness != nil:
+		cfg.HeartbeatTicks = -1 // the process's heartbeats stand for the group's
+	case cfg.HeartbeatTicks <= 0:
 		// Several heartbeats per silence window: a few lost datagrams must
 		// not look like a crash.
 		cfg.HeartbeatTicks = max(1, g.cfg.SilentTicks/5)

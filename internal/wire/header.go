@@ -18,7 +18,7 @@ import (
 //
 //	0  magic     2  0xC7 0x5B
 //	2  version   1  Version
-//	3  type      1  datagram type (TypeGroup, TypeControl, TypeState)
+//	3  type      1  datagram type (TypeGroup, TypeControl, TypeState, TypeLiveness)
 //	4  flags     1  reserved, must be 0
 //	5  auth      1  AuthNone, or AuthSealed: the datagram is sealed (package
 //	                seal); the engine opens it and hands the protocol the
@@ -108,7 +108,7 @@ func ParseHeader(b []byte) (Header, error) {
 	if h.Auth != AuthNone {
 		return Header{}, ErrAuth
 	}
-	if (h.Type != TypeGroup && h.Type != TypeControl && h.Type != TypeState) || h.Flags != 0 {
+	if (h.Type < TypeGroup || h.Type > TypeLiveness) || h.Flags != 0 {
 		return Header{}, ErrMalformed
 	}
 	return h, nil
