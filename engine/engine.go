@@ -181,11 +181,13 @@ func New(cfg Config) (*Engine, error) {
 	e.poller, _ = conn.(udp.Poller)
 	e.start = time.Now()
 	e.stallTicks = max(5, cfg.ticks(cfg.SuspectTimeout)/3)
-	e.live = newLiveness(&cfg)
-	e.liveStats.Store(&liveness.Stats{})
 	// Incarnations start at the wall clock, so that a restarted process is
-	// a new member even at the same address.
-	e.incarnation.Store(uint64(time.Now().UnixNano()))
+	// a new member even at the same address, and its run (boot) is named
+	// by where they start: its peers tell its new members from its old.
+	boot := uint64(time.Now().UnixNano())
+	e.incarnation.Store(boot)
+	e.live = newLiveness(&cfg, boot)
+	e.liveStats.Store(&liveness.Stats{})
 	// Receive buffers take the largest UDP payload, so that a datagram
 	// from a member with a larger MaxDatagram is seen (and counted) whole.
 	for i := 0; i < rxBatches; i++ {
@@ -621,7 +623,6 @@ func (e *Engine) dispatch(b *rxBatch) {
 			e.malformed.Add(1)
 			continue
 		}
-		e.heard(d.Addr)
 		if buf[3] == wire.TypeLiveness {
 			e.receiveLiveness(d.Addr, buf)
 			continue
@@ -640,6 +641,7 @@ func (e *Engine) dispatch(b *rxBatch) {
 		}
 		g.proto.Receive(d.Addr, buf)
 	}
+	e.peersChanged()
 }
 
 func (e *Engine) countOpenError(err error) {

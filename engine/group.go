@@ -72,7 +72,8 @@ type Group struct {
 	blocked  atomic.Bool // no view could be installed for BlockTimeout
 	ended    atomic.Pointer[error]
 	endedCh  chan struct{}
-	viewCh   chan struct{} // closed at the first view
+	failErr  atomic.Pointer[error] // why it is leaving of its own accord: restoring the state failed
+	viewCh   chan struct{}         // closed at the first view
 	viewOnce sync.Once
 	view     atomic.Pointer[View]
 
@@ -94,9 +95,10 @@ type Group struct {
 	doneEpoch atomic.Uint64 // StateDone to send, for this epoch
 	restarts  atomic.Uint64 // state transfers started over
 	// Members that sent StateDone, noted by the protocol loop.
-	restMu   sync.Mutex
-	doneRest map[wire.MemberID]bool
-	watched  []netip.AddrPort // the members of its view the engine watches for it (protoMu)
+	restMu     sync.Mutex
+	doneRest   map[wire.MemberID]bool
+	watched    []netip.AddrPort // the members of its view the engine watches for it (protoMu)
+	watchToken uint64           // its view's token (liveness.ViewToken)
 	// Owned by the delivery goroutine: restoring the state failed, nothing
 	// more is delivered; the first view was seen.
 	failed  bool
@@ -618,6 +620,9 @@ func (g *Group) event(ev *protocol.Event) {
 		err = fmt.Errorf("%w: Join %q: its views are at their MaxMembers (%d)", ErrFull, g.name, g.e.cfg.MaxMembers)
 	case errors.Is(ev.Err, protocol.ErrJoinBlocked):
 		err = fmt.Errorf("%w: Join %q: the group stayed blocked for BlockTimeout (%v), so no view could take this member; retry once a majority of its members is reachable", ErrBlocked, g.name, g.e.cfg.BlockTimeout)
+	}
+	if f := g.failErr.Load(); f != nil {
+		err = *f // it left because it could not restore the state
 	}
 	g.finish(err, ev)
 }

@@ -16,7 +16,10 @@ import (
 // Groups send no heartbeats of their own, so an idle group is silent.
 // Everything here runs under protoMu.
 
-func newLiveness(c *Config) *liveness.Liveness {
+// newLiveness makes the watch of an engine whose run is boot: every
+// incarnation it hands out is above it, and a restart gets a larger one
+// (see nextIncarnation).
+func newLiveness(c *Config, boot uint64) *liveness.Liveness {
 	silent := int64(c.ticks(c.SuspectTimeout))
 	return liveness.New(liveness.Config{
 		// Several heartbeats per silence window: a few lost datagrams must
@@ -25,16 +28,17 @@ func newLiveness(c *Config) *liveness.Liveness {
 		SilentTicks:    silent,
 		ProbeTicks:     int64(c.ticks(c.ProbeTimeout)),
 		Helpers:        2,
-	})
+	}, boot)
 }
 
 // watchView makes the engine watch the members of g's new view (and stop
 // watching those of its previous one).
 func (e *Engine) watchView(g *Group, v *protocol.View) {
 	e.unwatchAll(g)
+	g.watchToken = liveness.ViewToken(g.id, wire.InstanceID(v.Founder), v.Epoch)
 	for _, m := range v.Members {
 		if m.Addr != e.addr {
-			e.live.Watch(m.Addr)
+			e.live.Watch(m.Addr, g.watchToken)
 			g.watched = append(g.watched, m.Addr)
 		}
 	}
@@ -43,17 +47,33 @@ func (e *Engine) watchView(g *Group, v *protocol.View) {
 // unwatchAll drops g's interest in its members: its membership ended.
 func (e *Engine) unwatchAll(g *Group) {
 	for _, a := range g.watched {
-		e.live.Unwatch(a)
+		e.live.Unwatch(a, g.watchToken)
 	}
 	g.watched = g.watched[:0]
 }
 
-// heard notes a datagram from addr; a peer suspected until now is heard
-// again in every group.
-func (e *Engine) heard(addr netip.AddrPort) {
-	if e.live.Heard(addr) {
-		for _, g := range *e.groupList.Load() {
-			g.proto.PeerHeard(addr)
+// peersChanged tells every group what the watch found since the last
+// call: peers heard again, peers restarted. Groups report signs of life
+// to the watch themselves (protocol.Liveness.Heard): only traffic of a
+// view counts, so a process restarted at a peer's address, joining, does
+// not keep the peer's former incarnations alive.
+func (e *Engine) peersChanged() {
+	for _, c := range e.live.Changes() {
+		e.peerChanged(c)
+	}
+}
+
+// peerChanged tells every group that a peer was heard again, or
+// restarted.
+func (e *Engine) peerChanged(c liveness.Change) {
+	for _, g := range *e.groupList.Load() {
+		switch {
+		case c.Nudge:
+			g.proto.PeerNudged(c.Addr)
+		case c.Restarted:
+			g.proto.PeerRestarted(c.Addr, c.Boot)
+		default:
+			g.proto.PeerHeard(c.Addr, c.Boot)
 		}
 	}
 }

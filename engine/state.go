@@ -403,7 +403,12 @@ func (g *Group) restore(ev *protocol.Event) bool {
 			g.failed = true
 			g.e.log.Warn("cohort: state transfer failed; leaving the group", "group", g.name, "epoch", ev.View.Epoch, "err", res.err)
 			if !ended {
-				g.finish(fmt.Errorf("%w: %w", ErrStateTransfer, res.err), nil)
+				// Membership ends once the others have a view without
+				// this member (Join and Ended then report why): the group
+				// stays registered until its leave is through, since
+				// nothing else would tell them (its process lives on).
+				err := fmt.Errorf("%w: %w", ErrStateTransfer, res.err)
+				g.failErr.Store(&err)
 				g.leave.Store(true)
 				g.e.poke()
 			}

@@ -23,6 +23,8 @@ func main() {
 	faults := flag.String("faults", "all", `fault mix: "all" (network faults, crashes and restarts, joins, leaves, partitions) or "network" (loss, duplication, reordering and delay only)`)
 	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (internal/sim/adversary.go)")
 	quorum := flag.String("quorum", "majority", `quorum policy of every process: majority, tiebreaker or laststanding (its tie broken once a view is stable for 200 ticks)`)
+	groups := flag.Int("groups", 1, "groups every process is a member of (more than 1: processes watch each other once for all of them, as the engine does)")
+	shared := flag.Bool("shared", false, "processes watch each other once for all their groups (implied by -groups above 1)")
 	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()
 	draw := sim.RandomOptions
@@ -50,6 +52,7 @@ func main() {
 		o.Adversary = *adversary
 		o.Keyed, o.AdversaryHasKey = *keyed != "", *keyed == "insider"
 		o.Protocol.Quorum, o.Protocol.QuorumStableTicks = q, 200
+		o.Groups, o.SharedLiveness = *groups, *shared || *groups > 1
 		return o
 	}
 	switch *keyed {
@@ -67,6 +70,11 @@ func main() {
 	}
 	if *quorum != "majority" {
 		replayFlags += " -quorum " + *quorum
+	}
+	if *groups > 1 {
+		replayFlags += fmt.Sprint(" -groups ", *groups)
+	} else if *shared {
+		replayFlags += " -shared"
 	}
 
 	if *seed != 0 {

@@ -26,11 +26,11 @@ type net struct {
 
 func newNet(addrs ...netip.AddrPort) *net {
 	n := &net{procs: map[netip.AddrPort]*Liveness{}, cut: map[[2]netip.AddrPort]bool{}, sent: map[netip.AddrPort]int{}, suspects: map[netip.AddrPort][]netip.AddrPort{}}
-	for _, x := range addrs {
-		l := New(cfg)
+	for i, x := range addrs {
+		l := New(cfg, uint64(i+1)*1000)
 		for _, y := range addrs {
 			if y != x {
-				l.Watch(y)
+				l.Watch(y, 0)
 			}
 		}
 		n.procs[x] = l
@@ -52,7 +52,6 @@ func (n *net) deliver(from netip.AddrPort, msgs []Message) {
 		if to == nil || n.cut[[2]netip.AddrPort{f, m.To}] {
 			continue
 		}
-		to.Heard(f)
 		for _, r := range to.Receive(f, m.Liveness) {
 			queue, froms = append(queue, r), append(froms, m.To)
 		}
@@ -77,6 +76,8 @@ func (n *net) tick(ticks int) {
 // and suspects no one.
 func TestIdleHeartbeats(t *testing.T) {
 	n := newNet(a, b, c)
+	n.tick(100) // greetings: runs are learned
+	clear(n.sent)
 	n.tick(1000)
 	for _, x := range []netip.AddrPort{a, b, c} {
 		if got, want := n.sent[x], 2*1000/int(cfg.HeartbeatTicks); got != want {
@@ -88,16 +89,21 @@ func TestIdleHeartbeats(t *testing.T) {
 	}
 }
 
-// A process sent other traffic sends no heartbeat.
-func TestNoHeartbeatWhileSending(t *testing.T) {
-	l := New(cfg)
-	l.Watch(b)
-	for range 100 {
+// A process sending other traffic to a peer sends it a heartbeat only
+// once per silence window (for the digest), not every heartbeat interval.
+func TestFewHeartbeatsWhileSending(t *testing.T) {
+	l := New(cfg, 1)
+	l.Watch(b, 0)
+	l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 9}) // its run is known: no greeting
+	beats := 0
+	for range 10 * cfg.SilentTicks {
 		l.Sent(b)
 		l.Heard(b)
-		if msgs, _ := l.Tick(nil); len(msgs) > 0 {
-			t.Fatalf("sent %v to a peer it was sending to anyway", msgs)
-		}
+		msgs, _ := l.Tick(nil)
+		beats += len(msgs)
+	}
+	if beats != 10 {
+		t.Fatalf("%d heartbeats in 10 silence windows of traffic, want 10", beats)
 	}
 }
 
@@ -122,56 +128,67 @@ func TestCrashSuspectedAndHeardAgain(t *testing.T) {
 		t.Fatalf("suspected again: %v", n.suspects[a])
 	}
 	n.procs[c] = crashed
-	if !n.procs[a].Heard(c) || n.procs[a].Suspected(c) || n.procs[a].Stats().Refuted != 1 {
-		t.Fatal("a suspected peer heard again is not refuted")
+	n.procs[a].Changes()
+	n.procs[a].Heard(c)
+	if ch := n.procs[a].Changes(); len(ch) != 1 || ch[0].Addr != c || ch[0].Restarted || n.procs[a].Suspected(c) || n.procs[a].Stats().Refuted != 1 {
+		t.Fatalf("a suspected peer heard again is not refuted: %v", ch)
 	}
 }
 
-// A peer that one process cannot reach directly, but another can, is
-// not suspected: the indirect probe's relayed ack counts.
-func TestIndirectProbeSavesPeer(t *testing.T) {
-	n := newNet(a, b, c)
-	n.cut[[2]netip.AddrPort{c, a}] = true // a hears nothing from c directly
-	n.cut[[2]netip.AddrPort{a, c}] = true
-	n.tick(1000)
-	if len(n.suspects[a]) > 0 {
-		t.Fatalf("a suspected %v though b reaches c", n.suspects[a])
+// A peer that restarts at the same address is known by its new boot: the
+// change says so once, and messages of its former run count for nothing.
+func TestRestartSeen(t *testing.T) {
+	l := New(cfg, 1)
+	l.Watch(b, 0)
+	if l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 100}); len(l.Changes()) != 0 {
+		t.Fatal("a change at the first message")
 	}
-	if n.procs[a].Stats().ProbesSent == 0 {
-		t.Fatal("a never probed c")
+	l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 200})
+	if ch := l.Changes(); len(ch) != 1 || !ch[0].Restarted || ch[0].Boot != 200 || l.Boot(b) != 200 {
+		t.Fatalf("restart: %v (boot %d)", ch, l.Boot(b))
 	}
-}
-
-// Probe requests are taken only from peers and about peers.
-func TestProbeRequestsFromStrangersIgnored(t *testing.T) {
-	l := New(cfg)
-	l.Watch(b)
-	stranger := netip.MustParseAddrPort("10.9.9.9:9")
-	if out := l.Receive(stranger, wire.Liveness{Kind: wire.LivePingReq, Nonce: 1, Target: b}); len(out) != 0 {
-		t.Fatalf("a stranger made it send %v", out)
+	for range cfg.SilentTicks + cfg.ProbeTicks + 1 {
+		l.Tick(nil)
 	}
-	if out := l.Receive(b, wire.Liveness{Kind: wire.LivePingReq, Nonce: 1, Target: stranger}); len(out) != 0 {
-		t.Fatalf("a peer made it send %v to a stranger", out)
+	if !l.Suspected(b) {
+		t.Fatal("not suspected after silence")
 	}
-	if out := l.Receive(stranger, wire.Liveness{Kind: wire.LivePing, Nonce: 7}); len(out) != 1 || out[0].Kind != wire.LiveAck || out[0].Nonce != 7 {
-		t.Fatalf("ping answered with %v", out)
+	if out := l.Receive(b, wire.Liveness{Kind: wire.LivePing, Boot: 100}); len(out)+len(l.Changes()) != 0 || !l.Suspected(b) {
+		t.Fatalf("a message of the former run counted: %v", out)
+	}
+	l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 200})
+	if ch := l.Changes(); len(ch) != 1 || ch[0].Restarted || l.Suspected(b) {
+		t.Fatalf("heard again: %v", ch)
 	}
 }
 
-// A peer is watched while any group has it; the last Unwatch forgets it.
-func TestWatchCounts(t *testing.T) {
-	l := New(cfg)
-	l.Watch(b)
-	l.Watch(b)
-	l.Unwatch(b)
-	if !l.Watched(b) {
-		t.Fatal("forgotten while a group still has it")
+// Two processes whose shared views differ (one missed an install while
+// the group was idle) are told to nudge their groups, once per silence
+// window at most; in step, never.
+func TestDigestNudges(t *testing.T) {
+	n := newNet(a, b)
+	n.tick(200)
+	for _, x := range []netip.AddrPort{a, b} {
+		if ch := n.procs[x].Changes(); len(ch) != 0 {
+			t.Fatalf("%v: changes in step: %v", x, ch)
+		}
 	}
-	l.Unwatch(b)
-	if l.Watched(b) {
-		t.Fatal("still watched with no group")
+	// a moves to view 2 of a group; b stays in view 1.
+	n.procs[a].Unwatch(b, 0)
+	n.procs[a].Watch(b, ViewToken(1, 1, 2))
+	n.procs[b].Unwatch(a, 0)
+	n.procs[b].Watch(a, ViewToken(1, 1, 1))
+	var nudges int
+	for range 10 * cfg.SilentTicks {
+		n.tick(1)
+		for _, c := range n.procs[b].Changes() {
+			if !c.Nudge || c.Addr != a {
+				t.Fatalf("change %v", c)
+			}
+			nudges++
+		}
 	}
-	if msgs, _ := l.Tick(nil); len(msgs) != 0 {
-		t.Fatalf("sent %v with no peers", msgs)
+	if nudges < 5 || nudges > 10 {
+		t.Fatalf("%d nudges in 10 silence windows, want one per window at most and some", nudges)
 	}
 }

@@ -72,7 +72,9 @@ type GroupConfig struct {
 	// Liveness, when set, is the process's watch over its peers, shared
 	// by all its groups (package liveness): the group then sends no
 	// heartbeats and suspects no member on its own; its driver tells it
-	// (PeerSuspected, PeerHeard). An idle group is then silent.
+	// (PeerSuspected, PeerHeard, PeerRestarted). An idle group is then
+	// silent. Self's incarnation must then be at least its process's
+	// boot, and grow across restarts.
 	Liveness Liveness
 }
 
@@ -81,6 +83,20 @@ type Liveness interface {
 	// HeardWithin reports whether the process at addr was heard from in
 	// the last ticks ticks.
 	HeardWithin(addr netip.AddrPort, ticks int64) bool
+	// Boot is the run of the process at addr as last heard (0: unknown):
+	// its members of earlier runs have incarnations below it.
+	Boot(addr netip.AddrPort) uint64
+	// Heard notes traffic of a view member: a sign of life of its process.
+	Heard(addr netip.AddrPort)
+}
+
+// heardFrom notes a sign of life of view member r, for the process's
+// watch too.
+func (g *Group) heardFrom(r int) {
+	g.det.Heard(r)
+	if g.cfg.Liveness != nil {
+		g.cfg.Liveness.Heard(g.view.Members[r].Addr)
+	}
 }
 
 // View is a group view as the protocol sees it.
@@ -641,6 +657,9 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 				g.lateMember(r)
 			}
 		}
+		if g.cfg.Liveness != nil {
+			g.replaced(c.From)
+		}
 		g.control(from, h, c)
 		return
 	}
@@ -661,7 +680,7 @@ func (g *Group) Receive(from netip.AddrPort, b []byte) {
 	switch {
 	case h.Epoch == g.view.Epoch:
 		if int(h.Sender) < len(g.view.Members) && g.view.Members[h.Sender].Addr == from {
-			g.det.Heard(int(h.Sender))
+			g.heardFrom(int(h.Sender))
 			g.heardIn(int(h.Sender))
 		}
 		g.mem.Receive(from, b)
@@ -726,7 +745,7 @@ func (g *Group) lateMember(r int) {
 		return // it installed: this is a late datagram of its old view
 	}
 	if g.now-g.installedAt <= int64(g.cfg.BlockTicks) {
-		g.det.Heard(r)
+		g.heardFrom(r)
 	}
 	m := g.view.Members[r]
 	if g.answerLimit(m.Addr) {
@@ -739,7 +758,7 @@ func (g *Group) lateMember(r int) {
 func (g *Group) heard(id wire.MemberID) {
 	if g.state == member {
 		if r := flush.Index(g.view.Members, id); r >= 0 {
-			g.det.Heard(r)
+			g.heardFrom(r)
 			g.heardIn(r)
 		}
 	}
@@ -1146,14 +1165,65 @@ func (g *Group) PeerSuspected(addr netip.AddrPort) {
 }
 
 // PeerHeard tells the group (with GroupConfig.Liveness) that the process
-// at addr, suspected until now, was heard from again.
-func (g *Group) PeerHeard(addr netip.AddrPort) {
+// at addr, suspected until now, was heard from again, in its run that
+// began at boot: its members there of that run (incarnations from boot
+// on; boot 0: unknown, any) are no longer suspected.
+func (g *Group) PeerHeard(addr netip.AddrPort, boot uint64) {
 	if g.state != member {
 		return
 	}
 	for r, m := range g.view.Members {
-		if m.Addr == addr {
+		if m.Addr == addr && m.Incarnation >= boot {
 			g.det.Heard(r)
+		}
+	}
+}
+
+// replaced: the process at id's address speaks as a later incarnation
+// than the member of this view there, so that membership is over (it
+// left or was removed, and joined again): the member is suspected at
+// once. With shared liveness the process stays alive, and nothing else
+// would show that one of its memberships ended.
+func (g *Group) replaced(id wire.MemberID) {
+	if g.state != member || g.farewell != nil {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == id.Addr && id.Incarnation > m.Incarnation && r != g.view.Self && !g.det.Suspected(r) {
+			g.det.Suspect(r)
+			g.suspect(r)
+		}
+	}
+}
+
+// PeerNudged tells the group (with GroupConfig.Liveness) that the process
+// at addr and this one disagree on the views they share: if addr is in
+// this member's view, it sends its status once, so that a member left
+// behind (an install, or its removal, lost while the group was idle)
+// hears of it, or is heard from.
+func (g *Group) PeerNudged(addr netip.AddrPort) {
+	if g.state != member || g.farewell != nil {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == addr && r != g.view.Self {
+			g.mem.StatusNow()
+			return
+		}
+	}
+}
+
+// PeerRestarted tells the group (with GroupConfig.Liveness) that the
+// process at addr restarted: its members there of an earlier run
+// (incarnations below boot) are gone, and suspected at once.
+func (g *Group) PeerRestarted(addr netip.AddrPort, boot uint64) {
+	if g.state != member || g.farewell != nil {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == addr && m.Incarnation < boot && r != g.view.Self && !g.det.Suspected(r) {
+			g.det.Suspect(r)
+			g.suspect(r)
 		}
 	}
 }
@@ -1230,7 +1300,7 @@ func (g *Group) evict(r int) {
 // member's probes give up on it, so real failures are not delayed.
 func (g *Group) acceptSuspicion(id wire.MemberID) {
 	if r := flush.Index(g.view.Members, id); r >= 0 && (g.det.HeardWithin(r, int64(g.cfg.ProbeTicks)) ||
-		g.cfg.Liveness != nil && g.cfg.Liveness.HeardWithin(id.Addr, int64(g.cfg.ProbeTicks))) {
+		g.cfg.Liveness != nil && id.Incarnation >= g.cfg.Liveness.Boot(id.Addr) && g.cfg.Liveness.HeardWithin(id.Addr, int64(g.cfg.ProbeTicks))) {
 		g.stats.SuspicionsRefuted++
 		return
 	}

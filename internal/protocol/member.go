@@ -155,6 +155,7 @@ type Member struct {
 	statusDue      bool
 	lastStatusTick int64
 	statusDirty    bool   // something changed since the last status frame
+	answerDue      bool   // a member asked for this one's status (FrameStatusAsk)
 	progress       uint64 // messages consumed since the last status frame
 	progressBytes  uint64 // and their bytes
 
@@ -306,6 +307,9 @@ func (m *Member) growPending() {
 	m.pending, m.pendingHead = p, 0
 }
 
+// StatusNow makes the next Ready send this member's status.
+func (m *Member) StatusNow() { m.statusDue = true }
+
 // trim gives back the memory of the stores that hold nothing: an idle
 // group keeps next to none.
 func (m *Member) trim() {
@@ -378,7 +382,7 @@ func (m *Member) Tick() {
 	case heartbeat == 0:
 		heartbeat = 10 * int64(m.cfg.StatusTicks)
 	}
-	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.unheard() || m.now-m.lastStatusTick >= heartbeat) {
+	if m.now-m.lastStatusTick >= int64(m.cfg.StatusTicks) && (m.statusDirty || m.answerDue || m.unheard() || m.now-m.lastStatusTick >= heartbeat) {
 		m.statusDue = true
 	}
 	for o := range m.peers {
@@ -532,6 +536,10 @@ func (m *Member) Receive(from netip.AddrPort, b []byte) {
 			m.receiveData(m.frames.Body)
 		case wire.FrameStatus:
 			m.receiveStatus(sender, m.frames.Body)
+		case wire.FrameStatusAsk:
+			if m.receiveStatus(sender, m.frames.Body) {
+				m.answerDue = true
+			}
 		case wire.FrameNAK:
 			m.receiveNAK(sender, m.frames.Body)
 		case wire.FrameReport:

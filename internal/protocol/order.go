@@ -598,7 +598,7 @@ func (m *Member) ownTotalHint(seq uint64) uint64 {
 }
 
 // completeFlush runs when nothing more can be delivered. At the end of a
-// view change, once the whole cut is held, what still waits can only be
+// view change, once the whole cut is held and decided, what still waits can only be
 // waiting for order records or causal pasts that were lost with failed
 // members: every member holds the same cut and has delivered the same
 // closure of it, so the same rule gives the same result everywhere. The
@@ -610,7 +610,11 @@ func (m *Member) ownTotalHint(seq uint64) uint64 {
 // It reports whether it changed anything.
 func (m *Member) completeFlush() bool {
 	od := &m.ord
-	if !od.cutSet || od.safeWaiting || m.pendingLen >= m.cfg.DeliveryQueue {
+	// Only the decided cut (Finalize): a member may have accepted a
+	// proposal that a later round replaced (it was cut off when that
+	// round chose), and ordering by rank a cut that is not the outcome
+	// would deliver what the survivors order otherwise.
+	if !od.cutSet || !od.final || od.safeWaiting || m.pendingLen >= m.cfg.DeliveryQueue {
 		return false
 	}
 	for o := range m.peers {

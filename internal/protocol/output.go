@@ -70,9 +70,14 @@ func (m *Member) unicast(b []byte, n int, to int) {
 // putStatus writes this member's status frame and marks status as sent.
 func (m *Member) putStatus(b []byte) int {
 	m.fillStatus()
-	m.statusDue, m.statusDirty, m.progress, m.progressBytes = false, false, 0, 0
+	m.statusDue, m.statusDirty, m.progress, m.progressBytes, m.answerDue = false, false, 0, 0, false
 	m.lastStatusTick = m.now
 	m.stats.StatusSent++
+	if m.cfg.HeartbeatTicks < 0 && m.unheard() {
+		// No heartbeats: ask the others to answer, so that a report of
+		// theirs that was lost comes again (see FrameStatusAsk).
+		return wire.PutStatusAsk(b, m.statusC, m.statusD)
+	}
 	return wire.PutStatus(b, m.statusC, m.statusD)
 }
 

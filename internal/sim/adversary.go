@@ -94,7 +94,7 @@ func (w *world) attack() {
 		if w.opt.Keyed && w.opt.AdversaryHasKey {
 			k := w.keys.Primary()
 			var err error
-			if d, err = w.advSealer.Seal(nil, k, k.GroupID("sim"), seal.AddrTag(w.nodes[to].addr), d); err != nil {
+			if d, err = w.advSealer.Seal(nil, k, k.GroupID("sim"), seal.AddrTag(w.procs[to].addr), d); err != nil {
 				panic(err)
 			}
 		}
@@ -118,8 +118,8 @@ func (w *world) forge(c capture) []byte {
 		h.Group = wire.GroupID("sim") // what an insider knows
 	}
 	var known []wire.MemberID
-	for _, n := range w.nodes {
-		if n.g != nil {
+	for _, p := range w.procs {
+		if n := p.m[0]; n.g != nil {
 			if v := n.g.View(); v.Epoch > 0 {
 				known = v.Members
 				break

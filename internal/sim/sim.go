@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/cohort-vs/cohort/internal/check"
+	"github.com/cohort-vs/cohort/internal/liveness"
 	"github.com/cohort-vs/cohort/internal/protocol"
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
@@ -64,6 +65,14 @@ type Options struct {
 	// AdversaryHasKey (an insider: its made-up messages are sealed).
 	Keyed           bool
 	AdversaryHasKey bool
+
+	// Groups: every process is a member of this many groups at once (0
+	// or 1: one, named "sim"; more: "sim", "sim1", ...), each checked on
+	// its own. SharedLiveness: the processes watch each other once for
+	// all their groups (package liveness), as the engine does: groups
+	// send no heartbeats and suspect no one on their own.
+	Groups         int
+	SharedLiveness bool
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -184,6 +193,7 @@ type event struct {
 	seq  uint64 // tie-break, keeps the order deterministic
 	kind eventKind
 	to   int
+	k    int // group index (sends, consumes; a restart of one membership); -1: the whole process
 	from int
 	inc  uint64 // incarnation the event is for (ticks, sends, consumes)
 	data []byte
@@ -208,9 +218,31 @@ func (q *eventQueue) Pop() any {
 	return e
 }
 
-// node is one address; a process runs there while g is not nil.
+// proc is one address; a process runs there while up, a member of each
+// group (m).
+type proc struct {
+	addr      netip.AddrPort
+	up        bool
+	pinc      uint64 // the process's incarnation: its ticks
+	joins     uint64 // memberships started in this incarnation
+	side      int    // partition side
+	slowUntil int64  // consumes slowly until then
+	live      *liveness.Liveness
+	m         []*node
+	// Keyed: this incarnation's sealer and opener (a restart draws a new
+	// salt, and starts with no replay windows, as a real one does).
+	sealer *seal.Sealer
+	opener *seal.Opener
+}
+
+// boot names the process's run (see liveness).
+func (p *proc) boot() uint64 { return p.pinc * 1000 }
+
+// node is a process's membership of one group, running while g is not
+// nil.
 type node struct {
-	addr       netip.AddrPort
+	p          *proc
+	i, k       int // process and group index
 	g          *protocol.Group
 	inc        uint64
 	name       string // address index and incarnation
@@ -220,14 +252,10 @@ type node struct {
 	unconsumed int
 	consumeAt  int64
 	epoch      uint64         // current view, as the application saw it
-	side       int            // partition side
 	leaving    bool           // told to leave
-	slowUntil  int64          // consumes slowly until then
 	redirect   netip.AddrPort // a member to rejoin through after a merge
-	// Keyed: this incarnation's sealer and opener (a restart draws a new
-	// salt, and starts with no replay windows, as a real one does).
-	sealer *seal.Sealer
-	opener *seal.Opener
+	watched    []netip.AddrPort
+	token      uint64 // its view's (liveness.ViewToken)
 }
 
 type world struct {
@@ -236,10 +264,11 @@ type world struct {
 	q         eventQueue
 	seq       uint64
 	now       int64
-	nodes     []*node
+	procs     []*proc
 	evictions int
 	seeds     []netip.AddrPort
-	hist      *check.History
+	groups    []string // group names, by index
+	hists     []*check.History
 	events    int
 	delivered int
 	views     int
@@ -258,7 +287,15 @@ type world struct {
 
 // Run executes one simulation.
 func Run(opt Options) Result {
-	w := &world{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0xc0de)), hist: check.NewHistory()}
+	w := &world{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, 0xc0de))}
+	for k := range max(opt.Groups, 1) {
+		name := "sim"
+		if k > 0 {
+			name = fmt.Sprint("sim", k)
+		}
+		w.groups = append(w.groups, name)
+		w.hists = append(w.hists, check.NewHistory())
+	}
 	if opt.Keyed {
 		key := make([]byte, seal.KeySize)
 		for i := range key {
@@ -273,13 +310,17 @@ func Run(opt Options) Result {
 	spare := opt.Joins
 	for i := 0; i < opt.Members+spare; i++ {
 		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 7000)
-		w.nodes = append(w.nodes, &node{addr: a})
+		p := &proc{addr: a}
+		for k := range w.groups {
+			p.m = append(p.m, &node{p: p, i: i, k: k})
+		}
+		w.procs = append(w.procs, p)
 		if i < opt.Members {
 			w.seeds = append(w.seeds, a)
 		}
 	}
 	for i := 0; i < opt.Members; i++ {
-		w.push(&event{at: int64(w.rng.IntN(2000)), kind: evRestart, to: i})
+		w.push(&event{at: int64(w.rng.IntN(2000)), kind: evRestart, to: i, k: -1})
 	}
 	for k := 0; k < opt.Joins; k++ {
 		w.push(&event{at: w.faultTime(), kind: evJoin, to: opt.Members + k})
@@ -321,15 +362,21 @@ func Run(opt Options) Result {
 			break
 		}
 	}
-	res := Result{Violations: append(w.hist.Check(10), w.violations...), Events: w.events, EndMicros: w.now, Delivered: w.delivered, Views: w.views}
-	for _, n := range w.nodes {
-		if n.g != nil && n.g.Member() != nil {
-			w.stats = append(w.stats, n.g.Member().Stats())
+	res := Result{Events: w.events, EndMicros: w.now, Delivered: w.delivered, Views: w.views}
+	for _, h := range w.hists {
+		res.Violations = append(res.Violations, h.Check(10)...)
+	}
+	res.Violations = append(res.Violations, w.violations...)
+	for _, p := range w.procs {
+		for _, n := range p.m {
+			if n.g != nil && n.g.Member() != nil {
+				w.stats = append(w.stats, n.g.Member().Stats())
+			}
+			if n.g != nil {
+				w.evictions += int(n.g.Stats().Evictions)
+			}
+			res.Sent += int(n.sentN)
 		}
-		if n.g != nil {
-			w.evictions += int(n.g.Stats().Evictions)
-		}
-		res.Sent += int(n.sentN)
 	}
 	res.Stats = w.stats
 	res.Evictions = w.evictions
@@ -341,22 +388,25 @@ func Run(opt Options) Result {
 	return res
 }
 
-// settled: every running process is a member of the same view, and no
-// view change is under way.
+// settled: in every group, every running member is in the same view, and
+// no view change is under way.
 func (w *world) settled() bool {
-	var first *protocol.View
-	for _, n := range w.nodes {
-		if n.g == nil {
-			continue
-		}
-		if !n.g.InView() || n.g.Blocked() > 0 {
-			return false
-		}
-		v := n.g.View()
-		if first == nil {
-			first = &v
-		} else if v.Epoch != first.Epoch || v.Founder != first.Founder {
-			return false
+	for k := range w.groups {
+		var first *protocol.View
+		for _, p := range w.procs {
+			n := p.m[k]
+			if n.g == nil {
+				continue
+			}
+			if !n.g.InView() || n.g.Blocked() > 0 {
+				return false
+			}
+			v := n.g.View()
+			if first == nil {
+				first = &v
+			} else if v.Epoch != first.Epoch || v.Founder != first.Founder {
+				return false
+			}
 		}
 	}
 	return true
@@ -364,12 +414,23 @@ func (w *world) settled() bool {
 
 func (w *world) describeNodes() string {
 	s := ""
-	for _, n := range w.nodes {
-		if n.g != nil {
-			s += fmt.Sprintf("[%s %v blocked %d] ", n.name, n.g, n.g.Blocked())
+	for _, p := range w.procs {
+		for _, n := range p.m {
+			if n.g != nil {
+				s += fmt.Sprintf("[%s %v blocked %d] ", w.label(n), n.g, n.g.Blocked())
+			}
 		}
 	}
 	return s
+}
+
+// label names a membership in the trace: its group too when there are
+// several.
+func (w *world) label(n *node) string {
+	if len(w.groups) == 1 {
+		return n.name
+	}
+	return w.groups[n.k] + "/" + n.name
 }
 
 func (w *world) faultTime() int64 { return 100_000 + w.rng.Int64N(w.opt.FaultWindow) }
@@ -395,64 +456,137 @@ func (w *world) tracef(format string, args ...any) {
 // live returns the indexes of running processes.
 func (w *world) live() []int {
 	var l []int
-	for i, n := range w.nodes {
-		if n.g != nil {
+	for i, p := range w.procs {
+		if p.up {
 			l = append(l, i)
 		}
 	}
 	return l
 }
 
-func (w *world) start(i int) {
-	n := w.nodes[i]
-	n.inc++
+// startProc starts the process at address i, a member of every group.
+func (w *world) startProc(i int) {
+	p := w.procs[i]
+	p.up = true
+	p.pinc++
+	p.joins = 0
+	if w.opt.Keyed {
+		p.sealer = seal.NewSealer(w.keys)
+		p.opener = seal.NewOpener(w.keys, p.addr, p.sealer)
+	}
+	if w.opt.SharedLiveness {
+		pc := w.opt.Protocol
+		p.live = liveness.New(liveness.Config{HeartbeatTicks: int64(max(1, pc.SilentTicks/5)), SilentTicks: int64(pc.SilentTicks), ProbeTicks: int64(pc.ProbeTicks), Helpers: 2}, p.boot())
+	}
+	w.push(&event{at: w.now + int64(w.rng.IntN(int(w.opt.TickMicros))), kind: evTick, to: i, inc: p.pinc})
+	for k := range w.groups {
+		w.start(i, k)
+	}
+}
+
+// start makes process i a member of group k, as a new incarnation.
+func (w *world) start(i, k int) {
+	p := w.procs[i]
+	n := p.m[k]
+	// As the engine numbers them: every membership of a run above the
+	// run's boot, and a restart's boot above them all.
+	p.joins++
+	n.inc = p.boot() + p.joins
 	n.name = fmt.Sprintf("p%d.%d", i, n.inc)
 	n.sentN, n.sendDone, n.blocked, n.unconsumed, n.consumeAt, n.epoch, n.leaving = 0, 0, false, 0, 0, 0, false
 	cfg := w.opt.Protocol
-	cfg.Group = wire.GroupID("sim")
-	cfg.Self = wire.MemberID{Addr: n.addr, Incarnation: n.inc}
+	cfg.Group = wire.GroupID(w.groups[k])
+	cfg.Self = wire.MemberID{Addr: p.addr, Incarnation: n.inc}
 	cfg.Seeds = w.seeds
 	if n.redirect.IsValid() {
 		cfg.Seeds = append(slices.Clone(w.seeds), n.redirect)
+	}
+	if p.live != nil {
+		cfg.Liveness = p.live
 	}
 	g, err := protocol.NewGroup(cfg)
 	if err != nil {
 		panic(err) // the simulator's configuration is valid by construction
 	}
 	n.g = g
-	if w.opt.Keyed {
-		n.sealer = seal.NewSealer(w.keys)
-		n.opener = seal.NewOpener(w.keys, n.addr, n.sealer)
-	}
-	w.hist.Member(n.name)
-	w.tracef("%s starts", n.name)
-	w.push(&event{at: w.now + int64(w.rng.IntN(int(w.opt.TickMicros))), kind: evTick, to: i, inc: n.inc})
-	w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
+	w.hists[k].Member(n.name)
+	w.tracef("%s starts", w.label(n))
+	w.push(&event{at: w.gap(), kind: evSend, to: i, k: k, inc: n.inc})
 }
 
-func (w *world) stop(i int, crashed bool) {
-	n := w.nodes[i]
+// stopProc stops the process at i, every membership with it.
+func (w *world) stopProc(i int, crashed bool) {
+	p := w.procs[i]
+	for k := range p.m {
+		if p.m[k].g != nil {
+			w.stop(i, k, crashed)
+		}
+	}
+	p.up, p.live = false, nil
+}
+
+// stop ends membership k of process i.
+func (w *world) stop(i, k int, crashed bool) {
+	n := w.procs[i].m[k]
 	if crashed {
-		w.hist.Crashed(n.name)
+		w.hists[k].Crashed(n.name)
 	}
 	if m := n.g.Member(); m != nil {
 		w.stats = append(w.stats, m.Stats())
 	}
 	w.evictions += int(n.g.Stats().Evictions)
+	w.unwatch(n)
 	n.g = nil
+}
+
+// watch has the process watch the members of n's new view (shared
+// liveness), and no longer those of its previous one.
+func (w *world) watch(n *node, v *protocol.View) {
+	w.unwatch(n)
+	if n.p.live == nil {
+		return
+	}
+	n.token = liveness.ViewToken(wire.GroupID(w.groups[n.k]), wire.InstanceID(v.Founder), v.Epoch)
+	for _, m := range v.Members {
+		if m.Addr != n.p.addr {
+			n.p.live.Watch(m.Addr, n.token)
+			n.watched = append(n.watched, m.Addr)
+		}
+	}
+}
+
+func (w *world) unwatch(n *node) {
+	if n.p.live != nil {
+		for _, a := range n.watched {
+			n.p.live.Unwatch(a, n.token)
+		}
+	}
+	n.watched = n.watched[:0]
+}
+
+// drainAll collects every membership's output.
+func (w *world) drainAll(i int) {
+	for k := range w.groups {
+		w.drain(i, k)
+	}
 }
 
 func (w *world) handle(e *event) {
 	switch e.kind {
 	case evRestart:
-		if w.nodes[e.to].g == nil {
-			w.start(e.to)
-			w.drain(e.to)
+		p := w.procs[e.to]
+		switch {
+		case e.k < 0 && !p.up:
+			w.startProc(e.to)
+			w.drainAll(e.to)
+		case e.k >= 0 && p.up && p.m[e.k].g == nil:
+			w.start(e.to, e.k)
+			w.drain(e.to, e.k)
 		}
 		return
 	case evJoin:
-		w.start(e.to)
-		w.drain(e.to)
+		w.startProc(e.to)
+		w.drainAll(e.to)
 		return
 	case evCrash:
 		// Crash a process, and restart it later as a new incarnation.
@@ -463,9 +597,9 @@ func (w *world) handle(e *event) {
 		if !ok {
 			return
 		}
-		w.tracef("%s crashes", w.nodes[i].name)
-		w.stop(i, true)
-		w.push(&event{at: w.now + 100_000 + w.rng.Int64N(500_000), kind: evRestart, to: i})
+		w.tracef("p%d crashes", i)
+		w.stopProc(i, true)
+		w.push(&event{at: w.now + 100_000 + w.rng.Int64N(500_000), kind: evRestart, to: i, k: -1})
 		return
 	case evSlow:
 		l := w.live()
@@ -473,18 +607,26 @@ func (w *world) handle(e *event) {
 			return
 		}
 		i := l[w.rng.IntN(len(l))]
-		w.nodes[i].slowUntil = w.now + 300_000 + w.rng.Int64N(1_200_000)
-		w.tracef("%s slows down until %d", w.nodes[i].name, w.nodes[i].slowUntil)
+		w.procs[i].slowUntil = w.now + 300_000 + w.rng.Int64N(1_200_000)
+		w.tracef("p%d slows down until %d", i, w.procs[i].slowUntil)
 		return
 	case evLeave:
 		i, ok := w.victim()
 		if !ok {
 			return
 		}
-		w.tracef("%s leaves", w.nodes[i].name)
-		w.nodes[i].leaving = true
-		w.nodes[i].g.Leave()
-		w.drain(i)
+		k := 0
+		if len(w.groups) > 1 {
+			k = w.rng.IntN(len(w.groups))
+		}
+		n := w.procs[i].m[k]
+		if n.g == nil {
+			return
+		}
+		w.tracef("%s leaves", w.label(n))
+		n.leaving = true
+		n.g.Leave()
+		w.drain(i, k)
 		return
 	case evPartition:
 		l := w.live()
@@ -493,7 +635,7 @@ func (w *world) handle(e *event) {
 		}
 		w.partition = true
 		for _, i := range l {
-			w.nodes[i].side = w.rng.IntN(2)
+			w.procs[i].side = w.rng.IntN(2)
 		}
 		w.tracef("partition %s", w.sides())
 		return
@@ -507,56 +649,169 @@ func (w *world) handle(e *event) {
 		w.attack()
 		return
 	}
-	n := w.nodes[e.to]
-	if n.g == nil || (e.kind != evDatagram && e.inc != n.inc) {
+	p := w.procs[e.to]
+	if !p.up || e.kind == evTick && e.inc != p.pinc {
 		return // an event for a process that is gone
 	}
 	switch e.kind {
 	case evTick:
-		n.g.Tick()
-		w.push(&event{at: w.now + w.opt.TickMicros, kind: evTick, to: e.to, inc: n.inc})
+		if p.live != nil {
+			msgs, suspects := p.live.Tick(nil)
+			w.sendLiveness(e.to, msgs)
+			for _, a := range suspects {
+				w.tracef("p%d suspects %v", e.to, a)
+				for _, n := range p.m {
+					if n.g != nil {
+						n.g.PeerSuspected(a)
+					}
+				}
+			}
+		}
+		for _, n := range p.m {
+			if n.g != nil {
+				n.g.Tick()
+			}
+		}
+		w.push(&event{at: w.now + w.opt.TickMicros, kind: evTick, to: e.to, inc: p.pinc})
+		w.drainAll(e.to)
 	case evDatagram:
-		from := adversaryAddr
-		if e.from >= 0 {
-			from = w.nodes[e.from].addr
+		w.receive(e)
+	case evSend, evConsume:
+		n := p.m[e.k]
+		if n.g == nil || e.inc != n.inc {
+			return // an event for a membership that is gone
 		}
-		data := e.data
-		if w.opt.Keyed {
-			plain, _, err := n.opener.Open(data, seal.FirstContact)
-			if err != nil {
-				w.refused++
-				w.tracef("%s <- %s refused: %v", n.name, from, err)
-				return
+		if e.kind == evSend {
+			w.send(e.to, e.k)
+		} else {
+			n.consumeAt = 0
+			k := 1 + w.rng.IntN(n.unconsumed)
+			if p.slowUntil > w.now {
+				k = 1
 			}
-			if e.adv == advDamage || (e.adv == advForge && !w.opt.AdversaryHasKey) {
-				w.violations = append(w.violations, check.Violation{Rule: "keyed", Detail: fmt.Sprintf("%s took a datagram the adversary made without the key (move %d)", n.name, e.adv)})
-			}
-			wire.SetGroupID(plain, wire.GroupID("sim"))
-			data = plain
+			n.g.Consumed(k)
+			n.unconsumed -= k
+			w.scheduleConsume(e.to, e.k)
 		}
-		w.tracef("%s <- %s %s", n.name, from, describe(data))
-		n.g.Receive(from, data)
-		// A real receive buffer is reused at once: scribble over this one so
-		// that anything still pointing into it shows up as corruption.
+		w.drain(e.to, e.k)
+	}
+}
+
+// receive hands a datagram to the process it is for: liveness to its
+// watch, the rest to the group its header names.
+func (w *world) receive(e *event) {
+	p := w.procs[e.to]
+	from := adversaryAddr
+	if e.from >= 0 {
+		from = w.procs[e.from].addr
+	}
+	data := e.data
+	defer func() {
+		// A real receive buffer is reused at once: scribble over this one
+		// so that anything still pointing into it shows up as corruption.
 		for i := range e.data {
 			e.data[i] = 0xEE
 		}
-	case evSend:
-		w.send(e.to)
-	case evConsume:
-		n.consumeAt = 0
-		k := 1 + w.rng.IntN(n.unconsumed)
-		if n.slowUntil > w.now {
-			k = 1
+	}()
+	if w.opt.Keyed {
+		plain, _, err := p.opener.Open(data, seal.FirstContact)
+		if err != nil {
+			w.refused++
+			w.tracef("p%d <- %s refused: %v", e.to, from, err)
+			return
 		}
-		n.g.Consumed(k)
-		n.unconsumed -= k
-		w.scheduleConsume(e.to)
+		if e.adv == advDamage || (e.adv == advForge && !w.opt.AdversaryHasKey) {
+			w.violations = append(w.violations, check.Violation{Rule: "keyed", Detail: fmt.Sprintf("p%d took a datagram the adversary made without the key (move %d)", e.to, e.adv)})
+		}
+		data = plain
 	}
-	w.drain(e.to)
+	if p.live != nil && len(data) >= wire.HeaderSize && data[3] == wire.TypeLiveness {
+		if h, err := wire.ParseHeader(data); err == nil && h.Type == wire.TypeLiveness {
+			if l, err := wire.ParseLiveness(data); err == nil {
+				w.sendLiveness(e.to, p.live.Receive(from, l))
+			}
+		}
+		w.peersChanged(e.to)
+		return
+	}
+	k := w.groupOf(data)
+	if k < 0 {
+		w.tracef("p%d <- %s for no group %s", e.to, from, describe(data))
+		return
+	}
+	n := p.m[k]
+	if n.g == nil {
+		return // that membership is restarting
+	}
+	if w.opt.Keyed {
+		wire.SetGroupID(data, wire.GroupID(w.groups[k]))
+	}
+	w.tracef("%s <- %s %s", w.label(n), from, describe(data))
+	n.g.Receive(from, data)
+	w.drain(e.to, k)
+	if p.live != nil {
+		w.peersChanged(e.to)
+	}
 }
 
-// victim picks a running process whose loss the group survives, if any.
+// peersChanged tells process i's groups, as the engine does, what its
+// watch found: peers heard again, peers restarted.
+func (w *world) peersChanged(i int) {
+	p := w.procs[i]
+	for _, c := range p.live.Changes() {
+		w.tracef("p%d: %v restarted %v, nudge %v, boot %d (else heard again)", i, c.Addr, c.Restarted, c.Nudge, c.Boot)
+		for _, n := range p.m {
+			switch {
+			case n.g == nil:
+			case c.Nudge:
+				n.g.PeerNudged(c.Addr)
+			case c.Restarted:
+				n.g.PeerRestarted(c.Addr, c.Boot)
+			default:
+				n.g.PeerHeard(c.Addr, c.Boot)
+			}
+		}
+	}
+	w.drainAll(i)
+}
+
+// groupOf is the index of the group a datagram's header names (by its
+// keyed id when keyed); with one group, every datagram goes to it, as to
+// a process in one group, which drops what is not its own.
+func (w *world) groupOf(b []byte) int {
+	if len(w.groups) == 1 {
+		return 0
+	}
+	if len(b) < wire.HeaderSize {
+		return -1
+	}
+	id := wire.GroupIDOf(b)
+	for k, name := range w.groups {
+		if id == wire.GroupID(name) || w.opt.Keyed && id == w.keys.Primary().GroupID(name) {
+			return k
+		}
+	}
+	return -1
+}
+
+// sendLiveness puts a process's liveness messages on the network.
+func (w *world) sendLiveness(i int, msgs []liveness.Message) {
+	p := w.procs[i]
+	for _, m := range msgs {
+		b := wire.AppendLiveness(nil, m.Liveness)
+		if w.opt.Keyed {
+			var err error
+			if b, err = p.sealer.Seal(nil, w.keys.Primary(), 0, seal.AddrTag(m.To), b); err != nil {
+				panic(err)
+			}
+		}
+		w.tracef("p%d -> %v liveness %d", i, m.To, m.Kind)
+		w.transmit(i, w.rank(m.To), b)
+	}
+}
+
+// victim picks a running process whose loss every group survives, if
+// any.
 func (w *world) victim() (int, bool) {
 	l := w.live()
 	if len(l) < 3 {
@@ -566,60 +821,70 @@ func (w *world) victim() (int, bool) {
 	return i, w.survivable(i)
 }
 
-// sequencer picks the process that orders total-order messages in its
-// view, if the group survives its loss.
+// sequencer picks a process that orders total-order messages in its view
+// of some group, if every group survives its loss.
 func (w *world) sequencer() (int, bool) {
 	for _, i := range w.live() {
-		g := w.nodes[i].g
-		if g.InView() && g.View().Self == min(w.opt.Protocol.Member.Sequencer, len(g.View().Members)-1) && len(g.View().Members) >= 3 {
-			return i, w.survivable(i)
+		for _, n := range w.procs[i].m {
+			g := n.g
+			if g != nil && g.InView() && g.View().Self == min(w.opt.Protocol.Member.Sequencer, len(g.View().Members)-1) && len(g.View().Members) >= 3 {
+				return i, w.survivable(i)
+			}
 		}
 	}
 	return 0, false
 }
 
-// survivable reports whether losing process i leaves a majority running
-// of its view, and of the view that remains once the members told to
-// leave are gone: a group that loses its majority blocks by design
-// (primary partition), and a run in which it must never settles.
+// survivable reports whether losing process i leaves, in every group, a
+// majority running of its view, and of the view that remains once the
+// members told to leave are gone: a group that loses its majority blocks
+// by design (primary partition), and a run in which it must never
+// settles.
 func (w *world) survivable(i int) bool {
 	// A view change under way may be about to install a smaller view (an
 	// adopted proposal) whose majority the simulator cannot see: wait
 	// for it to finish.
 	for _, k := range w.live() {
-		if w.nodes[k].g.Blocked() > 0 {
-			return false
-		}
-	}
-	g := w.nodes[i].g
-	if !g.InView() {
-		return true
-	}
-	v := g.View()
-	alive, staying, stayingAlive := 0, 0, 0
-	for _, m := range v.Members {
-		r := w.rank(m.Addr)
-		// Up means running in this very view: a member still catching up
-		// with an older one does not count towards the majority yet.
-		o := w.nodes[r].g
-		up := o != nil && w.nodes[r].inc == m.Incarnation && o.InView() && o.View().Epoch == v.Epoch && o.View().Founder == v.Founder
-		if !up || !w.nodes[r].leaving {
-			staying++
-		}
-		if r != i && up {
-			alive++
-			if !w.nodes[r].leaving {
-				stayingAlive++
+		for _, n := range w.procs[k].m {
+			if n.g != nil && n.g.Blocked() > 0 {
+				return false
 			}
 		}
 	}
-	return alive >= len(v.Members)/2+1 && stayingAlive >= staying/2+1
+	for k := range w.groups {
+		g := w.procs[i].m[k].g
+		if g == nil || !g.InView() {
+			continue
+		}
+		v := g.View()
+		alive, staying, stayingAlive := 0, 0, 0
+		for _, m := range v.Members {
+			r := w.rank(m.Addr)
+			// Up means running in this very view: a member still catching
+			// up with an older one does not count towards the majority yet.
+			o := w.procs[r].m[k]
+			up := o.g != nil && o.inc == m.Incarnation && o.g.InView() && o.g.View().Epoch == v.Epoch && o.g.View().Founder == v.Founder
+			if !up || !o.leaving {
+				staying++
+			}
+			if r != i && up {
+				alive++
+				if !o.leaving {
+					stayingAlive++
+				}
+			}
+		}
+		if alive < len(v.Members)/2+1 || stayingAlive < staying/2+1 {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *world) sides() string {
 	s := ""
 	for _, i := range w.live() {
-		s += fmt.Sprintf("%s:%d ", w.nodes[i].name, w.nodes[i].side)
+		s += fmt.Sprintf("p%d:%d ", i, w.procs[i].side)
 	}
 	return s
 }
@@ -673,16 +938,16 @@ func orderName(flags uint8) string {
 	return check.FIFO
 }
 
-// send offers the process's next message while it is in a view.
-func (w *world) send(i int) {
-	n := w.nodes[i]
+// send offers membership k's next message while it is in a view.
+func (w *world) send(i, k int) {
+	n := w.procs[i].m[k]
 	// A message begun is finished (its first fragments are out); no new
 	// one starts after SendUntil.
 	if n.sendDone == 0 && (n.sentN >= uint64(w.opt.Messages) || w.now > w.opt.SendUntil) {
 		return
 	}
 	if !n.g.InView() || n.g.Ended() != nil {
-		w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
+		w.push(&event{at: w.gap(), kind: evSend, to: i, k: k, inc: n.inc})
 		return
 	}
 	next := n.sentN + 1
@@ -693,20 +958,21 @@ func (w *world) send(i int) {
 		panic(err) // the simulator never sends an oversized message
 	}
 	if n.sendDone == 0 && done > 0 {
-		w.hist.SentAs(check.MsgID{Sender: n.name, N: next}, orderName(flags), flags&wire.FlagSafe != 0, check.PayloadHash(p), n.epoch)
+		w.hists[k].SentAs(check.MsgID{Sender: n.name, N: next}, orderName(flags), flags&wire.FlagSafe != 0, check.PayloadHash(p), n.epoch)
 	}
 	n.sendDone = done
 	if done < len(p) {
 		n.blocked = true
 		return
 	}
-	w.tracef("%s sent #%d (%d bytes)", n.name, next, len(p))
+	w.tracef("%s sent #%d (%d bytes)", w.label(n), next, len(p))
 	n.sentN, n.sendDone, n.blocked = next, 0, false
-	w.push(&event{at: w.gap(), kind: evSend, to: i, inc: n.inc})
+	w.push(&event{at: w.gap(), kind: evSend, to: i, k: k, inc: n.inc})
 }
 
-func (w *world) scheduleConsume(i int) {
-	n := w.nodes[i]
+func (w *world) scheduleConsume(i, k int) {
+	p := w.procs[i]
+	n := p.m[k]
 	if n.g == nil || n.unconsumed == 0 || n.consumeAt != 0 {
 		return
 	}
@@ -714,24 +980,25 @@ func (w *world) scheduleConsume(i int) {
 	if w.rng.Float64() < w.opt.SlowConsume {
 		delay = int64(w.rng.IntN(5000))
 	}
-	if n.slowUntil > w.now {
+	if p.slowUntil > w.now {
 		delay = 1000 + w.rng.Int64N(4000)
 	}
 	n.consumeAt = w.now + delay
-	w.push(&event{at: n.consumeAt, kind: evConsume, to: i, inc: n.inc})
+	w.push(&event{at: n.consumeAt, kind: evConsume, to: i, k: k, inc: n.inc})
 }
 
-// drain collects the process's output: datagrams go to the network,
+// drain collects membership k's output: datagrams go to the network,
 // events and deliveries to the checker, in the order the application
 // would see them.
-func (w *world) drain(i int) {
-	n := w.nodes[i]
+func (w *world) drain(i, k int) {
+	p := w.procs[i]
+	n := p.m[k]
 	for guard := 0; n.g != nil; guard++ {
 		if guard > 10000 {
-			panic(fmt.Sprintf("%s: Ready keeps reporting More", n.name))
+			panic(fmt.Sprintf("%s: Ready keeps reporting More", w.label(n)))
 		}
 		rd := n.g.Ready()
-		for k, d := range rd.Datagrams {
+		for j, d := range rd.Datagrams {
 			if d.Addr == adversaryAddr {
 				w.answers++ // what the adversary hears back
 				w.answerBytes += d.N
@@ -745,14 +1012,17 @@ func (w *world) drain(i int) {
 					return j >= 0 && j < len(rd.Datagrams) && unsafe.SliceData(rd.Datagrams[j].Buf) == unsafe.SliceData(d.Buf)
 				}
 				to := seal.AddrTag(d.Addr)
-				if shared(k-1) || shared(k+1) {
+				if shared(j-1) || shared(j+1) {
 					to = 0
 				}
-				w.tracef("%s seals %s", n.name, describe(b))
+				w.tracef("%s seals %s", w.label(n), describe(b))
 				var err error
-				if b, err = n.sealer.Seal(nil, w.keys.Primary(), w.keys.Primary().GroupID("sim"), to, b); err != nil {
+				if b, err = p.sealer.Seal(nil, w.keys.Primary(), w.keys.Primary().GroupID(w.groups[k]), to, b); err != nil {
 					panic(err)
 				}
+			}
+			if p.live != nil {
+				p.live.Sent(d.Addr)
 			}
 			w.transmit(i, w.rank(d.Addr), b)
 		}
@@ -765,45 +1035,52 @@ func (w *world) drain(i int) {
 				n.epoch = uint64(w.rank(ev.View.Founder.Addr)+1)<<48 | ev.View.Founder.Incarnation<<32 | ev.View.Epoch
 				w.views++
 				names := make([]string, len(ev.View.Members))
-				for k, m := range ev.View.Members {
-					names[k] = w.nameOf(m)
+				for r, m := range ev.View.Members {
+					names[r] = w.nameOf(m)
 				}
-				w.tracef("%s installs view %d %v", n.name, ev.View.Epoch, names)
+				w.tracef("%s installs view %d %v", w.label(n), ev.View.Epoch, names)
 				gone := map[string][]string{}
 				for why, ms := range map[string][]wire.MemberID{"left": ev.View.Left, "failed": ev.View.Failed, "evicted": ev.View.Evicted} {
 					for _, m := range ms {
 						gone[why] = append(gone[why], w.nameOf(m))
 					}
 				}
-				w.hist.InstalledWhy(n.name, n.epoch, names, gone)
+				w.hists[k].InstalledWhy(n.name, n.epoch, names, gone)
+				w.watch(n, ev.View)
 			} else {
-				w.tracef("%s ends: %v", n.name, ev.Err)
+				w.tracef("%s ends: %v", w.label(n), ev.Err)
 				n.redirect = ev.Redirect
-				w.hist.Gone(n.name)
+				w.hists[k].Gone(n.name)
 				ended = true
 			}
 		}
 		for _, d := range rd.Deliveries {
-			w.record(i, d)
+			w.record(n, d)
 		}
 		n.unconsumed += len(rd.Deliveries)
 		released, more := rd.Released, rd.More
 		n.g.Advance()
 		if ended {
-			// Removed or left: the process rejoins as a new incarnation.
-			w.stop(i, false)
-			w.push(&event{at: w.now + 50_000, kind: evRestart, to: i})
+			// Removed or left: the process rejoins as a new incarnation
+			// (alone in its only group, it restarts whole, as it used to).
+			if len(w.groups) == 1 && !w.opt.SharedLiveness {
+				w.stopProc(i, false)
+				w.push(&event{at: w.now + 50_000, kind: evRestart, to: i, k: -1})
+			} else {
+				w.stop(i, k, false)
+				w.push(&event{at: w.now + 50_000, kind: evRestart, to: i, k: k})
+			}
 			return
 		}
 		if released && n.blocked {
-			w.push(&event{at: w.now, kind: evSend, to: i, inc: n.inc})
+			w.push(&event{at: w.now, kind: evSend, to: i, k: k, inc: n.inc})
 			n.blocked = false
 		}
 		if !more {
 			break
 		}
 	}
-	w.scheduleConsume(i)
+	w.scheduleConsume(i, k)
 }
 
 func (w *world) nameOf(m wire.MemberID) string {
@@ -811,25 +1088,25 @@ func (w *world) nameOf(m wire.MemberID) string {
 }
 
 func (w *world) rank(a netip.AddrPort) int {
-	for r, n := range w.nodes {
-		if n.addr == a {
+	for r, p := range w.procs {
+		if p.addr == a {
 			return r
 		}
 	}
 	panic("datagram to an unknown address " + a.String())
 }
 
-func (w *world) record(i int, d protocol.Delivery) {
-	n := w.nodes[i]
+func (w *world) record(n *node, d protocol.Delivery) {
 	w.delivered++
+	h := w.hists[n.k]
 	id, ok := parsePayload(d.Payload)
 	if !ok {
-		w.tracef("%s delivers an unparsable payload from rank %d seq %d flags %x: %d bytes %x", n.name, d.Origin, d.Seq, d.Flags, len(d.Payload), d.Payload[:min(len(d.Payload), 32)])
-		w.hist.DeliveredAs(n.name, check.MsgID{Sender: "?"}, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, 0, n.epoch)
+		w.tracef("%s delivers an unparsable payload from rank %d seq %d flags %x: %d bytes %x", w.label(n), d.Origin, d.Seq, d.Flags, len(d.Payload), d.Payload[:min(len(d.Payload), 32)])
+		h.DeliveredAs(n.name, check.MsgID{Sender: "?"}, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, 0, n.epoch)
 		return
 	}
-	w.tracef("%s delivers %v in view %d", n.name, id, n.epoch)
-	w.hist.DeliveredAs(n.name, id, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, check.PayloadHash(d.Payload), n.epoch)
+	w.tracef("%s delivers %v in view %d", w.label(n), id, n.epoch)
+	h.DeliveredAs(n.name, id, orderName(d.Flags), d.Flags&wire.FlagSafe != 0, check.PayloadHash(d.Payload), n.epoch)
 }
 
 // transmit puts a datagram on the simulated link from -> to.
@@ -838,12 +1115,12 @@ func (w *world) transmit(from, to int, b []byte) {
 	if o.Adversary {
 		w.observe(from, to, b)
 	}
-	if w.partition && w.nodes[from].side != w.nodes[to].side {
-		w.tracef("%s -> %s cut off %s", w.nodes[from].name, w.nodes[to].name, describe(b))
+	if w.partition && w.procs[from].side != w.procs[to].side {
+		w.tracef("p%d -> p%d cut off %s", from, to, describe(b))
 		return
 	}
 	if w.rng.Float64() < o.Loss {
-		w.tracef("%s -> %s lost %s", w.nodes[from].name, w.nodes[to].name, describe(b))
+		w.tracef("p%d -> p%d lost %s", from, to, describe(b))
 		return
 	}
 	copies := 1
@@ -890,6 +1167,9 @@ func describe(b []byte) string {
 	h, err := wire.ParseHeader(b)
 	if err != nil {
 		return "malformed"
+	}
+	if h.Type == wire.TypeLiveness {
+		return "[liveness]"
 	}
 	if h.Type == wire.TypeControl {
 		c, err := wire.ParseControl(b[wire.HeaderSize:])

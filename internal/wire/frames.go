@@ -36,6 +36,11 @@ const (
 	// stable is the highest sequence number of that origin that every
 	// member of the view holds with no gap below it.
 	FrameStable uint8 = 5
+	// FrameStatusAsk: a FrameStatus whose sender waits on the others'
+	// reports (a member's last status says less than this one's would):
+	// every member answers with its status. Members of an idle group
+	// send no heartbeats, so a lost report is sent again this way.
+	FrameStatusAsk uint8 = 6
 )
 
 // DataHeadSize is the size of a data frame before its first message.
@@ -130,6 +135,11 @@ func StatusSize(n int) int { return FrameHeaderSize + 2 + n*2*binary.MaxVarintLe
 // and returns its size. b must hold StatusSize(len(contiguous)) bytes.
 func PutStatus(b []byte, contiguous, delivered []uint64) int {
 	return putStatus(b, FrameStatus, contiguous, delivered)
+}
+
+// PutStatusAsk is PutStatus for a FrameStatusAsk.
+func PutStatusAsk(b []byte, contiguous, delivered []uint64) int {
+	return putStatus(b, FrameStatusAsk, contiguous, delivered)
 }
 
 // PutReport is PutStatus for a FrameReport.

@@ -21,14 +21,21 @@ const (
 
 // Liveness is the body of a TypeLiveness datagram.
 type Liveness struct {
-	Kind   uint8
+	Kind uint8
+	// Boot names the sending process's run: a process that restarts at
+	// the same address has a larger one (its first member incarnation).
+	Boot uint64
+	// Nonce matches an ack to its ping; a heartbeat carries instead the
+	// digest of the views its sender shares with the recipient.
 	Nonce  uint64
 	Target netip.AddrPort // LivePingReq's target; the relayed target of a LiveAck
+	// TargetBoot: a relayed LiveAck's target's boot, as its ack said.
+	TargetBoot uint64
 }
 
 // LivenessSize is the encoded size of a Liveness datagram, header
 // included.
-const LivenessSize = HeaderSize + 1 + 8 + 18
+const LivenessSize = HeaderSize + 1 + 8 + 8 + 18 + 8
 
 // AppendLiveness appends a whole TypeLiveness datagram to b.
 func AppendLiveness(b []byte, l Liveness) []byte {
@@ -36,13 +43,15 @@ func AppendLiveness(b []byte, l Liveness) []byte {
 	PutHeader(h[:], Header{Type: TypeLiveness, Sender: NoRank})
 	b = append(b, h[:]...)
 	b = append(b, l.Kind)
+	b = binary.LittleEndian.AppendUint64(b, l.Boot)
 	b = binary.LittleEndian.AppendUint64(b, l.Nonce)
 	a := l.Target.Addr().As16()
 	if !l.Target.IsValid() {
 		a = [16]byte{}
 	}
 	b = append(b, a[:]...)
-	return binary.LittleEndian.AppendUint16(b, l.Target.Port())
+	b = binary.LittleEndian.AppendUint16(b, l.Target.Port())
+	return binary.LittleEndian.AppendUint64(b, l.TargetBoot)
 }
 
 // ParseLiveness decodes a TypeLiveness datagram whose header was checked.
@@ -51,15 +60,16 @@ func ParseLiveness(b []byte) (Liveness, error) {
 		return Liveness{}, ErrMalformed
 	}
 	body := b[HeaderSize:]
-	l := Liveness{Kind: body[0], Nonce: binary.LittleEndian.Uint64(body[1:])}
-	if l.Kind < LiveHeartbeat || l.Kind > LivePingReq {
+	l := Liveness{Kind: body[0], Boot: binary.LittleEndian.Uint64(body[1:]), Nonce: binary.LittleEndian.Uint64(body[9:])}
+	if l.Kind < LiveHeartbeat || l.Kind > LivePingReq || l.Boot == 0 {
 		return Liveness{}, ErrMalformed
 	}
 	var a [16]byte
-	copy(a[:], body[9:25])
-	if port := binary.LittleEndian.Uint16(body[25:]); a != [16]byte{} || port != 0 {
+	copy(a[:], body[17:33])
+	if port := binary.LittleEndian.Uint16(body[33:]); a != [16]byte{} || port != 0 {
 		l.Target = netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port)
 	}
+	l.TargetBoot = binary.LittleEndian.Uint64(body[35:])
 	if l.Kind == LivePingReq && !l.Target.IsValid() {
 		return Liveness{}, ErrMalformed
 	}

@@ -41,7 +41,7 @@ func (r *FrameReader) Next() bool {
 		r.err = ErrShort
 		return false
 	}
-	if kind < FrameData || kind > FrameStable {
+	if kind < FrameData || kind > FrameStatusAsk {
 		r.err = ErrMalformed
 		return false
 	}
