@@ -283,12 +283,13 @@ func testLog(command, path string, cut bool) (string, error) {
 // lossName is a subtest of TestLargeMessagesUnderLoss: loss, mode, size.
 var lossName = regexp.MustCompile(`/loss(\d+)%/([a-z-]+)/(\d+)KiB$`)
 
-// lossRatio is the repair ratio in its log line: "(1.04x)".
-var lossRatio = regexp.MustCompile(`\((\d+\.\d+)x\)`)
+// lossRatio is the datagrams lost and the repair ratio in its log line:
+// "lost 3 datagrams (24576 B), resent 25000 B (1.02x)".
+var lossRatio = regexp.MustCompile(`lost (\d+) datagrams .*\((\d+\.\d+)x\)`)
 
 // lossTable renders TestLargeMessagesUnderLoss's repairs: for each loss
 // rate and mode, the payload bytes sent again against the bytes lost, by
-// message size.
+// message size ("none lost" where the network happened to lose nothing).
 func lossTable(path string) (string, error) {
 	o, err := readGoTest(path)
 	if err != nil {
@@ -309,7 +310,10 @@ func lossTable(path string) (string, error) {
 		var r string
 		for _, l := range t.Logs {
 			if mm := lossRatio.FindStringSubmatch(l); mm != nil {
-				r = mm[1] + "x"
+				r = mm[2] + "x"
+				if mm[1] == "0" {
+					r = "none lost"
+				}
 			}
 		}
 		if r == "" {
@@ -335,7 +339,7 @@ func lossTable(path string) (string, error) {
 	}
 	lines := []string{header(head...)}
 	for _, k := range rows {
-		cs := []string{k.loss, strings.ReplaceAll(k.mode, "singly", "one at a time")}
+		cs := []string{k.loss, strings.NewReplacer("singly", "one at a time", "flat-out", "flat out").Replace(k.mode)}
 		for _, s := range sizes {
 			c := cellOf[k][s]
 			if c == "" {

@@ -217,5 +217,5 @@ func labTables(files []string) (string, error) {
 		total += len(byScenario[name])
 	}
 	return strings.Join(views, "\n") + "\n\n" + strings.Join(phases, "\n") +
-		fmt.Sprintf("\n\nEvery one of the %d runs: the checker found 0 violations in the members' logs, and every member still running at the end left cleanly.", total), nil
+		fmt.Sprintf("\n\nIn every run of every scenario (%d in all) the checker found no violation in the members' logs, and every member still running at the end left cleanly.", total), nil
 }

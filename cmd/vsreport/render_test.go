@@ -286,19 +286,24 @@ func TestLossTable(t *testing.T) {
 	var b strings.Builder
 	sub := func(name, ratio string) {
 		b.WriteString(`{"Action":"run","Package":"e","Test":"TestLargeMessagesUnderLoss/` + name + `"}` + "\n")
-		b.WriteString(`{"Action":"output","Package":"e","Test":"TestLargeMessagesUnderLoss/` + name + `","Output":"    large_test.go:255: 3 x 1024 B: lost 1 datagrams (9000 B), resent 9000 B (` + ratio + `x), skipped 0\n"}` + "\n")
+		lost := "1"
+		if ratio == "0.00" {
+			lost = "0"
+		}
+		b.WriteString(`{"Action":"output","Package":"e","Test":"TestLargeMessagesUnderLoss/` + name + `","Output":"    large_test.go:255: 3 x 1024 B: lost ` + lost + ` datagrams (9000 B), resent 9000 B (` + ratio + `x), skipped 0\n"}` + "\n")
 		b.WriteString(`{"Action":"pass","Package":"e","Test":"TestLargeMessagesUnderLoss/` + name + `","Elapsed":0.1}` + "\n")
 	}
 	b.WriteString(`{"Action":"run","Package":"e","Test":"TestLargeMessagesUnderLoss"}` + "\n")
 	sub("loss1%/singly/64KiB", "0.99")
 	sub("loss1%/singly/16384KiB", "1.13")
 	sub("loss1%/flat-out/64KiB", "1.03")
+	sub("loss1%/flat-out/1KiB", "0.00")
 	b.WriteString(`{"Action":"pass","Package":"e","Test":"TestLargeMessagesUnderLoss","Elapsed":1}` + "\n")
 	got, err := lossTable(write(t, t.TempDir(), "loss.json", b.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "| loss | mode | 64 KiB | 16 MiB |\n| --- | --- | --- | --- |\n| 1% | one at a time | 0.99x | 1.13x |\n| 1% | flat-out | 1.03x | - |"
+	want := "| loss | mode | 64 KiB | 16 MiB | 1 KiB |\n| --- | --- | --- | --- | --- |\n| 1% | one at a time | 0.99x | 1.13x | - |\n| 1% | flat out | 1.03x | - | none lost |"
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
@@ -464,7 +469,7 @@ func TestLabTables(t *testing.T) {
 		"|  | at 2s partition 0,1,2 \\| 3,4 | side 2: m3, m4 | none; none | 460 ms; 460 ms |",
 		"| at 6s heal | m0, m3 | view of 5 by 100 ms, 1 as new incarnations, 4,112 B of state;",
 		"|  | 2.0–6.0 s, after at 2s partition | 58 – 541; 58 – 541 | 900; 900 |",
-		"Every one of the 2 runs")
+		"In every run of every scenario (2 in all)")
 	dirty := labReport(time.Second)
 	dirty.BadExits = []string{"m3: status 4"}
 	_, err = labTables([]string{a, write(t, dir, "dirty.json", line(dirty))})
@@ -508,7 +513,7 @@ func TestStateRow(t *testing.T) {
 	_, err = stateRow("l", "c", m, m)
 	wantError(t, err, "the joiner restored no state")
 	_, err = stateRow("l", "c", j, j)
-	wantError(t, err, "was not in a view 3s before the joiner started")
+	wantError(t, err, "was not in a view 2s before the joiner started")
 	_, err = stateRow("l", "c", write(t, dir, "junk.log", "not json\n"), m)
 	wantError(t, err, "not a member's event log line")
 	_, err = stateRow("l", "c", write(t, dir, "nostart.log", `{"t":1,"ev":"view","group":"g"}`+"\n"), m)

@@ -108,7 +108,7 @@ func stateHeader() string {
 
 // stateWindow is how long "before" and "after" the transfer a member's
 // delivery rate is measured.
-const stateWindow = 3 * time.Second
+const stateWindow = 2 * time.Second
 
 // stateRow renders one real-process state transfer from the joiner's log
 // and an old member's: the time from the joiner's start to its first
