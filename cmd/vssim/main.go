@@ -24,7 +24,7 @@ func main() {
 	adversary := flag.Bool("adversary", false, "add an outsider that replays, damages and makes up datagrams (internal/sim/adversary.go)")
 	quorum := flag.String("quorum", "majority", `quorum policy of every process: majority, tiebreaker or laststanding (its tie broken once a view is stable for 200 ticks)`)
 	groups := flag.Int("groups", 1, "groups every process is a member of (more than 1: processes watch each other once for all of them, as the engine does)")
-	shared := flag.Bool("shared", false, "processes watch each other once for all their groups (implied by -groups above 1)")
+	shared := flag.Bool("shared", true, "processes watch each other once for all their groups, as the engine does (false: each group watches its members itself, with heartbeats; not with -groups above 1)")
 	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()
 	draw := sim.RandomOptions
@@ -73,8 +73,9 @@ func main() {
 	}
 	if *groups > 1 {
 		replayFlags += fmt.Sprint(" -groups ", *groups)
-	} else if *shared {
-		replayFlags += " -shared"
+	}
+	if !*shared {
+		replayFlags += " -shared=false"
 	}
 
 	if *seed != 0 {

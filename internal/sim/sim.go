@@ -131,6 +131,8 @@ func RandomOptions(seed uint64) Options {
 			BlockTicks:    1000,
 		},
 	}
+	// As the engine runs: processes watch each other for all their groups.
+	o.SharedLiveness = true
 	// Drawn last, so that the options above stay what they were for every
 	// seed before the slow-member policy existed.
 	o.SlowMembers = r.IntN(2)
