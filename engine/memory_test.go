@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -106,10 +108,15 @@ func TestMemoryBudgetAcrossGroups(t *testing.T) {
 	}, "every group's messages at every member")
 }
 
-// BenchmarkIdleGroups joins 3 engines to many groups and reports what an
-// idle group costs a process: heap and datagrams per second.
+// BenchmarkIdleGroups joins 3 engines to many groups (COHORT_IDLE_GROUPS,
+// default 200) and reports what an idle group costs a process: heap,
+// datagrams per second (the groups' own, and all the engines send per
+// peer) and CPU.
 func BenchmarkIdleGroups(b *testing.B) {
-	const groups = 200
+	groups := 200
+	if n, err := strconv.Atoi(os.Getenv("COHORT_IDLE_GROUPS")); err == nil && n > 0 {
+		groups = n
+	}
 	var engines []*Engine
 	var seeds []string
 	for range 3 {
@@ -164,14 +171,24 @@ func BenchmarkIdleGroups(b *testing.B) {
 		}
 		return n
 	}
+	socket := func() (n uint64) {
+		for _, e := range engines {
+			n += e.Stats().Socket.DatagramsWritten
+		}
+		return n
+	}
 	b.ResetTimer()
-	start, t0 := sent(), time.Now()
+	start, dgStart, cpuStart, t0 := sent(), socket(), cpuTime(), time.Now()
 	for range b.N {
 		time.Sleep(100 * time.Millisecond)
 	}
-	rate := float64(sent()-start) / time.Since(t0).Seconds()
+	elapsed := time.Since(t0).Seconds()
+	rate := float64(sent()-start) / elapsed
 	b.StopTimer()
 	b.ReportMetric(float64(heap()-before)/float64(3*groups)/1024, "KiB/group")
 	b.ReportMetric(rate/float64(3*groups), "datagrams/s/group")
+	// Each engine's peers are the 2 others: what all three send, per peer.
+	b.ReportMetric(float64(socket()-dgStart)/elapsed/6, "datagrams/s/peer")
+	b.ReportMetric((cpuTime()-cpuStart).Seconds()/elapsed/float64(3*groups)*1e6, "CPU-µs/s/group")
 	b.ReportMetric(0, "ns/op")
 }

@@ -129,3 +129,38 @@ func TestSlowMemberPolicies(t *testing.T) {
 		t.Logf("evict %v: %d evictions, %d views installed", evict, evictions, views)
 	}
 }
+
+// Processes that share three groups, watched once for all of them: every
+// group checked on its own through crashes, restarts, joins, leaves and
+// partitions; and idle groups are silent (no heartbeat of their own), so
+// it also holds that nothing in a group needed them.
+func TestGroupsSeeds(t *testing.T) {
+	seeds := 100
+	if testing.Short() {
+		seeds = 20
+	}
+	for s := uint64(1); s <= uint64(seeds); s++ {
+		o := RandomOptions(s)
+		o.Groups = 3
+		res := Run(o)
+		if len(res.Violations) > 0 {
+			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -groups 3 -seed %d -v)", s, res.Violations, s)
+		}
+	}
+}
+
+// Each group's own failure detector (no shared liveness: heartbeats per
+// group) still passes the membership campaign; the protocol keeps both.
+func TestPerGroupDetectorSeeds(t *testing.T) {
+	seeds := 100
+	if testing.Short() {
+		seeds = 20
+	}
+	for s := uint64(1); s <= uint64(seeds); s++ {
+		o := RandomOptions(s)
+		o.SharedLiveness = false
+		if res := Run(o); len(res.Violations) > 0 {
+			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -shared=false -seed %d -v)", s, res.Violations, s)
+		}
+	}
+}
