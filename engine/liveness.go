@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/cohort-vs/cohort/internal/liveness"
 	"github.com/cohort-vs/cohort/internal/protocol"
@@ -36,10 +37,17 @@ func newLiveness(c *Config, boot uint64) *liveness.Liveness {
 func (e *Engine) watchView(g *Group, v *protocol.View) {
 	e.unwatchAll(g)
 	g.watchToken = liveness.ViewToken(g.id, wire.InstanceID(v.Founder), v.Epoch)
-	for _, m := range v.Members {
+	for r, m := range v.Members {
 		if m.Addr != e.addr {
 			e.live.Watch(m.Addr, g.watchToken)
 			g.watched = append(g.watched, m.Addr)
+			if e.live.Suspected(m.Addr) && !slices.Contains(v.Joined, r) {
+				// A member kept from the last view whose process is still
+				// suspected: the view's own detector would have found the
+				// silence again; tell it. (Not a joiner: its process may
+				// not have been heard from yet.)
+				g.proto.PeerSuspected(m.Addr)
+			}
 		}
 	}
 }

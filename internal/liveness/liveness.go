@@ -241,6 +241,11 @@ func (l *Liveness) Receive(from netip.AddrPort, m wire.Liveness) []Message {
 	}
 	switch m.Kind {
 	case wire.LiveHeartbeat:
+		if l.peers[from] == nil {
+			// It has this process in a view this process is not in (it
+			// missed its removal, say): an empty digest tells it so.
+			l.send(from, wire.Liveness{Kind: wire.LiveHeartbeat})
+		}
 		if p := l.peers[from]; p != nil {
 			if m.Nonce == p.digest {
 				p.mismatch = 0

@@ -192,3 +192,23 @@ func TestDigestNudges(t *testing.T) {
 		t.Fatalf("%d nudges in 10 silence windows, want one per window at most and some", nudges)
 	}
 }
+
+// A process that has a peer in a view the peer has left hears an empty
+// digest from it, and nudges its groups.
+func TestHeartbeatFromStrangerAnswered(t *testing.T) {
+	n := newNet(a, b)
+	n.tick(100)
+	n.procs[a].Unwatch(b, 0)
+	n.procs[a].Watch(b, ViewToken(1, 1, 1))
+	n.procs[b].Unwatch(a, 0) // b left the only view they shared; a missed it
+	nudged := false
+	for range 5 * cfg.SilentTicks {
+		n.tick(1)
+		for _, c := range n.procs[a].Changes() {
+			nudged = nudged || c.Nudge && c.Addr == b
+		}
+	}
+	if !nudged {
+		t.Fatal("a was never nudged about b")
+	}
+}

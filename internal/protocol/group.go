@@ -201,6 +201,7 @@ type Group struct {
 	// view that still speaks from it.
 	prevEpoch   uint64
 	prevMembers []wire.MemberID
+	gone        map[netip.AddrPort]uint64 // per address, the highest incarnation that left the views (noteGone)
 
 	// Coordinator side.
 	changes flush.Changes
@@ -1070,6 +1071,19 @@ func (g *Group) forwardOr(c *wire.Control, local func()) {
 	g.sendControl(g.coordinatorAddr(), &cc)
 }
 
+// noteGone remembers that incarnation m left this group's views: it never
+// joins again (see onJoin). Per address, the highest; at most maxGone
+// addresses (then it starts afresh: a forgotten one is refused only by
+// the view's own checks).
+func (g *Group) noteGone(m wire.MemberID) {
+	if g.gone == nil || len(g.gone) >= maxGone && g.gone[m.Addr] == 0 {
+		g.gone = map[netip.AddrPort]uint64{}
+	}
+	g.gone[m.Addr] = max(g.gone[m.Addr], m.Incarnation)
+}
+
+const maxGone = 1024
+
 func (g *Group) onJoin(j wire.MemberID) {
 	if g.state != member || !j.Addr.IsValid() {
 		return
@@ -1077,6 +1091,12 @@ func (g *Group) onJoin(j wire.MemberID) {
 	if r := flush.Index(g.view.Members, j); r >= 0 {
 		// Already in: it missed the install.
 		g.sendControl(j.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
+		return
+	}
+	if j.Incarnation <= g.gone[j.Addr] {
+		// An incarnation this group removed (or that left): its join is
+		// a copy replayed, or late; it may come back only as a new one.
+		g.stats.ControlRefused++
 		return
 	}
 	for _, m := range g.view.Members {

@@ -663,6 +663,7 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 	}
 	for _, m := range prev.Members {
 		if flush.Index(p.Members, m) < 0 {
+			g.noteGone(m)
 			// The reasons are the agreed proposal's, the same everywhere.
 			if flush.Index(p.Left, m) >= 0 {
 				v.Left = append(v.Left, m)

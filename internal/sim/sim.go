@@ -549,10 +549,13 @@ func (w *world) watch(n *node, v *protocol.View) {
 		return
 	}
 	n.token = liveness.ViewToken(wire.GroupID(w.groups[n.k]), wire.InstanceID(v.Founder), v.Epoch)
-	for _, m := range v.Members {
+	for r, m := range v.Members {
 		if m.Addr != n.p.addr {
 			n.p.live.Watch(m.Addr, n.token)
 			n.watched = append(n.watched, m.Addr)
+			if n.p.live.Suspected(m.Addr) && !slices.Contains(v.Joined, r) {
+				n.g.PeerSuspected(m.Addr) // as the engine does
+			}
 		}
 	}
 }
@@ -801,6 +804,11 @@ func (w *world) sendLiveness(i int, msgs []liveness.Message) {
 	p := w.procs[i]
 	for _, m := range msgs {
 		b := wire.AppendLiveness(nil, m.Liveness)
+		if m.To == adversaryAddr {
+			w.answers++ // what the adversary hears back (a ping's ack)
+			w.answerBytes += len(b)
+			continue
+		}
 		if w.opt.Keyed {
 			var err error
 			if b, err = p.sealer.Seal(nil, w.keys.Primary(), 0, seal.AddrTag(m.To), b); err != nil {
