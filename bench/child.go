@@ -500,7 +500,9 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 
 // sendEngine sends to grp with order from start until ctx ends (the end
 // of the window), counting the messages in sent: in a tight loop, or
-// paced at the configured rate.
+// paced at the configured rate. The sample (sampleEvery) carries its
+// send time; only then is the clock read, and the end of the window
+// checked between the pacer's batches.
 func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
@@ -509,6 +511,7 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 		return nil
 	}
 	p := NewPacer(c.cfg.Rate, DefaultBurst(c.cfg.Rate), start)
+	sample := newSampler(sampleEvery(c.cfg.Rate, c.cfg.Size))
 	for {
 		now := time.Now()
 		if now.UnixNano() >= endNs {
@@ -520,12 +523,19 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 			continue
 		}
 		for i := 0; i < n; i++ {
-			t := stampNow()
-			if t >= endStamp {
-				return nil
+			stamped := sample.next()
+			if stamped {
+				t := stampNow()
+				if t >= endStamp {
+					return nil
+				}
+				binary.LittleEndian.PutUint64(payload, uint64(t))
 			}
-			binary.LittleEndian.PutUint64(payload, uint64(t))
-			if err := grp.Send(ctx, order, payload); err != nil {
+			err := grp.Send(ctx, order, payload) // copies the payload
+			if stamped {
+				binary.LittleEndian.PutUint64(payload, 0)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil // the window ended while the window was full
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -49,8 +50,8 @@ func TestEndToEnd(t *testing.T) {
 		if p.MsgsPerSec <= 0 {
 			t.Errorf("%s: msgs_per_sec %v", name, p.MsgsPerSec)
 		}
-		if len(p.MemberMsgsPerSec) != 2 {
-			t.Errorf("%s: %d member rates, want 2", name, len(p.MemberMsgsPerSec))
+		if len(p.MemberMsgsPerSec) != 2 || len(p.MemberLatency) != 2 {
+			t.Fatalf("%s: %d member rates, %d latencies; want 2 each", name, len(p.MemberMsgsPerSec), len(p.MemberLatency))
 		}
 		if p.Latency.Count == 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
 			t.Errorf("%s: latency %+v", name, p.Latency)
@@ -58,6 +59,16 @@ func TestEndToEnd(t *testing.T) {
 		if p.Sent == 0 {
 			t.Errorf("%s: nothing sent", name)
 		}
+		// The receiver (member 1) timed 1 message in K of those it
+		// delivered in the window (by send time, not by the snapshots':
+		// a few more or less at the edges).
+		k := float64(rep.Setup.SampleEvery)
+		if want := p.MemberMsgsPerSec[1] * cfg.Duration.Seconds() / k; math.Abs(float64(p.MemberLatency[1].Count)-want) > 0.1*want {
+			t.Errorf("%s: receiver timed %d messages at K=%v, want about %.0f", name, p.MemberLatency[1].Count, k, want)
+		}
+	}
+	if rep.Setup.SampleEvery != peakSampleEvery {
+		t.Errorf("sample_every %d at an unlimited rate, want %d", rep.Setup.SampleEvery, peakSampleEvery)
 	}
 	if rep.Ratio <= 0 {
 		t.Errorf("ratio %v", rep.Ratio)

@@ -33,8 +33,9 @@ type MemberResult struct {
 	// window, or with no room in its arena (each is later retransmitted).
 	BeyondWindow uint64 `json:"beyond_window"`
 	NoRoom       uint64 `json:"no_room"`
-	// Histogram holds the one-way latencies (µs) of the messages delivered
-	// in the window, HdrHistogram's compressed base64 form.
+	// Histogram holds the one-way latencies (µs) of the sampled messages
+	// (Setup.SampleEvery) delivered in the window, HdrHistogram's
+	// compressed base64 form.
 	Histogram string `json:"histogram"`
 
 	// The keyed engine's refusals (PhaseKeyed; engine.EngineStats):
@@ -114,12 +115,15 @@ type Setup struct {
 	Order   string `json:"order"` // one of OrderNames
 	Safe    bool   `json:"safe,omitempty"`
 	// Keyed: the keyed engine was measured too (Report.Keyed).
-	Keyed      bool    `json:"keyed,omitempty"`
-	DurationS  float64 `json:"duration_s"`
-	Rate       float64 `json:"rate"`
-	Go         string  `json:"go"`
-	GOMAXPROCS int     `json:"gomaxprocs"`
-	CPU        string  `json:"cpu"`
+	Keyed     bool    `json:"keyed,omitempty"`
+	DurationS float64 `json:"duration_s"`
+	Rate      float64 `json:"rate"`
+	// SampleEvery is K: latency is measured on every Kth message of each
+	// sender, in the engine and the baseline alike (1: every message).
+	SampleEvery int    `json:"sample_every"`
+	Go          string `json:"go"`
+	GOMAXPROCS  int    `json:"gomaxprocs"`
+	CPU         string `json:"cpu"`
 }
 
 // Report is a run's result: vsbench --json prints it.
@@ -141,17 +145,18 @@ type Report struct {
 // NewSetup describes cfg on this machine.
 func NewSetup(cfg Config) Setup {
 	return Setup{
-		Members:    cfg.Members,
-		Senders:    cfg.Senders,
-		Size:       cfg.Size,
-		Order:      cfg.Order,
-		Safe:       cfg.Safe,
-		Keyed:      cfg.KeyFile != "",
-		DurationS:  cfg.Duration.Seconds(),
-		Rate:       cfg.Rate,
-		Go:         runtime.Version(),
-		GOMAXPROCS: cfg.MemberProcs(),
-		CPU:        cpuModel(),
+		Members:     cfg.Members,
+		Senders:     cfg.Senders,
+		Size:        cfg.Size,
+		Order:       cfg.Order,
+		Safe:        cfg.Safe,
+		Keyed:       cfg.KeyFile != "",
+		DurationS:   cfg.Duration.Seconds(),
+		Rate:        cfg.Rate,
+		SampleEvery: sampleEvery(cfg.Rate, cfg.Size),
+		Go:          runtime.Version(),
+		GOMAXPROCS:  cfg.MemberProcs(),
+		CPU:         cpuModel(),
 	}
 }
 
@@ -279,8 +284,12 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	if reps[0].Keyed != nil {
 		keyed = ", keyed engine (AES-256-GCM) beside the keyless one"
 	}
-	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s%s\n",
-		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, keyed)
+	sample := "latency of every message"
+	if s.SampleEvery > 1 {
+		sample = fmt.Sprintf("latency of 1 message in %d per sender", s.SampleEvery)
+	}
+	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s, %s%s\n",
+		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, sample, keyed)
 	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tretransmits\tkernel drops\t")

@@ -125,7 +125,7 @@ func TestReportJSONShape(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"engine", "baseline", "1,000", "4,000", "25.0%"} {
+	for _, want := range []string{"engine", "baseline", "1,000", "4,000", "25.0%", "latency of 1 message in 64 per sender"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -164,7 +164,7 @@ func checkReportJSON(t *testing.T, b []byte) map[string]any {
 		return f
 	}
 	setup := obj(m, "setup")
-	for _, k := range []string{"members", "senders", "size", "duration_s", "rate", "gomaxprocs"} {
+	for _, k := range []string{"members", "senders", "size", "duration_s", "rate", "gomaxprocs", "sample_every"} {
 		num(setup, "setup", k)
 	}
 	for _, k := range []string{"order", "go", "cpu"} {
