@@ -317,6 +317,7 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 // counters is one snapshot of a phase's cumulative counters.
 type counters struct {
 	at          time.Time
+	cpu         time.Duration // the process's, user and system
 	delivered   uint64
 	sent        uint64
 	mallocs     uint64
@@ -359,7 +360,7 @@ func (c *child) snapshot(phase string) counters {
 		s.delivered = c.baseRec.delivered.Load()
 		s.drops = c.base.Stats().KernelDrops
 	}
-	s.at = time.Now()
+	s.at, s.cpu = time.Now(), processCPU()
 	return s
 }
 
@@ -480,6 +481,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		Delivered:    last.delivered - first.delivered,
 		Sent:         last.sent - first.sent,
 		ElapsedNs:    last.at.Sub(first.at).Nanoseconds(),
+		CPUNs:        (last.cpu - first.cpu).Nanoseconds(),
 		Mallocs:      last.mallocs - first.mallocs,
 		Retransmits:  last.retransmits - first.retransmits,
 		KernelDrops:  last.drops - first.drops,
