@@ -63,6 +63,7 @@ func (s *baselineSender) run(start, end time.Time) {
 	perDatagram := max(1, (baselineDatagram-wire.HeaderSize-wire.DataHeadSize)/msgSize)
 	endNs, endStamp := end.UnixNano(), stampOf(end)
 	seq := uint64(1)
+	sample := newSampler(sampleEvery(s.rate, s.size))
 
 	sleepUntil(start)
 	p := NewPacer(s.rate, DefaultBurst(s.rate), start)
@@ -85,13 +86,18 @@ func (s *baselineSender) run(start, end time.Time) {
 			off := frame + wire.PutDataHead(b[frame:], uint16(s.self), seq)
 			count := 0
 			for avail > 0 && off+msgSize <= len(b) && count < wire.MaxRunCount {
-				t := stampNow()
-				if t >= endStamp {
-					stop = true
-					break
+				if !sample.next() {
+					off += wire.PutMessage(b[off:], s.flags, 0, payload)
+				} else {
+					t := stampNow()
+					if t >= endStamp {
+						stop = true
+						break
+					}
+					binary.LittleEndian.PutUint64(payload, uint64(t))
+					off += wire.PutMessage(b[off:], s.flags, 0, payload)
+					binary.LittleEndian.PutUint64(payload, 0)
 				}
-				binary.LittleEndian.PutUint64(payload, uint64(t))
-				off += wire.PutMessage(b[off:], s.flags, 0, payload)
 				count++
 				avail--
 			}
@@ -153,6 +159,7 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 	perBatch := max(1, baselineBatch/frags) // whole messages per batch, but at least one
 	endNs, endStamp := end.UnixNano(), stampOf(end)
 	seq := uint64(1)
+	sample := newSampler(sampleEvery(s.rate, s.size))
 
 	sleepUntil(start)
 	p := NewPacer(s.rate, DefaultBurst(s.rate), start)
@@ -172,12 +179,15 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 			continue
 		}
 		for ; avail > 0; avail-- {
-			t := stampNow()
-			if t >= endStamp {
-				flush()
-				return
+			stamped := sample.next()
+			if stamped {
+				t := stampNow()
+				if t >= endStamp {
+					flush()
+					return
+				}
+				binary.LittleEndian.PutUint64(payload, uint64(t))
 			}
-			binary.LittleEndian.PutUint64(payload, uint64(t))
 			for done := 0; done < s.size; {
 				if nd == baselineBatch {
 					flush()
@@ -204,6 +214,9 @@ func (s *baselineSender) runFragmented(start, end time.Time) {
 				nd++
 				s.datagrams.Add(1)
 				done = stop
+			}
+			if stamped {
+				binary.LittleEndian.PutUint64(payload, 0)
 			}
 			s.own.delivered.Add(1)
 			s.sent.Add(1)
@@ -304,11 +317,13 @@ func receiveBaseline(conn udp.Conn, rec *recorder, malformed *atomic.Uint64) {
 	}
 }
 
-// fillPayload gives the bytes after the timestamp a recognizable pattern.
+// fillPayload gives the bytes after the timestamp a recognizable pattern
+// and the timestamp 0: a message outside the latency sample.
 func fillPayload(p []byte) {
 	for i := range p {
 		p[i] = byte(i)
 	}
+	clear(p[:min(len(p), MinSize)])
 }
 
 // sleepUntil sleeps until t (at once if t is past).

@@ -317,6 +317,7 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 // counters is one snapshot of a phase's cumulative counters.
 type counters struct {
 	at          time.Time
+	cpu         time.Duration // the process's, user and system
 	delivered   uint64
 	sent        uint64
 	mallocs     uint64
@@ -359,7 +360,7 @@ func (c *child) snapshot(phase string) counters {
 		s.delivered = c.baseRec.delivered.Load()
 		s.drops = c.base.Stats().KernelDrops
 	}
-	s.at = time.Now()
+	s.at, s.cpu = time.Now(), processCPU()
 	return s
 }
 
@@ -480,6 +481,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		Delivered:    last.delivered - first.delivered,
 		Sent:         last.sent - first.sent,
 		ElapsedNs:    last.at.Sub(first.at).Nanoseconds(),
+		CPUNs:        (last.cpu - first.cpu).Nanoseconds(),
 		Mallocs:      last.mallocs - first.mallocs,
 		Retransmits:  last.retransmits - first.retransmits,
 		KernelDrops:  last.drops - first.drops,
@@ -500,7 +502,9 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 
 // sendEngine sends to grp with order from start until ctx ends (the end
 // of the window), counting the messages in sent: in a tight loop, or
-// paced at the configured rate.
+// paced at the configured rate. The sample (sampleEvery) carries its
+// send time; only then is the clock read, and the end of the window
+// checked between the pacer's batches.
 func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
@@ -509,6 +513,7 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 		return nil
 	}
 	p := NewPacer(c.cfg.Rate, DefaultBurst(c.cfg.Rate), start)
+	sample := newSampler(sampleEvery(c.cfg.Rate, c.cfg.Size))
 	for {
 		now := time.Now()
 		if now.UnixNano() >= endNs {
@@ -520,12 +525,19 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 			continue
 		}
 		for i := 0; i < n; i++ {
-			t := stampNow()
-			if t >= endStamp {
-				return nil
+			stamped := sample.next()
+			if stamped {
+				t := stampNow()
+				if t >= endStamp {
+					return nil
+				}
+				binary.LittleEndian.PutUint64(payload, uint64(t))
 			}
-			binary.LittleEndian.PutUint64(payload, uint64(t))
-			if err := grp.Send(ctx, order, payload); err != nil {
+			err := grp.Send(ctx, order, payload) // copies the payload
+			if stamped {
+				binary.LittleEndian.PutUint64(payload, 0)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil // the window ended while the window was full
 				}

@@ -15,11 +15,15 @@
 // Each run measures two phases on the same processes: "baseline" (messages
 // bundled into datagrams the way the engine bundles them, or fragmented as
 // it fragments those larger than a datagram, and sent with sendmmsg, no
-// protocol at all) and "engine" (Group.Send and the Deliver
-// handler). Every message carries its send time in its first 8 bytes so
-// receivers record one-way latency. With a key file (Config.KeyFile) each
-// child also runs a keyed engine in a second group, and every engine
-// phase is followed by a "keyed" one on that engine.
+// protocol at all) and "engine" (Group.Send and the Deliver handler).
+// Every member counts every message it delivers; a sample of them
+// (every Kth of each sender, the same K in both phases: sampleEvery)
+// carries its send time in its first 8 bytes, the others 0, and
+// receivers record the sample's one-way latency. Each member also
+// reports its process's CPU time over the window. With a key file
+// (Config.KeyFile) each child also runs a keyed engine in a second
+// group, and every engine phase is followed by a "keyed" one on that
+// engine.
 //
 // For correctness tests rather than measurements, RunMember runs one
 // member process (`vsbench member`) that logs every view, send and

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +51,9 @@ func TestEndToEnd(t *testing.T) {
 		if p.MsgsPerSec <= 0 {
 			t.Errorf("%s: msgs_per_sec %v", name, p.MsgsPerSec)
 		}
-		if len(p.MemberMsgsPerSec) != 2 {
-			t.Errorf("%s: %d member rates, want 2", name, len(p.MemberMsgsPerSec))
+		if len(p.MemberMsgsPerSec) != 2 || len(p.MemberLatency) != 2 || len(p.MemberCPUUsPerMsg) != 2 {
+			t.Fatalf("%s: %d member rates, %d latencies, %d CPU figures; want 2 each", name,
+				len(p.MemberMsgsPerSec), len(p.MemberLatency), len(p.MemberCPUUsPerMsg))
 		}
 		if p.Latency.Count == 0 || p.Latency.P50 <= 0 || p.Latency.Max < p.Latency.P99 {
 			t.Errorf("%s: latency %+v", name, p.Latency)
@@ -58,6 +61,26 @@ func TestEndToEnd(t *testing.T) {
 		if p.Sent == 0 {
 			t.Errorf("%s: nothing sent", name)
 		}
+		// The receiver (member 1) timed 1 message in K of those it
+		// delivered in the window (by send time, not by the snapshots':
+		// a few more or less at the edges).
+		k := float64(rep.Setup.SampleEvery)
+		if want := p.MemberMsgsPerSec[1] * cfg.Duration.Seconds() / k; math.Abs(float64(p.MemberLatency[1].Count)-want) > 0.1*want {
+			t.Errorf("%s: receiver timed %d messages at K=%v, want about %.0f", name, p.MemberLatency[1].Count, k, want)
+		}
+		// Every member's process used CPU for its deliveries, and no more
+		// than the machine has: at most all its cores for the window.
+		if p.CPUUsPerMsg <= 0 {
+			t.Errorf("%s: cpu_us_per_msg %v", name, p.CPUUsPerMsg)
+		}
+		for i, us := range p.MemberCPUUsPerMsg {
+			if cpuPerSec := us * p.MemberMsgsPerSec[i]; cpuPerSec <= 0 || cpuPerSec > float64(runtime.NumCPU())*1.05e6 {
+				t.Errorf("%s: member %d: %v µs/msg at %v msgs/s is %v µs of CPU a second", name, i, us, p.MemberMsgsPerSec[i], cpuPerSec)
+			}
+		}
+	}
+	if rep.Setup.SampleEvery != peakSampleEvery {
+		t.Errorf("sample_every %d at an unlimited rate, want %d", rep.Setup.SampleEvery, peakSampleEvery)
 	}
 	if rep.Ratio <= 0 {
 		t.Errorf("ratio %v", rep.Ratio)

@@ -38,14 +38,22 @@ func newRecorder() *recorder {
 }
 
 // deliver counts one message whose first 8 bytes are its send time
-// (stampNow).
+// (stampNow), or 0 for a message outside the sample (sampleEvery): that
+// one is only counted, without reading the clock.
 func (r *recorder) deliver(payload []byte) {
-	now := stampNow()
 	r.delivered.Add(1)
-	if len(payload) < 8 || now < r.from.Load() || now >= r.to.Load() {
+	if len(payload) < 8 {
 		return
 	}
-	us := (now - int64(binary.LittleEndian.Uint64(payload))) / 1000
+	sent := int64(binary.LittleEndian.Uint64(payload))
+	if sent == 0 {
+		return
+	}
+	now := stampNow()
+	if now < r.from.Load() || now >= r.to.Load() {
+		return
+	}
+	us := (now - sent) / 1000
 	// Out-of-range values would make the histogram build an error.
 	us = min(max(us, histLowUs), histHighUs)
 	r.mu.Lock()

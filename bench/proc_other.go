@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"time"
 )
 
 // configureProcess keeps exec's default cancellation: kill the process.
@@ -15,3 +16,6 @@ var errNoStop = errors.New("bench: stopping a process is not supported on this s
 
 func stopProcess(p *os.Process) error     { return errNoStop }
 func continueProcess(p *os.Process) error { return errNoStop }
+
+// processCPU is 0: the system does not say.
+func processCPU() time.Duration { return 0 }

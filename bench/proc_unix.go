@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // configureProcess puts the child in a process group of its own and makes
@@ -28,3 +29,13 @@ func stopProcess(p *os.Process) error { return p.Signal(syscall.SIGSTOP) }
 
 // continueProcess resumes a process stopped by stopProcess.
 func continueProcess(p *os.Process) error { return p.Signal(syscall.SIGCONT) }
+
+// processCPU is the CPU time this process has used so far, user and
+// system, over all its threads (0 if the system does not say).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -21,6 +22,7 @@ type MemberResult struct {
 	Delivered   uint64 `json:"delivered"`    // messages delivered (own included)
 	Sent        uint64 `json:"sent"`         // messages this member sent
 	ElapsedNs   int64  `json:"elapsed_ns"`   // real time between the window's snapshots
+	CPUNs       int64  `json:"cpu_ns"`       // its process's CPU time, user and system (0: not known)
 	Mallocs     uint64 `json:"mallocs"`      // heap allocations in the process
 	Retransmits uint64 `json:"retransmits"`  // messages sent again after a NAK
 	KernelDrops uint64 `json:"kernel_drops"` // datagrams the kernel dropped for a full queue
@@ -33,8 +35,9 @@ type MemberResult struct {
 	// window, or with no room in its arena (each is later retransmitted).
 	BeyondWindow uint64 `json:"beyond_window"`
 	NoRoom       uint64 `json:"no_room"`
-	// Histogram holds the one-way latencies (µs) of the messages delivered
-	// in the window, HdrHistogram's compressed base64 form.
+	// Histogram holds the one-way latencies (µs) of the sampled messages
+	// (Setup.SampleEvery) delivered in the window, HdrHistogram's
+	// compressed base64 form.
 	Histogram string `json:"histogram"`
 
 	// The keyed engine's refusals (PhaseKeyed; engine.EngineStats):
@@ -52,6 +55,15 @@ func (r *MemberResult) Rate() float64 {
 		return 0
 	}
 	return float64(r.Delivered) / (float64(r.ElapsedNs) / 1e9)
+}
+
+// CPUPerMsg is the member's CPU time per message it delivered, in µs (0
+// without deliveries).
+func (r *MemberResult) CPUPerMsg() float64 {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return float64(r.CPUNs) / 1e3 / float64(r.Delivered)
 }
 
 // Latency is a latency distribution's summary, in microseconds.
@@ -75,6 +87,13 @@ type PhaseSummary struct {
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
 	Retransmits  uint64  `json:"retransmits"`
 	KernelDrops  uint64  `json:"kernel_drops"`
+
+	// CPUUsPerMsg is the members' CPU time (MemberResult.CPUNs) over
+	// their deliveries, in µs: what one delivery costs the group, the
+	// sender's work included. MemberCPUUsPerMsg is each member's own
+	// (MemberResult.CPUPerMsg), by index.
+	CPUUsPerMsg       float64   `json:"cpu_us_per_msg"`
+	MemberCPUUsPerMsg []float64 `json:"member_cpu_us_per_msg"`
 
 	// Diagnostics: write_errors (failed socket sends); datagrams
 	// (packed, over all members: sent / datagrams is the bundling); naks,
@@ -114,12 +133,15 @@ type Setup struct {
 	Order   string `json:"order"` // one of OrderNames
 	Safe    bool   `json:"safe,omitempty"`
 	// Keyed: the keyed engine was measured too (Report.Keyed).
-	Keyed      bool    `json:"keyed,omitempty"`
-	DurationS  float64 `json:"duration_s"`
-	Rate       float64 `json:"rate"`
-	Go         string  `json:"go"`
-	GOMAXPROCS int     `json:"gomaxprocs"`
-	CPU        string  `json:"cpu"`
+	Keyed     bool    `json:"keyed,omitempty"`
+	DurationS float64 `json:"duration_s"`
+	Rate      float64 `json:"rate"`
+	// SampleEvery is K: latency is measured on every Kth message of each
+	// sender, in the engine and the baseline alike (1: every message).
+	SampleEvery int    `json:"sample_every"`
+	Go          string `json:"go"`
+	GOMAXPROCS  int    `json:"gomaxprocs"`
+	CPU         string `json:"cpu"`
 }
 
 // Report is a run's result: vsbench --json prints it.
@@ -141,17 +163,18 @@ type Report struct {
 // NewSetup describes cfg on this machine.
 func NewSetup(cfg Config) Setup {
 	return Setup{
-		Members:    cfg.Members,
-		Senders:    cfg.Senders,
-		Size:       cfg.Size,
-		Order:      cfg.Order,
-		Safe:       cfg.Safe,
-		Keyed:      cfg.KeyFile != "",
-		DurationS:  cfg.Duration.Seconds(),
-		Rate:       cfg.Rate,
-		Go:         runtime.Version(),
-		GOMAXPROCS: cfg.MemberProcs(),
-		CPU:        cpuModel(),
+		Members:     cfg.Members,
+		Senders:     cfg.Senders,
+		Size:        cfg.Size,
+		Order:       cfg.Order,
+		Safe:        cfg.Safe,
+		Keyed:       cfg.KeyFile != "",
+		DurationS:   cfg.Duration.Seconds(),
+		Rate:        cfg.Rate,
+		SampleEvery: sampleEvery(cfg.Rate, cfg.Size),
+		Go:          runtime.Version(),
+		GOMAXPROCS:  cfg.MemberProcs(),
+		CPU:         cpuModel(),
 	}
 }
 
@@ -163,6 +186,7 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 	var s PhaseSummary
 	merged := newHistogram()
 	var mallocs uint64
+	var cpuNs int64
 	s.MsgsPerSec = math.Inf(1)
 	for i := range results {
 		r := &results[i]
@@ -172,6 +196,8 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 		s.Delivered += r.Delivered
 		s.Sent += r.Sent
 		mallocs += r.Mallocs
+		cpuNs += r.CPUNs
+		s.MemberCPUUsPerMsg = append(s.MemberCPUUsPerMsg, r.CPUPerMsg())
 		s.Retransmits += r.Retransmits
 		s.KernelDrops += r.KernelDrops
 		s.WriteErrors += r.WriteErrors
@@ -197,6 +223,7 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 	s.MBPerSec = s.MsgsPerSec * float64(size) / 1e6
 	if s.Delivered > 0 {
 		s.AllocsPerMsg = float64(mallocs) / float64(s.Delivered)
+		s.CPUUsPerMsg = float64(cpuNs) / 1e3 / float64(s.Delivered)
 	}
 	s.Latency = summarizeLatency(merged)
 	return s, nil
@@ -279,29 +306,53 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	if reps[0].Keyed != nil {
 		keyed = ", keyed engine (AES-256-GCM) beside the keyless one"
 	}
-	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s%s\n",
-		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, keyed)
-	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tretransmits\tkernel drops\t")
-	row := func(name string, p PhaseSummary) {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%.2g\t%d\t%d\t\n", name,
-			groupDigits(p.MsgsPerSec), p.MBPerSec, p.Latency.P50, p.Latency.P90, p.Latency.P99,
-			p.Latency.P999, p.Latency.Max, p.AllocsPerMsg, p.Retransmits, p.KernelDrops)
+	sample := "latency of every message"
+	if s.SampleEvery > 1 {
+		sample = fmt.Sprintf("latency of 1 message in %d per sender", s.SampleEvery)
 	}
+	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s, %s%s\n",
+		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, sample, keyed)
+	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
+	type namedPhase struct {
+		name string
+		p    *PhaseSummary
+	}
+	var phases []namedPhase
 	for i, r := range reps {
 		name, kname := "engine", "keyed"
 		if len(reps) > 1 {
 			name += " " + labels[i]
 			kname += " " + labels[i]
 		}
-		row(name, r.Engine)
+		phases = append(phases, namedPhase{name, &r.Engine})
 		if r.Keyed != nil {
-			row(kname, *r.Keyed)
+			phases = append(phases, namedPhase{kname, r.Keyed})
 		}
 	}
-	row("baseline", reps[0].Baseline)
+	phases = append(phases, namedPhase{"baseline", &reps[0].Baseline})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmsgs/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tallocs/msg\tCPU µs/msg\tretransmits\tkernel drops\t")
+	for _, ph := range phases {
+		p := ph.p
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%d\t%d\t%d\t%d\t%d\t%.2g\t%s\t%d\t%d\t\n", ph.name,
+			groupDigits(p.MsgsPerSec), p.MBPerSec, p.Latency.P50, p.Latency.P90, p.Latency.P99,
+			p.Latency.P999, p.Latency.Max, p.AllocsPerMsg, cpuFigure(p.CPUUsPerMsg), p.Retransmits, p.KernelDrops)
+	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// CPU µs/msg is every member's CPU time over every delivery; each
+	// member's own figure shows the sender apart from the receivers.
+	cpuLine := func() error {
+		parts := make([]string, len(phases))
+		for i, ph := range phases {
+			figs := make([]string, len(ph.p.MemberCPUUsPerMsg))
+			for j, v := range ph.p.MemberCPUUsPerMsg {
+				figs[j] = cpuFigure(v)
+			}
+			parts[i] = ph.name + " " + strings.Join(figs, " / ")
+		}
+		_, err := fmt.Fprintf(w, "CPU µs per delivered message, per member: %s\n", strings.Join(parts, "; "))
 		return err
 	}
 	if len(reps) == 1 {
@@ -310,7 +361,10 @@ func WriteTables(w io.Writer, reps []*Report) error {
 			100*r.Ratio, rates(r.Engine.MemberMsgsPerSec), rates(r.Baseline.MemberMsgsPerSec)); err != nil {
 			return err
 		}
-		return writeKeyed(w, "keyed", "engine", r)
+		if err := writeKeyed(w, "keyed", "engine", r); err != nil {
+			return err
+		}
+		return cpuLine()
 	}
 	fmt.Fprintln(w)
 	first := reps[0].Engine.MsgsPerSec
@@ -327,8 +381,24 @@ func WriteTables(w io.Writer, reps []*Report) error {
 			return err
 		}
 	}
-	_, err := fmt.Fprintf(w, "baseline per member: %s\n", rates(reps[0].Baseline.MemberMsgsPerSec))
-	return err
+	if _, err := fmt.Fprintf(w, "baseline per member: %s\n", rates(reps[0].Baseline.MemberMsgsPerSec)); err != nil {
+		return err
+	}
+	return cpuLine()
+}
+
+// cpuFigure formats CPU µs per message with three significant digits
+// below 100 (0.312, 2.45, 12.3) and as a whole number above.
+func cpuFigure(us float64) string {
+	switch {
+	case us >= 100:
+		return strconv.FormatFloat(us, 'f', 0, 64)
+	case us >= 10:
+		return strconv.FormatFloat(us, 'f', 1, 64)
+	case us >= 1:
+		return strconv.FormatFloat(us, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(us, 'f', 3, 64)
 }
 
 // writeKeyed prints the keyed engine's figures relative to the keyless

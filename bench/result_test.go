@@ -34,9 +34,9 @@ func TestSummarizeMerges(t *testing.T) {
 		b = append(b, v+500)
 	}
 	results := []MemberResult{
-		{Index: 0, Delivered: 2000, ElapsedNs: 1e9, Mallocs: 10, Retransmits: 1, KernelDrops: 2, Histogram: encodeHist(t, a...)},
-		{Index: 1, Delivered: 1000, ElapsedNs: 1e9, Mallocs: 20, Retransmits: 3, KernelDrops: 4, Histogram: encodeHist(t, b...)},
-		{Index: 2, Delivered: 3000, ElapsedNs: 2e9, Sent: 3000, Mallocs: 0},
+		{Index: 0, Delivered: 2000, ElapsedNs: 1e9, CPUNs: 1e6, Mallocs: 10, Retransmits: 1, KernelDrops: 2, Histogram: encodeHist(t, a...)},
+		{Index: 1, Delivered: 1000, ElapsedNs: 1e9, CPUNs: 2e6, Mallocs: 20, Retransmits: 3, KernelDrops: 4, Histogram: encodeHist(t, b...)},
+		{Index: 2, Delivered: 3000, ElapsedNs: 2e9, CPUNs: 9e6, Sent: 3000, Mallocs: 0},
 	}
 	s, err := Summarize(results, 100)
 	if err != nil {
@@ -55,6 +55,13 @@ func TestSummarizeMerges(t *testing.T) {
 	}
 	if s.AllocsPerMsg != 30.0/6000 {
 		t.Errorf("allocs_per_msg %v, want %v", s.AllocsPerMsg, 30.0/6000)
+	}
+	// CPU: 12 ms over 6000 deliveries; each member its own.
+	if s.CPUUsPerMsg != 2 {
+		t.Errorf("cpu_us_per_msg %v, want 2", s.CPUUsPerMsg)
+	}
+	if want := []float64{0.5, 2, 3}; !equalFloats(s.MemberCPUUsPerMsg, want) {
+		t.Errorf("member cpu_us_per_msg %v, want %v", s.MemberCPUUsPerMsg, want)
 	}
 	if s.Retransmits != 4 || s.KernelDrops != 6 || s.Delivered != 6000 || s.Sent != 3000 {
 		t.Errorf("sums: %+v", s)
@@ -93,8 +100,8 @@ func TestSummarizeErrors(t *testing.T) {
 	if _, err := Summarize([]MemberResult{{Histogram: "not a histogram"}}, 8); err == nil {
 		t.Error("a corrupt histogram was accepted")
 	}
-	s, err := Summarize([]MemberResult{{Delivered: 0, ElapsedNs: 0}}, 8)
-	if err != nil || s.MsgsPerSec != 0 || s.AllocsPerMsg != 0 || s.Latency != (Latency{}) {
+	s, err := Summarize([]MemberResult{{Delivered: 0, ElapsedNs: 0, CPUNs: 5e6}}, 8)
+	if err != nil || s.MsgsPerSec != 0 || s.AllocsPerMsg != 0 || s.CPUUsPerMsg != 0 || s.MemberCPUUsPerMsg[0] != 0 || s.Latency != (Latency{}) {
 		t.Errorf("empty result: %+v, %v", s, err)
 	}
 }
@@ -104,7 +111,7 @@ func TestReportJSONShape(t *testing.T) {
 	mk := func(rate uint64) []MemberResult {
 		var rs []MemberResult
 		for i := 0; i < cfg.Members; i++ {
-			rs = append(rs, MemberResult{Index: i, Delivered: rate, ElapsedNs: 1e9, Histogram: encodeHist(t, 10, 20, 30)})
+			rs = append(rs, MemberResult{Index: i, Delivered: rate, ElapsedNs: 1e9, CPUNs: int64(i+1) * 1e6, Histogram: encodeHist(t, 10, 20, 30)})
 		}
 		return rs
 	}
@@ -125,7 +132,11 @@ func TestReportJSONShape(t *testing.T) {
 	if err := rep.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"engine", "baseline", "1,000", "4,000", "25.0%"} {
+	// CPU: members 1, 2 and 3 ms over 1000 (engine) or 4000 (baseline)
+	// deliveries each.
+	for _, want := range []string{"engine", "baseline", "1,000", "4,000", "25.0%", "CPU µs/msg", "2.00",
+		"CPU µs per delivered message, per member: engine 1.00 / 2.00 / 3.00; baseline 0.250 / 0.500 / 0.750",
+		"latency of 1 message in 64 per sender"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -164,7 +175,7 @@ func checkReportJSON(t *testing.T, b []byte) map[string]any {
 		return f
 	}
 	setup := obj(m, "setup")
-	for _, k := range []string{"members", "senders", "size", "duration_s", "rate", "gomaxprocs"} {
+	for _, k := range []string{"members", "senders", "size", "duration_s", "rate", "gomaxprocs", "sample_every"} {
 		num(setup, "setup", k)
 	}
 	for _, k := range []string{"order", "go", "cpu"} {
@@ -174,8 +185,11 @@ func checkReportJSON(t *testing.T, b []byte) map[string]any {
 	}
 	for _, phase := range []string{"engine", "baseline"} {
 		p := obj(m, phase)
-		for _, k := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "retransmits", "kernel_drops"} {
+		for _, k := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "cpu_us_per_msg", "retransmits", "kernel_drops"} {
 			num(p, phase, k)
+		}
+		if _, ok := p["member_cpu_us_per_msg"].([]any); !ok {
+			t.Fatalf("%s.member_cpu_us_per_msg is not an array in %s", phase, b)
 		}
 		l := obj(p, "latency_us")
 		for _, k := range []string{"p50", "p90", "p99", "p999", "max"} {
@@ -194,7 +208,7 @@ func checkKeyedJSON(t *testing.T, m map[string]any, b []byte) {
 	if !ok {
 		t.Fatalf("no keyed object in %s", b)
 	}
-	for _, key := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "retransmits", "kernel_drops", "latency_us", "member_msgs_per_sec"} {
+	for _, key := range []string{"msgs_per_sec", "mb_per_sec", "allocs_per_msg", "cpu_us_per_msg", "retransmits", "kernel_drops", "latency_us", "member_msgs_per_sec"} {
 		if _, ok := k[key]; !ok {
 			t.Errorf("keyed.%s missing in %s", key, b)
 		}

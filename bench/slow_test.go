@@ -39,9 +39,9 @@ func TestRecorderIntervals(t *testing.T) {
 	r := newRecorder()
 	now := time.Now()
 	r.window(stampOf(now.Add(-time.Minute)), stampOf(now.Add(time.Minute)))
-	payload := make([]byte, 8)
+	payload := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 	for i := 0; i < 3; i++ {
-		r.deliver(payload) // sent at the clock's zero: clamped to the histogram's top
+		r.deliver(payload) // sent at the clock's first ns: clamped to the histogram's top
 	}
 	for _, want := range []int64{3, 0} {
 		s, err := r.takeInterval()
