@@ -661,9 +661,14 @@ func (g *Group) installView(p *wire.Proposal, accepted *wire.Proposal) {
 			v.Joined = append(v.Joined, r)
 		}
 	}
-	for _, m := range prev.Members {
+	for pr, m := range prev.Members {
 		if flush.Index(p.Members, m) < 0 {
-			g.noteGone(m)
+			if pr < len(g.heardInView) && g.heardInView[pr] {
+				// It had installed that view (it spoke in it): a join
+				// of it now is a copy. One that never spoke may be a
+				// joiner that never learned it was in, and asks again.
+				g.noteGone(m)
+			}
 			// The reasons are the agreed proposal's, the same everywhere.
 			if flush.Index(p.Left, m) >= 0 {
 				v.Left = append(v.Left, m)
