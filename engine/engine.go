@@ -101,6 +101,9 @@ type Engine struct {
 	sealedDs []udp.Datagram
 	// routes finds a datagram's group by the id on the wire (protoMu).
 	routes routeTable
+	// sched: which groups the protocol loop ticks and services
+	// (schedule.go).
+	sched schedule
 
 	unknownGroup    atomic.Uint64
 	malformed       atomic.Uint64
@@ -181,6 +184,7 @@ func New(cfg Config) (*Engine, error) {
 	e.poller, _ = conn.(udp.Poller)
 	e.start = time.Now()
 	e.stallTicks = max(5, cfg.ticks(cfg.SuspectTimeout)/3)
+	e.sched.idleTickEvery = int64(cfg.ticks(cfg.DiscoverTimeout))
 	// Incarnations start at the wall clock, so that a restarted process is
 	// a new member even at the same address, and its run (boot) is named
 	// by where they start: its peers tell its new members from its old.
@@ -228,6 +232,7 @@ func (e *Engine) remove(g *Group) {
 	e.mu.Lock()
 	if e.groups[g.id] == g {
 		delete(e.groups, g.id)
+		g.unlisted.Store(true)
 		e.publishGroups()
 	}
 	e.mu.Unlock()
@@ -407,6 +412,11 @@ type EngineStats struct {
 	ProbesSent      uint64
 	PeersSuspected  uint64
 	PeersHeardAgain uint64
+	// Groups is how many groups the engine holds; ActiveGroups, how many
+	// of them the protocol loop ticks every tick (the others are idle,
+	// and ticked once per DiscoverTimeout).
+	Groups       int
+	ActiveGroups int
 }
 
 // Stats returns the engine's counters.
@@ -424,6 +434,8 @@ func (e *Engine) Stats() EngineStats {
 		Replayed:        e.replayed.Load(),
 		SealFailed:      e.sealFailed.Load(),
 		WindowMemory:    e.budget.Used(),
+		Groups:          len(*e.groupList.Load()),
+		ActiveGroups:    int(e.sched.activeNow.Load()),
 		HeartbeatsSent:  ls.HeartbeatsSent,
 		ProbesSent:      ls.ProbesSent,
 		PeersSuspected:  ls.Suspicions,
@@ -519,11 +531,7 @@ func (e *Engine) protocolLoop() {
 			for i := 0; i < n; i++ {
 				e.tickLiveness()
 			}
-			for _, g := range *e.groupList.Load() {
-				for i := 0; i < n; i++ {
-					g.tick()
-				}
-			}
+			e.tickGroups(int64(n))
 			e.pollSocket()
 		case <-e.done:
 			return
@@ -597,13 +605,6 @@ func (e *Engine) drainRx() {
 	}
 }
 
-// service runs every group's protocol; the caller holds protoMu.
-func (e *Engine) service() {
-	for _, g := range *e.groupList.Load() {
-		g.service()
-	}
-}
-
 // dispatch hands each datagram of a batch to its group's protocol; the
 // caller holds protoMu and recycles the batch.
 func (e *Engine) dispatch(b *rxBatch) {
@@ -635,6 +636,7 @@ func (e *Engine) dispatch(b *rxBatch) {
 		if e.opener != nil {
 			wire.SetGroupID(buf, g.id) // the protocol knows its plain id
 		}
+		e.touch(g)
 		if buf[3] == wire.TypeState {
 			g.stateReceive(d.Addr, buf)
 			continue

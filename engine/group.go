@@ -95,10 +95,16 @@ type Group struct {
 	doneEpoch atomic.Uint64 // StateDone to send, for this epoch
 	restarts  atomic.Uint64 // state transfers started over
 	// Members that sent StateDone, noted by the protocol loop.
-	restMu     sync.Mutex
-	doneRest   map[wire.MemberID]bool
-	watched    []netip.AddrPort // the members of its view the engine watches for it (protoMu)
-	watchToken uint64           // its view's token (liveness.ViewToken)
+	restMu   sync.Mutex
+	doneRest map[wire.MemberID]bool
+	watched  []netip.AddrPort // the members of its view the engine watches for it (protoMu)
+	// Scheduling (schedule.go): on the active and dirty lists, and the
+	// engine tick its clock has reached (-1: not yet started); protoMu.
+	active, dirty bool
+	tickedAt      int64
+	poked         atomic.Bool // on the poked list
+	unlisted      atomic.Bool // removed from the engine
+	watchToken    uint64      // its view's token (liveness.ViewToken)
 	// Owned by the delivery goroutine: restoring the state failed, nothing
 	// more is delivered; the first view was seen.
 	failed  bool
@@ -186,6 +192,7 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 		endedCh:   make(chan struct{}),
 		viewCh:    make(chan struct{}),
 		doneRest:  map[wire.MemberID]bool{},
+		tickedAt:  -1,
 		track:     track,
 	}
 	if c.MeasureLatency {
@@ -199,7 +206,7 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	if hasNames(seeds) {
 		go g.reresolve(seeds, addrs)
 	}
-	e.poke()
+	g.poke()
 	select {
 	case <-g.viewCh:
 		return g, nil
@@ -298,7 +305,7 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 			return err
 		}
 		if n > done {
-			g.e.poke()
+			g.poke()
 		}
 		done = n
 		if done == len(payload) {
@@ -368,7 +375,7 @@ func (g *Group) checkSend(o Ordering) error {
 // handlers' own goroutine (Handlers.Ended receives ErrLeft).
 func (g *Group) Leave(ctx context.Context) error {
 	g.leave.Store(true)
-	g.e.poke()
+	g.poke()
 	if g.inHandler() {
 		return nil // the end comes through this very goroutine: Ended
 	}
@@ -399,7 +406,7 @@ func (g *Group) Flush(ctx context.Context) error {
 	g.e.protoMu.Lock()
 	point := g.proto.FlushPoint()
 	g.e.protoMu.Unlock()
-	g.e.poke()
+	g.poke()
 	t := time.NewTicker(g.e.cfg.TickInterval)
 	defer t.Stop()
 	for {
@@ -429,10 +436,14 @@ func (g *Group) Stats() Stats {
 }
 
 // tick runs under the engine's protoMu.
-func (g *Group) tick() {
-	g.ticks++
-	g.proto.Tick()
-	g.stateTick()
+// tick moves g's clock n ticks on; protoMu held.
+func (g *Group) tick(n int64) {
+	g.ticks += n
+	g.tickedAt += n
+	g.proto.TickN(n)
+	for range n {
+		g.stateTick()
+	}
 	st := Stats{Traffic: Traffic(g.proto.Traffic()), Membership: Membership(g.proto.Stats()), Epoch: g.proto.View().Epoch,
 		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
 	if g.latency != nil {
@@ -525,7 +536,7 @@ func (g *Group) deliveryLoop() {
 				g.delivering.Store(false)
 			}
 			if batch > 0 {
-				g.e.poke() // report progress to the protocol loop
+				g.poke() // report progress to the protocol loop
 				batch = 0
 			}
 			select {
@@ -540,14 +551,14 @@ func (g *Group) deliveryLoop() {
 			if !g.restore(ev) {
 				return
 			}
-			g.e.poke()
+			g.poke()
 			batch = 0
 			continue
 		}
 		g.handle(it)
 		g.queue.Pop()
 		if batch++; batch == 256 {
-			g.e.poke()
+			g.poke()
 			batch = 0
 		}
 	}
@@ -711,7 +722,7 @@ func (g *Group) backlogSend(flags uint8, payload []byte, done int) error {
 	g.backlogBytes += len(payload) - done
 	g.backlogSize.Store(int64(g.backlogBytes))
 	g.backlogLen.Add(1)
-	g.e.poke()
+	g.poke()
 	return nil
 }
 

@@ -75,6 +75,10 @@ func (e *Engine) peersChanged() {
 // restarted.
 func (e *Engine) peerChanged(c liveness.Change) {
 	for _, g := range *e.groupList.Load() {
+		if !slices.Contains(g.watched, c.Addr) {
+			continue // not in its view: nothing to tell it
+		}
+		e.touch(g)
 		switch {
 		case c.Nudge:
 			g.proto.PeerNudged(c.Addr)
@@ -94,7 +98,10 @@ func (e *Engine) tickLiveness() {
 	e.sendLiveness(msgs)
 	for _, a := range suspects {
 		for _, g := range *e.groupList.Load() {
-			g.proto.PeerSuspected(a)
+			if slices.Contains(g.watched, a) {
+				e.touch(g)
+				g.proto.PeerSuspected(a)
+			}
 		}
 	}
 	e.liveStats.Store(new(e.live.Stats()))

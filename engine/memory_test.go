@@ -81,6 +81,9 @@ func TestMemoryBudgetAcrossGroups(t *testing.T) {
 		waitFullView(t, all[3*gi:3*gi+3])
 	}
 	var wg sync.WaitGroup
+	// A stall fails the test with what each group and engine held.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	for gi := range groups {
 		wg.Add(1)
 		go func() {
@@ -88,14 +91,25 @@ func TestMemoryBudgetAcrossGroups(t *testing.T) {
 			p := make([]byte, 1000)
 			for n := range each {
 				p[0], p[1] = byte(n), byte(n>>8)
-				if err := all[3*gi].Send(context.Background(), FIFO, p); err != nil {
-					t.Error(err)
+				if err := all[3*gi].Send(ctx, FIFO, p); err != nil {
+					t.Errorf("group %d: message %d: %v", gi, n, err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
+	if t.Failed() {
+		for i, g := range all {
+			s := g.Stats()
+			t.Logf("group %d member %d: view %d, send window %d, delivered %d, no room %d, beyond window %d, NAKs %d/%d, retransmits %d",
+				i/3, i%3, len(g.View().Members), s.SendWindow, s.Delivered, s.NoRoom, s.BeyondWindow, s.NAKsSent, s.NAKsReceived, s.Retransmits)
+		}
+		for i, e := range engines {
+			t.Logf("engine %d: window memory %d of %d", i, e.Stats().WindowMemory, cfg.MemoryBudget)
+		}
+		t.FailNow()
+	}
 	waitFor(t, 60*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -138,6 +152,9 @@ func BenchmarkIdleGroups(b *testing.B) {
 	all := make([]*Group, 3*groups)
 	var wg sync.WaitGroup
 	for i := range groups {
+		if i%100 == 0 {
+			wg.Wait() // in waves: this measures idle groups, not a storm of joins
+		}
 		for j, e := range engines {
 			wg.Add(1)
 			go func() { // each Join waits for its first view

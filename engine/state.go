@@ -111,7 +111,7 @@ func (g *Group) restoringIn(v *protocol.View) []wire.MemberID {
 func (g *Group) stateDone(epoch uint64) {
 	g.doneEpoch.Store(epoch)
 	g.xferPending.Store(true)
-	g.e.poke()
+	g.poke()
 }
 
 // needsRestore reports whether v, this member's first view, is its join
@@ -162,7 +162,7 @@ func readRestoring(r io.Reader) ([]wire.MemberID, error) {
 // statePipe carries the state's bytes from the protocol loop to the
 // joiner's Restore.
 type statePipe struct {
-	e        *Engine
+	g        *Group
 	mu       sync.Mutex
 	cond     sync.Cond
 	segs     [][]byte
@@ -172,8 +172,8 @@ type statePipe struct {
 	poked    uint64 // consumed at the last poke (reader only)
 }
 
-func newStatePipe(e *Engine) *statePipe {
-	p := &statePipe{e: e}
+func newStatePipe(g *Group) *statePipe {
+	p := &statePipe{g: g}
 	p.cond.L = &p.mu
 	return p
 }
@@ -219,7 +219,7 @@ func (p *statePipe) Read(b []byte) (int, error) {
 	// stalls on it.
 	if c-p.poked >= stateRecvBuffer/8 {
 		p.poked = c
-		p.e.poke()
+		p.g.poke()
 	}
 	return n, nil
 }
@@ -257,7 +257,7 @@ func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
 	}
 	g.xferMu.Unlock()
 	g.xferPending.Store(true)
-	g.e.poke()
+	g.poke()
 }
 
 // restoreResult is what a Restore goroutine ends with.
@@ -268,7 +268,7 @@ type restoreResult struct {
 // startRestore asks the protocol loop for the state of view epoch and
 // runs Restore on it in a new goroutine.
 func (g *Group) startRestore(epoch uint64) (*statePipe, chan restoreResult) {
-	pipe := newStatePipe(g.e)
+	pipe := newStatePipe(g)
 	g.xferMu.Lock()
 	g.newRecv = &inXfer{
 		r:    transfer.NewReceiver(epoch, stateRecvBuffer, g.e.stateRTO()),
@@ -276,7 +276,7 @@ func (g *Group) startRestore(epoch uint64) (*statePipe, chan restoreResult) {
 	}
 	g.xferMu.Unlock()
 	g.xferPending.Store(true)
-	g.e.poke()
+	g.poke()
 	done := make(chan restoreResult, 1)
 	go func() {
 		_, err := readRestoring(pipe)
@@ -336,11 +336,11 @@ func (g *Group) restore(ev *protocol.Event) bool {
 				spill = append(spill, it)
 				g.queue.Pop()
 				if n++; n%256 == 0 {
-					g.e.poke()
+					g.poke()
 				}
 			}
 			if n > 0 {
-				g.e.poke()
+				g.poke()
 			}
 			wake := g.deliverCh
 			if full {
@@ -371,7 +371,7 @@ func (g *Group) restore(ev *protocol.Event) bool {
 				}
 				it := *p
 				g.queue.Pop()
-				g.e.poke()
+				g.poke()
 				switch {
 				case it.ev != nil && it.ev.View != nil:
 					next = it.ev
@@ -410,7 +410,7 @@ func (g *Group) restore(ev *protocol.Event) bool {
 				err := fmt.Errorf("%w: %w", ErrStateTransfer, res.err)
 				g.failErr.Store(&err)
 				g.leave.Store(true)
-				g.e.poke()
+				g.poke()
 			}
 		} else {
 			g.event(ev)

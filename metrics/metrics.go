@@ -28,6 +28,7 @@ type Collector struct {
 	retransmits, retransmitBytes, naksSent, naksRcv *prometheus.Desc
 	views, viewChanges, suspicions, evictions       *prometheus.Desc
 	dropped, engineDropped, writeErrors, kernelDrop *prometheus.Desc
+	groups, activeGroups                            *prometheus.Desc
 	latency                                         *prometheus.Desc
 }
 
@@ -59,6 +60,8 @@ func NewCollector(e *engine.Engine) *Collector {
 		engineDropped:   d("engine_dropped_total", "Datagrams the engine dropped before any group saw them, by reason.", "reason"),
 		writeErrors:     d("engine_write_errors_total", "Failed socket writes."),
 		kernelDrop:      d("engine_kernel_drops_total", "Datagrams the kernel dropped for a full receive queue."),
+		groups:          d("engine_groups", "Groups the engine holds."),
+		activeGroups:    d("engine_active_groups", "Groups ticked every tick; the others are idle."),
 		latency:         d("group_delivery_latency_seconds", "Time from Send to this member's own delivery of the message, one own message in 64 (engine.Config.MeasureLatency).", group...),
 	}
 }
@@ -67,7 +70,7 @@ func NewCollector(e *engine.Engine) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.members, c.epoch, c.window, c.lag, c.sent, c.delivered, c.dgSent, c.dgReceived,
 		c.retransmits, c.retransmitBytes, c.naksSent, c.naksRcv, c.views, c.viewChanges, c.suspicions, c.evictions,
-		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop, c.latency} {
+		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop, c.groups, c.activeGroups, c.latency} {
 		ch <- d
 	}
 }
@@ -111,6 +114,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	count(c.writeErrors, es.WriteErrors)
 	count(c.kernelDrop, es.Socket.KernelDrops)
+	gauge(c.groups, float64(es.Groups))
+	gauge(c.activeGroups, float64(es.ActiveGroups))
 }
 
 // latencyHistogram turns the engine's histogram (a count per bucket) into

@@ -25,6 +25,7 @@ func main() {
 	quorum := flag.String("quorum", "majority", `quorum policy of every process: majority, tiebreaker or laststanding (its tie broken once a view is stable for 200 ticks)`)
 	groups := flag.Int("groups", 1, "groups every process is a member of (more than 1: processes watch each other once for all of them, as the engine does)")
 	shared := flag.Bool("shared", true, "processes watch each other once for all their groups, as the engine does (false: each group watches its members itself, with heartbeats; not with -groups above 1)")
+	idle := flag.Int64("idle", 0, "tick idle groups once every this many ticks, n ticks in one step, as the engine does (0: as the seed draws it, 1, 16 or 100)")
 	keyed := flag.String("keyed", "", `seal every datagram (package seal): "outsider" (the adversary has no key) or "insider" (it seals what it makes up)`)
 	flag.Parse()
 	draw := sim.RandomOptions
@@ -53,6 +54,9 @@ func main() {
 		o.Keyed, o.AdversaryHasKey = *keyed != "", *keyed == "insider"
 		o.Protocol.Quorum, o.Protocol.QuorumStableTicks = q, 200
 		o.Groups, o.SharedLiveness = *groups, *shared || *groups > 1
+		if *idle > 0 {
+			o.IdleTicks = *idle
+		}
 		return o
 	}
 	switch *keyed {
@@ -76,6 +80,9 @@ func main() {
 	}
 	if !*shared {
 		replayFlags += " -shared=false"
+	}
+	if *idle > 0 {
+		replayFlags += fmt.Sprint(" -idle ", *idle)
 	}
 
 	if *seed != 0 {

@@ -96,6 +96,9 @@ func (d *Detector) Tick(probes []Probe, suspects []int) ([]Probe, []int) {
 // whose process watches its peers for all its groups.
 func (d *Detector) Advance() { d.now++ }
 
+// Skip moves the clock n ticks on, as n calls of Advance.
+func (d *Detector) Skip(n int64) { d.now += n }
+
 // helpers picks up to cfg.Helpers live members other than self and r.
 func (d *Detector) helpers(r int) []int {
 	var h []int

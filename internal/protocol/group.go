@@ -150,6 +150,7 @@ type Group struct {
 	// Discovery: processes starting at the same time answer each other;
 	// the lowest address among them forms the group.
 	discoverStart int64
+	lastMerge     int64 // tick of the last merge probe (tickMerge)
 	peersSeen     map[netip.AddrPort]int64 // starting processes heard, and when
 	contact       netip.AddrPort           // a member to send Join to
 	lastJoin      int64
@@ -488,6 +489,33 @@ func (g *Group) Tick() {
 			}
 		}
 		g.maybeFlushed()
+	}
+}
+
+// Idle reports whether the group has nothing timed to do: a member of a
+// settled view (no change under way or asked for, not leaving), whose
+// process watches its peers (GroupConfig.Liveness), with an idle Member.
+// Until a datagram arrives, the application acts or the watch reports,
+// its ticks only age its clock: the caller may then tick it coarsely
+// (TickN), for the merge probe and the trimming of its memory.
+func (g *Group) Idle() bool {
+	return g.state == member && g.cfg.Liveness != nil && g.farewell == nil && !g.leaving &&
+		g.round == nil && g.accepted == nil && g.pendingInstall == nil && !g.changeRequested &&
+		g.changes.Empty() && g.mem.Idle()
+}
+
+// TickN moves the clock n ticks on in one step and does what came due:
+// as n calls of Tick for an Idle group, whose timers all compare with
+// the clock. A group that is not idle is ticked n times.
+func (g *Group) TickN(n int64) {
+	if n > 1 && g.Idle() {
+		g.now += n - 1
+		g.mem.Skip(n - 1)
+		g.det.Skip(n - 1)
+		n = 1
+	}
+	for ; n > 0; n-- {
+		g.Tick()
 	}
 }
 

@@ -154,6 +154,7 @@ type Member struct {
 
 	statusDue      bool
 	lastStatusTick int64
+	lastTrim       int64
 	statusDirty    bool   // something changed since the last status frame
 	answerDue      bool   // a member asked for this one's status (FrameStatusAsk)
 	progress       uint64 // messages consumed since the last status frame
@@ -372,7 +373,8 @@ func (m *Member) Tick() {
 	if trim <= 0 {
 		trim = 1000
 	}
-	if m.now%trim == 0 {
+	if m.now-m.lastTrim >= trim {
+		m.lastTrim = m.now
 		m.trim()
 	}
 	heartbeat := int64(m.cfg.HeartbeatTicks)
@@ -411,6 +413,35 @@ func (m *Member) Tick() {
 		}
 	}
 }
+
+// Idle reports whether the member has nothing timed to do: no own
+// message unstable or unsent, nothing to deliver, repair, report or
+// serve, no status owed, and every member's last status agrees with
+// this one's (see unheard). Until something arrives or the application
+// sends, its ticks do nothing but age its clock: they may come
+// coarsely (Skip).
+func (m *Member) Idle() bool {
+	if m.frozen || m.statusDue || m.statusDirty || m.answerDue || m.stableDue ||
+		m.pendingLen > 0 || len(m.rtx) > 0 || len(m.heldReports) > 0 || m.sender.Pending() > 0 || m.unheard() {
+		return false
+	}
+	for r := range m.peers {
+		p := &m.peers[r]
+		if p.gapSince >= 0 || p.nakDue || p.headDue || len(p.reasm) > 0 {
+			return false
+		}
+	}
+	for r := range m.reportDue {
+		if m.reportDue[r] || m.reportSent[r] >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Skip moves an idle member's clock n ticks on at once; the next Tick
+// does what came due meanwhile (all its timers compare with the clock).
+func (m *Member) Skip(n int64) { m.now += n }
 
 // unheard reports whether some member's last status says less than
 // this member's next one would: that member lacks messages this one

@@ -54,10 +54,29 @@ func (g *Group) tickDiscover() {
 // and the state of the surviving instance wins.
 
 func (g *Group) tickMerge() {
-	if g.now%int64(8*g.cfg.DiscoverTicks) != 0 {
+	if g.now-g.lastMerge < int64(8*g.cfg.DiscoverTicks) {
+		return
+	}
+	g.lastMerge = g.now
+	if g.cfg.Liveness != nil && g.seedsInView() {
+		// Every seed is a member: no other instance is there to meet. A
+		// process that restarted at a member's address is found by the
+		// shared watch (PeerRestarted), and one that formed an instance
+		// of its own asks its seeds, this member among them (meet
+		// answers it).
 		return
 	}
 	g.askSeeds()
+}
+
+// seedsInView reports whether every seed address is a member's.
+func (g *Group) seedsInView() bool {
+	for _, s := range g.cfg.Seeds {
+		if !slices.ContainsFunc(g.view.Members, func(m wire.MemberID) bool { return m.Addr == s }) {
+			return false
+		}
+	}
+	return true
 }
 
 // askSeeds sends Discover to every seed: answers describe the instances

@@ -73,6 +73,11 @@ type Options struct {
 	// send no heartbeats and suspect no one on their own.
 	Groups         int
 	SharedLiveness bool
+	// IdleTicks: a group with nothing timed to do (protocol Group.Idle)
+	// is ticked once every IdleTicks ticks, n ticks in one step
+	// (TickN), and caught up before anything else reaches it, as the
+	// engine does. 0 or 1: every tick.
+	IdleTicks int64
 
 	TickMicros  int64 // tick interval, µs
 	FaultWindow int64 // faults happen in [0, FaultWindow), µs
@@ -144,6 +149,7 @@ func RandomOptions(seed uint64) Options {
 	// fast as the members consume them (protocol's sendLimit).
 	o.Protocol.Member.MaxMessageSize = 4 * o.Protocol.Member.WindowBytes
 	o.HugeShare = r.Float64() * 0.03
+	o.IdleTicks = []int64{1, 16, 100}[r.IntN(3)]
 	return o
 }
 
@@ -171,6 +177,9 @@ type Result struct {
 	// network's duplicates).
 	AdversaryMoves int
 	Refused        int
+	// IdleSkipped counts the ticks idle groups did not take one by one
+	// (Options.IdleTicks).
+	IdleSkipped int
 }
 
 type eventKind uint8
@@ -258,6 +267,16 @@ type node struct {
 	redirect   netip.AddrPort // a member to rejoin through after a merge
 	watched    []netip.AddrPort
 	token      uint64 // its view's (liveness.ViewToken)
+	lag        int64  // ticks an idle group is behind its process (Options.IdleTicks)
+}
+
+// catchUp brings an idle group's clock level with its process's before
+// anything reaches it.
+func (n *node) catchUp() {
+	if n.lag > 0 {
+		n.g.TickN(n.lag)
+		n.lag = 0
+	}
 }
 
 type world struct {
@@ -268,6 +287,7 @@ type world struct {
 	now       int64
 	procs     []*proc
 	evictions int
+	skipped   int // Result.IdleSkipped
 	seeds     []netip.AddrPort
 	groups    []string // group names, by index
 	hists     []*check.History
@@ -382,6 +402,7 @@ func Run(opt Options) Result {
 	}
 	res.Stats = w.stats
 	res.Evictions = w.evictions
+	res.IdleSkipped = w.skipped
 	res.AdversaryMoves = w.adversaryMoves
 	res.Refused = w.refused
 	if !w.settled() {
@@ -510,7 +531,7 @@ func (w *world) start(i, k int) {
 	if err != nil {
 		panic(err) // the simulator's configuration is valid by construction
 	}
-	n.g = g
+	n.g, n.lag = g, 0
 	w.hists[k].Member(n.name)
 	w.tracef("%s starts", w.label(n))
 	w.push(&event{at: w.gap(), kind: evSend, to: i, k: k, inc: n.inc})
@@ -630,6 +651,7 @@ func (w *world) handle(e *event) {
 		}
 		w.tracef("%s leaves", w.label(n))
 		n.leaving = true
+		n.catchUp()
 		n.g.Leave()
 		w.drain(i, k)
 		return
@@ -667,13 +689,21 @@ func (w *world) handle(e *event) {
 				w.tracef("p%d suspects %v", e.to, a)
 				for _, n := range p.m {
 					if n.g != nil {
+						n.catchUp()
 						n.g.PeerSuspected(a)
 					}
 				}
 			}
 		}
 		for _, n := range p.m {
-			if n.g != nil {
+			switch {
+			case n.g == nil:
+			case w.opt.IdleTicks > 1 && (n.lag > 0 || n.g.Idle()):
+				w.skipped++
+				if n.lag++; n.lag >= w.opt.IdleTicks {
+					n.catchUp()
+				}
+			default:
 				n.g.Tick()
 			}
 		}
@@ -686,6 +716,7 @@ func (w *world) handle(e *event) {
 		if n.g == nil || e.inc != n.inc {
 			return // an event for a membership that is gone
 		}
+		n.catchUp()
 		if e.kind == evSend {
 			w.send(e.to, e.k)
 		} else {
@@ -752,6 +783,7 @@ func (w *world) receive(e *event) {
 		wire.SetGroupID(data, wire.GroupID(w.groups[k]))
 	}
 	w.tracef("%s <- %s %s", w.label(n), from, describe(data))
+	n.catchUp()
 	n.g.Receive(from, data)
 	w.drain(e.to, k)
 	if p.live != nil {
@@ -766,6 +798,9 @@ func (w *world) peersChanged(i int) {
 	for _, c := range p.live.Changes() {
 		w.tracef("p%d: %v restarted %v, nudge %v, boot %d (else heard again)", i, c.Addr, c.Restarted, c.Nudge, c.Boot)
 		for _, n := range p.m {
+			if n.g != nil {
+				n.catchUp()
+			}
 			switch {
 			case n.g == nil:
 			case c.Nudge:

@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Groups with no traffic leave the protocol loop's active list and send
+// nothing, and one that speaks again is caught up and delivers at once:
+// 3 engines share 12 groups; after a message in each, all go quiet, and
+// a message then sent in each quiet group reaches every member.
+func TestIdleGroupsGoQuiet(t *testing.T) {
+	const groups = 12
+	var engines []*Engine
+	var seeds []string
+	for range 3 {
+		e, err := New(DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		seeds = append(seeds, e.Addr().String())
+	}
+	var delivered atomic.Int64
+	all := make([][]*Group, groups)
+	for i := range groups {
+		for _, e := range engines {
+			g, err := e.Join(context.Background(), fmt.Sprint("quiet", i), seeds, Handlers{Deliver: func(Message) { delivered.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all[i] = append(all[i], g)
+		}
+	}
+	for _, gs := range all {
+		waitFullView(t, gs)
+	}
+	round := func(want int64) {
+		for _, gs := range all {
+			if err := gs[0].Send(context.Background(), FIFO, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 10*time.Second, func() bool { return delivered.Load() == want }, "every message at every member")
+	}
+	round(3 * groups)
+	quiet := func() bool {
+		for _, e := range engines {
+			if s := e.Stats(); s.ActiveGroups != 0 || s.Groups != groups {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, 10*time.Second, quiet, "every group idle at every engine")
+
+	// Quiet groups are still ticked, coarsely (their merge probe, the
+	// trimming of their memory): over four of those ticks, none sends.
+	sent := func() (n uint64) {
+		for _, gs := range all {
+			for _, g := range gs {
+				s := g.Stats()
+				n += s.DatagramsSent + s.ControlSent
+			}
+		}
+		return n
+	}
+	before := sent()
+	deadline := time.Now().Add(4 * DefaultConfig().DiscoverTimeout)
+	for time.Now().Before(deadline) {
+		if !quiet() {
+			t.Fatal("an idle group became active with no traffic")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := sent(); after != before {
+		t.Fatalf("idle groups sent %d datagrams", after-before)
+	}
+
+	round(2 * 3 * groups)
+	for _, gs := range all {
+		for _, g := range gs {
+			if s := g.Stats(); s.Suspicions != 0 || len(g.View().Members) != 3 {
+				t.Fatalf("group %s: %d suspicions, view %v", g.Name(), s.Suspicions, g.View().Members)
+			}
+		}
+	}
+}
