@@ -8,6 +8,7 @@ type Sequencer struct {
 	nextGlobal uint64
 	buf        []Record // pending records are buf[head:tail]
 	head, tail int
+	capacity   int // the most buf grows to
 }
 
 // NewSequencer returns a sequencer for senders ranks that holds at most
@@ -17,7 +18,9 @@ func NewSequencer(senders, capacity int) *Sequencer {
 	if capacity < 1 {
 		capacity = 1
 	}
-	return &Sequencer{ordered: make([]uint64, senders), nextGlobal: 1, buf: make([]Record, capacity)}
+	// The pending list starts small and doubles up to capacity as
+	// records come: an idle group's sequencer holds next to nothing.
+	return &Sequencer{ordered: make([]uint64, senders), nextGlobal: 1, buf: make([]Record, min(capacity, 16)), capacity: capacity}
 }
 
 // Resume restarts the sequencer after a view change: ordered[s] is the
@@ -58,11 +61,15 @@ func (s *Sequencer) Observe(sender int, upTo uint64) bool {
 		}
 	}
 	if s.tail == len(s.buf) {
-		if s.head == 0 {
+		switch {
+		case s.head > 0:
+			s.tail = copy(s.buf, s.buf[s.head:s.tail])
+			s.head = 0
+		case len(s.buf) < s.capacity:
+			s.buf = append(s.buf, make([]Record, min(len(s.buf), s.capacity-len(s.buf)))...)
+		default:
 			return false
 		}
-		s.tail = copy(s.buf, s.buf[s.head:s.tail])
-		s.head = 0
 	}
 	s.buf[s.tail] = Record{Global: s.nextGlobal, Sender: sender, First: first, Count: n}
 	s.tail++

@@ -150,7 +150,7 @@ type Group struct {
 	// Discovery: processes starting at the same time answer each other;
 	// the lowest address among them forms the group.
 	discoverStart int64
-	lastMerge     int64 // tick of the last merge probe (tickMerge)
+	lastMerge     int64                    // tick of the last merge probe (tickMerge)
 	peersSeen     map[netip.AddrPort]int64 // starting processes heard, and when
 	contact       netip.AddrPort           // a member to send Join to
 	lastJoin      int64
@@ -582,8 +582,13 @@ func (g *Group) Events() []Event { return g.events }
 func (g *Group) Advance() {
 	g.hold(true, len(g.events))
 	g.hold(false, len(g.ready.Deliveries))
+	// Cleared, not only cut: a group that goes idle must not keep its
+	// last control messages (a padded Discover is a whole datagram).
+	clear(g.events)
 	g.events = g.events[:0]
+	clear(g.out)
 	g.out = g.out[:0]
+	clear(g.ctlBufs)
 	g.ctlBufs = g.ctlBufs[:0]
 	if g.state == member {
 		g.mem.Advance()

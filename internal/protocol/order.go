@@ -102,14 +102,12 @@ type ordering struct {
 func (o *ordering) init(m *Member) {
 	o.maxRecs = maxRecordsPerMessage(&m.cfg)
 	o.orderer = sequencer.NewOrderer(m.n, 8192)
-	o.recs = make([]sequencer.Record, 0, 2*o.maxRecs)
 	o.vt = make([]uint64, m.n)
 	o.stable = make([]uint64, m.origins)
 	o.relayed = make([]uint64, m.origins)
 	o.stableDirty = true
 	if m.self == m.seqRank {
 		o.seq = sequencer.NewSequencer(m.n, 1024)
-		o.recBuf = make([]byte, 0, m.cfg.FragmentSize())
 	}
 }
 
@@ -437,6 +435,7 @@ func (m *Member) scanStream() {
 		if !od.dead {
 			_, _, payload, _ := p.win.Get(seq)
 			recs, _, err := sequencer.DecodeRecords(od.recs[:0], payload)
+			od.recs = recs[:0] // scratch kept for the next (grown on demand)
 			if err != nil || len(recs) == 0 {
 				m.stats.Malformed++
 			} else {
@@ -515,6 +514,7 @@ func (m *Member) makeRecords() {
 		}
 		k := min(len(recs), od.maxRecs)
 		b := sequencer.AppendRecords(od.recBuf[:0], recs[0].Global, recs[:k])
+		od.recBuf = b[:0] // scratch: the window keeps a copy
 		if p.win.Put(p.win.Highest()+1, wire.OrderFIFO, 0, b) != ring.Stored {
 			break
 		}
