@@ -9,6 +9,7 @@
 //	vsbench --order fifo,total       each ordering in its own engine phase on the same processes
 //	vsbench --order total --safe     safe (uniform) delivery, or-ed with the ordering
 //	vsbench --key-file cohort.key    the keyed engine too, beside the keyless one and the baseline
+//	vsbench --groups 100             100 groups among the same 3 processes: per-group throughput, idle costs
 //
 // --order takes unordered, fifo, causal or total, or a comma-separated
 // list of them: the baseline is measured once, then the engine once per
@@ -77,6 +78,7 @@
 //
 //	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
 //	vsbench member ... --key-file FILE                          the same, keyed (--insecure: a non-loopback --listen without a key)
+//	vsbench member ... --groups 3 --log m.log                   3 groups on one engine, logged to m.0.log, m.1.log, m.2.log
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 //	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
 //
