@@ -320,7 +320,7 @@ sec_groups() {
 	for ((i = 1; i <= RUNS; i++)); do
 		for n in "${GROUP_COUNTS[@]}"; do
 			o=g-$n.$i.json
-			say "  vsbench --groups $n ${dur_args[*]} --json"
+			say "  vsbench --groups $n${DURATION:+ --duration $DURATION} --json"
 			rc=0
 			"$bin/vsbench" --groups "$n" "${dur_args[@]}" --json >"$raw/$o" 2>"$raw/$o.err" || rc=$?
 			if [ "$rc" != 0 ]; then

@@ -148,7 +148,11 @@ func lastFailure(runs []groupsRun) string {
 	return ""
 }
 
-// kib formats bytes as KiB, 3 significant digits.
+// kib formats bytes as KiB, 3 significant digits: 98.2 KiB, 1,210 KiB.
 func kib(b float64) string {
-	return strconv.FormatFloat(roundSig(b/1024), 'f', -1, 64) + " KiB"
+	v := roundSig(b / 1024)
+	if v >= 1000 {
+		return grouped(v) + " KiB"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " KiB"
 }

@@ -44,6 +44,9 @@ func TestGroupsTable(t *testing.T) {
 		"2.50M msgs/s; 1 run failed: member 2: join timed out")
 	wantContains(t, lines[4], "| 1,000 | every run failed: timed out waiting for ready |", "| 1 run failed |")
 
+	if got := kib(1210 << 10); got != "1,210 KiB" {
+		t.Errorf("kib: %q", got)
+	}
 	if _, err := groupsTable([]string{write(t, dir, "bad.json", failedRun{Failed: "x"})}); err == nil {
 		t.Error("a failed run without its number of groups was read")
 	}
