@@ -268,10 +268,21 @@ const maxBaselineOrigins = 1024
 // counted as one message when the last arrives (reassembly), without
 // copying them together.
 func receiveBaseline(conn udp.Conn, rec *recorder, malformed *atomic.Uint64) {
+	receiveBaselineInto(conn, newBaselineBatch(), rec, malformed)
+}
+
+// newBaselineBatch makes the baseline receiver's buffers: a batch of
+// datagrams of the largest size.
+func newBaselineBatch() []udp.Datagram {
 	ds := make([]udp.Datagram, udp.DefaultMaxBatch)
 	for i := range ds {
 		ds[i].Buf = make([]byte, 65536)
 	}
+	return ds
+}
+
+// receiveBaselineInto is receiveBaseline reading into ds.
+func receiveBaselineInto(conn udp.Conn, ds []udp.Datagram, rec *recorder, malformed *atomic.Uint64) {
 	var fr wire.FrameReader
 	var dr wire.DataReader
 	var frag []reassembly // by origin

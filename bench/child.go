@@ -116,9 +116,16 @@ type child struct {
 	cfg childSetup
 
 	eng    *engine.Engine
-	grp    *engine.Group
+	grp    *engine.Group   // the first group (the only one, by default)
+	grps   []*engine.Group // every group joined (childSetup.Groups)
 	engRec *recorder
 	sent   atomic.Uint64 // engine messages sent
+	// groupDelivered counts each group's deliveries, with several
+	// groups; nil with one.
+	groupDelivered []groupCounter
+	// The process's live heap and RSS once set up, before joining any
+	// group: what the idle phase's figures per group are counted from.
+	baseHeap, baseRSS uint64
 
 	// keyed is the keyed engine and its group (PhaseKeyed), with a key
 	// file; nil without one.
@@ -138,6 +145,13 @@ type child struct {
 	incarnations atomic.Int64 // joins: 1, plus one per rejoin
 }
 
+// groupCounter is one group's deliveries, alone on its cache line: each
+// group's delivery goroutine adds to its own.
+type groupCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
 // engineSide is an engine measured by engine phases: its group, the
 // deliveries' recorder and the messages sent.
 type engineSide struct {
@@ -148,12 +162,12 @@ type engineSide struct {
 }
 
 // side is the engine a phase measures: the keyed one for PhaseKeyed, else
-// the keyless one.
-func (c *child) side(phase string) (grp *engine.Group, rec *recorder, sent *atomic.Uint64) {
+// the keyless one; grps are its groups.
+func (c *child) side(phase string) (grps []*engine.Group, rec *recorder, sent *atomic.Uint64) {
 	if phase == PhaseKeyed {
-		return c.keyed.grp, c.keyed.rec, &c.keyed.sent
+		return []*engine.Group{c.keyed.grp}, c.keyed.rec, &c.keyed.sent
 	}
-	return c.grp, c.engRec, &c.sent
+	return c.grps, c.engRec, &c.sent
 }
 
 func (c *child) send(ev event) {
@@ -211,10 +225,15 @@ func (c *child) setup(s *childSetup) error {
 	}
 	c.base = conn
 	c.engRec, c.baseRec = newRecorder(), newRecorder()
+	batch := newBaselineBatch()
+	if s.Groups > 1 {
+		// Everything but the groups is in place.
+		c.baseHeap, c.baseRSS = liveHeap(), processRSS()
+	}
 	c.receiving.Add(1)
 	go func() {
 		defer c.receiving.Done()
-		receiveBaseline(conn, c.baseRec, &c.malformed)
+		receiveBaselineInto(conn, batch, c.baseRec, &c.malformed)
 	}()
 	c.send(event{Type: evHello, Engine: e.Addr().String(), Baseline: conn.LocalAddr().String(), Keyed: keyedAddr})
 	return nil
@@ -240,23 +259,44 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 		}
 	}
 	rec := c.engRec
+	names := groupNames(GroupName, c.cfg.Groups)
+	if len(names) > 1 {
+		c.groupDelivered = make([]groupCounter, len(names))
+	}
+	// full is closed once every group holds every member.
 	full := make(chan struct{})
-	var once sync.Once
+	var gathered atomic.Int64
 	slow := &c.slow
 	c.incarnations.Store(1)
-	g, err := c.eng.Join(ctx, GroupName, members, engine.Handlers{
-		Deliver: func(m engine.Message) {
+	grps, err := joinGroups(ctx, c.eng, names, members, func(i int) engine.Handlers {
+		deliver := func(m engine.Message) {
 			rec.deliver(m.Payload)
 			slow.deliver()
-		},
-		View: func(v engine.View) {
-			c.viewSize.Store(int64(len(v.Members)))
-			if len(v.Members) == len(members) {
-				once.Do(func() { close(full) })
+		}
+		if c.groupDelivered != nil {
+			n := &c.groupDelivered[i].n
+			deliver = func(m engine.Message) {
+				rec.deliver(m.Payload)
+				n.Add(1)
+				slow.deliver()
 			}
-		},
-		Ended:    func(error) { c.removed.Store(true) },
-		Rejoined: func(*engine.Group) { c.removed.Store(false); c.incarnations.Add(1) },
+		}
+		var once sync.Once
+		return engine.Handlers{
+			Deliver: deliver,
+			View: func(v engine.View) {
+				c.viewSize.Store(int64(len(v.Members)))
+				if len(v.Members) == len(members) {
+					once.Do(func() {
+						if gathered.Add(1) == int64(len(names)) {
+							close(full)
+						}
+					})
+				}
+			},
+			Ended:    func(error) { c.removed.Store(true) },
+			Rejoined: func(*engine.Group) { c.removed.Store(false); c.incarnations.Add(1) },
+		}
 	})
 	if err != nil {
 		return err
@@ -302,6 +342,9 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 	select {
 	case <-full:
 	case <-ctx.Done():
+		if len(names) > 1 {
+			return fmt.Errorf("%d of %d groups gathered their %d members: %w", gathered.Load(), len(names), len(members), ctx.Err())
+		}
 		return fmt.Errorf("the group did not gather its %d members: %w", len(members), ctx.Err())
 	}
 	select {
@@ -309,9 +352,58 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 	case <-ctx.Done():
 		return fmt.Errorf("the keyed group did not gather its %d members: %w", len(members), ctx.Err())
 	}
-	c.grp = g
+	c.grp, c.grps = grps[0], grps
 	c.send(event{Type: evReady})
 	return nil
+}
+
+// joinConcurrency bounds the joins a child has under way at once with
+// several groups: a founding member's Join listens for DiscoverTimeout
+// before it forms its group, so joins overlap, without sending
+// thousands of discoveries at once.
+const joinConcurrency = 64
+
+// joinGroups joins the named groups through seeds, several at a time,
+// and returns them in the order of names; handlers(i) are group i's.
+// Each Join returns once its group installed a view with this member.
+func joinGroups(ctx context.Context, e *engine.Engine, names, seeds []string, handlers func(i int) engine.Handlers) ([]*engine.Group, error) {
+	if len(names) == 1 {
+		g, err := e.Join(ctx, names[0], seeds, handlers(0))
+		if err != nil {
+			return nil, err
+		}
+		return []*engine.Group{g}, nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	grps := make([]*engine.Group, len(names))
+	sem := make(chan struct{}, joinConcurrency)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			g, err := e.Join(ctx, name, seeds, handlers(i))
+			if err != nil {
+				cancel(fmt.Errorf("group %s: %w", name, err))
+				return
+			}
+			grps[i] = g
+		}()
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return grps, nil
 }
 
 // counters is one snapshot of a phase's cumulative counters.
@@ -335,24 +427,48 @@ type counters struct {
 	replayed        uint64
 	unauthenticated uint64
 	sealFailed      uint64
+	// groups holds each group's deliveries, with several groups (engine
+	// phase, full snapshots only).
+	groups []uint64
 }
 
-func (c *child) snapshot(phase string) counters {
+// snapshot reads a phase's counters. A snapshot that is not full (a
+// progress tick's) reads only the time and the deliveries.
+func (c *child) snapshot(phase string, full bool) counters {
+	engPhase := phase == PhaseEngine || phase == PhaseKeyed
+	if !full {
+		s := counters{delivered: c.baseRec.delivered.Load()}
+		if engPhase {
+			_, rec, _ := c.side(phase)
+			s.delivered = rec.delivered.Load()
+		}
+		s.at = time.Now()
+		return s
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := counters{mallocs: ms.Mallocs}
-	if phase == PhaseEngine || phase == PhaseKeyed {
-		grp, rec, sent := c.side(phase)
+	if engPhase {
+		grps, rec, sent := c.side(phase)
 		eng := c.eng
 		if phase == PhaseKeyed {
 			eng = c.keyed.eng
 		}
 		s.delivered = rec.delivered.Load()
 		s.sent = sent.Load()
-		gs, es := grp.Stats(), eng.Stats()
-		s.retransmits, s.naks = gs.Retransmits, gs.NAKsSent
-		s.beyond, s.noRoom = gs.BeyondWindow, gs.NoRoom
-		s.datagrams = gs.DatagramsSent
+		if phase == PhaseEngine && c.groupDelivered != nil {
+			s.groups = make([]uint64, len(c.groupDelivered))
+			for i := range c.groupDelivered {
+				s.groups[i] = c.groupDelivered[i].n.Load()
+			}
+		}
+		for _, g := range grps {
+			gs := g.Stats()
+			s.retransmits, s.naks = s.retransmits+gs.Retransmits, s.naks+gs.NAKsSent
+			s.beyond, s.noRoom = s.beyond+gs.BeyondWindow, s.noRoom+gs.NoRoom
+			s.datagrams += gs.DatagramsSent
+		}
+		es := eng.Stats()
 		s.drops, s.writeErrors = es.Socket.KernelDrops, es.WriteErrors
 		s.authFailed, s.replayed = es.AuthFailed, es.Replayed
 		s.unauthenticated, s.sealFailed = es.Unauthenticated, es.SealFailed
@@ -372,6 +488,8 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		return errors.New("phase before join")
 	}
 	switch cmd.Phase {
+	case PhaseIdle:
+		return c.runIdle(ctx, cmd)
 	case PhaseEngine, PhaseBaseline:
 	case PhaseKeyed:
 		if c.keyed == nil {
@@ -385,7 +503,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	from := start.Add(time.Duration(cmd.WarmupNs))
 	to := from.Add(time.Duration(cmd.DurationNs))
 	rec := c.baseRec
-	grp, engRec, engSent := c.side(cmd.Phase)
+	grps, engRec, engSent := c.side(cmd.Phase)
 	if engPhase {
 		rec = engRec
 	}
@@ -408,7 +526,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	}
 	if c.cfg.Sending {
 		if engPhase {
-			go func() { sendErr <- c.sendEngine(sendCtx, grp, engSent, order, start, to) }()
+			go func() { sendErr <- c.sendEngine(sendCtx, grps, engSent, order, start, to) }()
 		} else {
 			bs = &baselineSender{
 				conn: c.base, peers: c.peers, self: c.cfg.Index, size: c.cfg.Size,
@@ -419,9 +537,9 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	} else {
 		sendErr <- nil
 	}
-	snap := func() counters {
-		s := c.snapshot(cmd.Phase)
-		if bs != nil {
+	snap := func(full bool) counters {
+		s := c.snapshot(cmd.Phase, full)
+		if bs != nil && full {
 			s.sent, s.writeErrors, s.datagrams = bs.sent.Load(), bs.writeErrors.Load(), bs.datagrams.Load()
 		}
 		return s
@@ -430,7 +548,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	if err := sleepCtx(ctx, from); err != nil {
 		return err
 	}
-	first := snap()
+	first := snap(true)
 	var stopProfile func()
 	if c.cfg.CPUProfile != "" {
 		var err error
@@ -453,7 +571,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		if err := sleepCtx(ctx, tick); err != nil {
 			return err
 		}
-		s := snap()
+		s := snap(!tick.Before(to))
 		if dt := s.at.Sub(prev.at).Seconds(); dt > 0 {
 			c.send(event{Type: evProgress, Phase: cmd.Phase, Seq: k,
 				ElapsedS: s.at.Sub(first.at).Seconds(), Rate: float64(s.delivered-prev.delivered) / dt})
@@ -475,6 +593,13 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	if err != nil {
 		return err
 	}
+	var groups []uint64
+	if last.groups != nil {
+		groups = make([]uint64, len(last.groups))
+		for i := range groups {
+			groups[i] = last.groups[i] - first.groups[i]
+		}
+	}
 	c.send(event{Type: evResult, Result: &MemberResult{
 		Index:        c.cfg.Index,
 		Phase:        cmd.Phase,
@@ -491,6 +616,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 		NoRoom:       last.noRoom - first.noRoom,
 		Datagrams:    last.datagrams - first.datagrams,
 		Histogram:    hist,
+		Groups:       groups,
 
 		AuthFailed:      last.authFailed - first.authFailed,
 		Replayed:        last.replayed - first.replayed,
@@ -500,12 +626,13 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	return nil
 }
 
-// sendEngine sends to grp with order from start until ctx ends (the end
+// sendEngine sends to grps with order from start until ctx ends (the end
 // of the window), counting the messages in sent: in a tight loop, or
-// paced at the configured rate. The sample (sampleEvery) carries its
-// send time; only then is the clock read, and the end of the window
-// checked between the pacer's batches.
-func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
+// paced at the configured rate, the messages going to the groups in
+// turn. The sample (sampleEvery, counted per group) carries its send
+// time; only then is the clock read, and the end of the window checked
+// between the pacer's batches.
+func (c *child) sendEngine(ctx context.Context, grps []*engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
 	endNs, endStamp := end.UnixNano(), stampOf(end)
@@ -513,7 +640,11 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 		return nil
 	}
 	p := NewPacer(c.cfg.Rate, DefaultBurst(c.cfg.Rate), start)
-	sample := newSampler(sampleEvery(c.cfg.Rate, c.cfg.Size))
+	samples := make([]sampler, len(grps))
+	for i := range samples {
+		samples[i] = newSampler(sampleEvery(c.cfg.Rate, c.cfg.Size))
+	}
+	next := 0 // the group of the next message
 	for {
 		now := time.Now()
 		if now.UnixNano() >= endNs {
@@ -525,6 +656,10 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 			continue
 		}
 		for i := 0; i < n; i++ {
+			grp, sample := grps[next], &samples[next]
+			if next++; next == len(grps) {
+				next = 0
+			}
 			stamped := sample.next()
 			if stamped {
 				t := stampNow()
@@ -546,6 +681,42 @@ func (c *child) sendEngine(ctx context.Context, grp *engine.Group, sent *atomic.
 			sent.Add(1)
 		}
 	}
+}
+
+// runIdle measures the groups without traffic (PhaseIdle): the
+// datagrams the engine's socket writes over the window, and the process's
+// CPU time, then its live heap (after a collection) and RSS.
+func (c *child) runIdle(ctx context.Context, cmd command) error {
+	from := time.Unix(0, cmd.StartNs).Add(time.Duration(cmd.WarmupNs))
+	to := from.Add(time.Duration(cmd.DurationNs))
+	if err := sleepCtx(ctx, from); err != nil {
+		return err
+	}
+	dg0, cpu0, at0 := c.eng.Stats().Socket.DatagramsWritten, processCPU(), time.Now()
+	if err := sleepCtx(ctx, to); err != nil {
+		return err
+	}
+	dg1, cpu1, at1 := c.eng.Stats().Socket.DatagramsWritten, processCPU(), time.Now()
+	c.send(event{Type: evResult, Result: &MemberResult{
+		Index:         c.cfg.Index,
+		Phase:         PhaseIdle,
+		ElapsedNs:     at1.Sub(at0).Nanoseconds(),
+		CPUNs:         (cpu1 - cpu0).Nanoseconds(),
+		Datagrams:     dg1 - dg0,
+		HeapBytes:     liveHeap(),
+		RSSBytes:      processRSS(),
+		BaseHeapBytes: c.baseHeap,
+		BaseRSSBytes:  c.baseRSS,
+	}})
+	return nil
+}
+
+// liveHeap is the bytes of live heap objects, after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 func (c *child) close() {

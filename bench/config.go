@@ -51,6 +51,10 @@ const (
 	PhaseBaseline = "baseline"
 	PhaseEngine   = "engine"
 	PhaseKeyed    = "keyed"
+	// PhaseIdle, measured only with several groups (Config.Groups), is
+	// the groups without traffic: the datagrams each process sends, its
+	// heap and RSS.
+	PhaseIdle = "idle"
 )
 
 // Phases lists the phases measured without a key file, in order.
@@ -58,6 +62,22 @@ var Phases = []string{PhaseBaseline, PhaseEngine}
 
 // GroupName is the group every child joins.
 const GroupName = "vsbench"
+
+// GroupNames names the n groups a child joins (Config.Groups): GroupName
+// alone for one, else GroupName-0 to GroupName-(n-1).
+func GroupNames(n int) []string { return groupNames(GroupName, n) }
+
+// groupNames is name for one group, else name-0 ... name-(n-1).
+func groupNames(name string, n int) []string {
+	if n <= 1 {
+		return []string{name}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = name + "-" + strconv.Itoa(i)
+	}
+	return out
+}
 
 // MinSize is the smallest message: the send timestamp.
 const MinSize = 8
@@ -95,7 +115,25 @@ type Config struct {
 	// processes, by the keyless engine and right after it by a keyed one
 	// (PhaseKeyed) sealing with this key.
 	KeyFile string
+
+	// Groups is the number of groups every member process joins (0 or 1:
+	// one, as before). With more, each sending member sends its messages
+	// to the groups in turn (message k to group k mod Groups), so every
+	// group carries an equal share of the traffic and Rate stays the
+	// member's rate over all its groups; throughput counts deliveries in
+	// every group. Before the baseline, an idle phase (PhaseIdle) of Idle
+	// measures, with no traffic, the datagrams each process sends and
+	// its heap and RSS (Report.Groups).
+	Groups int
+	// Idle is the idle phase's measured window, after idleSettle (Groups
+	// above 1 only); 0 leaves the phase out.
+	Idle time.Duration
 }
+
+// MaxGroups bounds Config.Groups: 10,000 groups of 3 members take about
+// a minute to join on 2 cores, and their idle costs are what the idle
+// phase measures; beyond, joining alone dominates a run.
+const MaxGroups = 10_000
 
 // DefaultConfig is what vsbench runs with no flags.
 func DefaultConfig() Config {
@@ -106,8 +144,14 @@ func DefaultConfig() Config {
 		Order:    "fifo",
 		Duration: 5 * time.Second,
 		Warmup:   300 * time.Millisecond,
+		Groups:   1,
+		Idle:     2 * time.Second,
 	}
 }
+
+// GroupCount is the number of groups each member joins: Groups, at
+// least 1.
+func (c *Config) GroupCount() int { return max(1, c.Groups) }
 
 // MemberProcs is the GOMAXPROCS each member process runs with.
 func (c *Config) MemberProcs() int {
@@ -148,6 +192,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("procs is %d; use 0 (each member's share of the CPUs) or a positive number", c.Procs)
 	case c.Rate < 0:
 		return fmt.Errorf("rate is %v; use 0 (unlimited) or a positive rate", c.Rate)
+	case c.Groups < 0 || c.Groups > MaxGroups:
+		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
+	case c.Idle < 0:
+		return fmt.Errorf("idle is %v; use 0 (no idle phase) or more", c.Idle)
+	case c.GroupCount() > 1 && c.KeyFile != "":
+		return errors.New("groups and a key file together: the keyed engine runs one group; measure it without --groups")
 	}
 	if _, err := c.Orders(); err != nil {
 		return err

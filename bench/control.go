@@ -71,6 +71,9 @@ type childSetup struct {
 	DelayMode string `json:"delay_mode,omitempty"`
 	// DisableGSO sets engine.Config.DisableGSO.
 	DisableGSO bool `json:"disable_gso,omitempty"`
+	// Groups is the number of groups the child joins (0: one), named
+	// GroupNames(Groups); a sender sends to them in turn.
+	Groups int `json:"groups,omitempty"`
 }
 
 // event is a line from a child to the coordinator.

@@ -40,6 +40,13 @@ const (
 	resultGrace  = 20 * time.Second       // after a window ends, for the results
 	exitTimeout  = 5 * time.Second        // for children to exit when told
 	killWait     = 2 * time.Second        // for pipes to close after a kill
+	// joinTimePerGroup is added to startTimeout for each group beyond
+	// the first (Config.Groups): joining thousands takes a while.
+	joinTimePerGroup = 5 * time.Millisecond
+	// idleSettle is the idle phase's unmeasured lead-in: the joins'
+	// last messages go out, and windows unused for a second are given
+	// back.
+	idleSettle = 1500 * time.Millisecond
 )
 
 // Run starts one child process per member, measures the baseline and the
@@ -68,7 +75,9 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Report, error) {
 // as FIFO ones (unordered when only unordered is measured): it has no
 // ordering of its own. With cfg.KeyFile, every child also runs a keyed
 // engine in a second group, and each ordering's engine phase is followed
-// by a keyed phase on it (Report.Keyed).
+// by a keyed phase on it (Report.Keyed). With several groups
+// (cfg.Groups), every child joins them all, and an idle phase before the
+// baseline measures what they cost without traffic (Report.Groups).
 func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -112,10 +121,21 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		return &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: baselineOrder(orders), Safe: cfg.Safe, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
-			KeyFile: keyFile,
+			KeyFile: keyFile, Groups: cfg.GroupCount(),
 		}
 	}); err != nil {
 		return nil, err
+	}
+
+	var groups *GroupsSummary
+	if cfg.GroupCount() > 1 && cfg.Idle > 0 {
+		idle, err := r.idle()
+		if err != nil {
+			return nil, err
+		}
+		if groups, err = SummarizeIdle(idle, cfg.GroupCount()); err != nil {
+			return nil, fmt.Errorf("idle: %w", err)
+		}
 	}
 
 	baseline, err := r.phase(PhaseBaseline, "")
@@ -153,6 +173,7 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 				return nil, err
 			}
 		}
+		rep.Groups = groups
 		reps = append(reps, rep)
 	}
 	return reps, nil
@@ -346,6 +367,71 @@ func (r *run) awaitOne(i int, want string, timeout time.Duration) error {
 	}
 }
 
+// awaitJoined waits for child i's evJoined, noting in ready the children
+// that are ready meanwhile.
+func (r *run) awaitJoined(i int, ready []bool) error {
+	timer := time.NewTimer(r.startTimeout())
+	defer timer.Stop()
+	for {
+		select {
+		case ce := <-r.events:
+			switch {
+			case ce.exited:
+				return fmt.Errorf("member %d exited unexpectedly while member %d joined", ce.index, i)
+			case ce.ev.Type == evError:
+				return fmt.Errorf("member %d: %s", ce.index, ce.ev.Err)
+			case ce.ev.Type == evReady:
+				ready[ce.index] = true
+			case ce.index == i && ce.ev.Type == evJoined:
+				return nil
+			}
+		case <-timer.C:
+			return fmt.Errorf("timed out after %v waiting for member %d to join", r.startTimeout(), i)
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+}
+
+// awaitRest is await for the children not yet marked in done.
+func (r *run) awaitRest(want string, done []bool) error {
+	timer := time.NewTimer(r.startTimeout())
+	defer timer.Stop()
+	for !all(done) {
+		select {
+		case ce := <-r.events:
+			switch {
+			case ce.exited:
+				return fmt.Errorf("member %d exited unexpectedly waiting for %s", ce.index, want)
+			case ce.ev.Type == evError:
+				return fmt.Errorf("member %d: %s", ce.index, ce.ev.Err)
+			case ce.ev.Type == want:
+				done[ce.index] = true
+			}
+		case <-timer.C:
+			var missing []int
+			for i, ok := range done {
+				if !ok {
+					missing = append(missing, i)
+				}
+			}
+			return fmt.Errorf("timed out after %v waiting for %s from members %v", r.startTimeout(), want, missing)
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+	return nil
+}
+
+func all(bs []bool) bool {
+	for _, b := range bs {
+		if !b {
+			return false
+		}
+	}
+	return true
+}
+
 // phase runs one phase on every child and returns their results by index;
 // order is the engine phase's ordering.
 func (r *run) phase(name, order string) ([]MemberResult, error) {
@@ -374,6 +460,40 @@ func (r *run) phase(name, order string) ([]MemberResult, error) {
 		return nil, fmt.Errorf("%s phase: %w", name, err)
 	}
 	return results, nil
+}
+
+// idle runs the idle phase (PhaseIdle) on every child: nothing is sent;
+// after idleSettle, each child counts for cfg.Idle the datagrams its
+// engine writes, then reports its heap and RSS.
+func (r *run) idle() ([]MemberResult, error) {
+	start := time.Now().Add(phaseLead)
+	for _, k := range r.kids {
+		if err := k.send(command{Cmd: cmdPhase, Phase: PhaseIdle, StartNs: start.UnixNano(),
+			WarmupNs: idleSettle.Nanoseconds(), DurationNs: r.cfg.Idle.Nanoseconds()}); err != nil {
+			return nil, err
+		}
+	}
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, "idle     %d groups, no traffic: %v to settle, %v measured\n", r.cfg.GroupCount(), idleSettle, r.cfg.Idle)
+	}
+	results := make([]MemberResult, len(r.kids))
+	err := r.await(evResult, phaseLead+idleSettle+r.cfg.Idle+resultGrace, func(i int, ev event) error {
+		if ev.Result == nil || ev.Result.Phase != PhaseIdle || ev.Result.Index != i {
+			return fmt.Errorf("member %d: malformed %s result", i, PhaseIdle)
+		}
+		results[i] = *ev.Result
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s phase: %w", PhaseIdle, err)
+	}
+	return results, nil
+}
+
+// startTimeout bounds the start of the children and their joins, longer
+// with many groups.
+func (r *run) startTimeout() time.Duration {
+	return startTimeout + time.Duration(r.cfg.GroupCount()-1)*joinTimePerGroup
 }
 
 type progressKey struct {
@@ -498,7 +618,7 @@ func (r *run) startGroup(setup func(i int) *childSetup) (engines []string, err e
 			return nil, err
 		}
 	}
-	if err := r.await(evHello, startTimeout, func(i int, ev event) error {
+	if err := r.await(evHello, r.startTimeout(), func(i int, ev event) error {
 		if ev.Engine == "" || ev.Baseline == "" {
 			return fmt.Errorf("member %d: hello without addresses", i)
 		}
@@ -521,15 +641,33 @@ func (r *run) startGroup(setup func(i int) *childSetup) (engines []string, err e
 	if err := r.kids[0].send(join); err != nil {
 		return nil, err
 	}
-	if err := r.awaitOne(0, evJoined, startTimeout); err != nil {
+	if err := r.awaitOne(0, evJoined, r.startTimeout()); err != nil {
 		return nil, err
+	}
+	if r.cfg.GroupCount() > 1 {
+		// Many groups: the members join one after another, each once
+		// the one before is in every group, so that a group's
+		// coordinator takes one joiner at a time.
+		ready := make([]bool, n)
+		for i, k := range r.kids[1:] {
+			if err := k.send(join); err != nil {
+				return nil, err
+			}
+			if err := r.awaitJoined(i+1, ready); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.awaitRest(evReady, ready); err != nil {
+			return nil, err
+		}
+		return engines, nil
 	}
 	for _, k := range r.kids[1:] {
 		if err := k.send(join); err != nil {
 			return nil, err
 		}
 	}
-	if err := r.await(evReady, startTimeout, nil); err != nil {
+	if err := r.await(evReady, r.startTimeout(), nil); err != nil {
 		return nil, err
 	}
 	return engines, nil

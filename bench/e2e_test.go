@@ -256,3 +256,84 @@ func TestEndToEndKeyed(t *testing.T) {
 	}
 	t.Logf("\n%s", table.String())
 }
+
+// Several groups among the same processes: the sender's messages spread
+// over them, every group delivers at every member, and the report has
+// each group's rate and the idle phase's costs.
+func TestEndToEndGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs for a few seconds")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Groups = 3
+	cfg.Rate = 30000
+	cfg.Duration = time.Second
+	cfg.Warmup = 100 * time.Millisecond
+	cfg.Idle = 500 * time.Millisecond
+	var progress, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, cfg, Options{
+		Child:    ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
+		Progress: &progress,
+		Stderr:   &stderr,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
+	}
+	if rep.Setup.Groups != 3 {
+		t.Errorf("setup.groups %d", rep.Setup.Groups)
+	}
+	g := rep.Engine.Groups
+	if g == nil {
+		t.Fatal("no per-group rates")
+	}
+	// Each group carries a third of the sender's 30,000 msgs/s.
+	if g.Count != 3 || g.Delivering != 3 || g.MinMsgsPerSec < 0.5*cfg.Rate/3 || g.MaxMsgsPerSec > 1.5*cfg.Rate/3 {
+		t.Errorf("per group: %+v, want 3 groups delivering about %v msgs/s each", *g, cfg.Rate/3)
+	}
+	if d := rep.Engine.MsgsPerSec - 3*g.MeanMsgsPerSec; d < -0.01*rep.Engine.MsgsPerSec {
+		t.Errorf("msgs_per_sec %v below the groups' sum %v", rep.Engine.MsgsPerSec, 3*g.MeanMsgsPerSec)
+	}
+	if rep.Engine.CPUUsPerMsg <= 0 || rep.Engine.Latency.Count == 0 {
+		t.Errorf("engine: cpu_us_per_msg %v, latency %+v", rep.Engine.CPUUsPerMsg, rep.Engine.Latency)
+	}
+	if rep.Baseline.MsgsPerSec <= 0 || rep.Baseline.Groups != nil {
+		t.Errorf("baseline: %v msgs/s, groups %+v", rep.Baseline.MsgsPerSec, rep.Baseline.Groups)
+	}
+	ig := rep.Groups
+	if ig == nil {
+		t.Fatal("no idle phase")
+	}
+	// Idle processes still send heartbeats; joining groups grows the
+	// heap and the resident set.
+	if ig.Count != 3 || ig.IdleS < 0.4 || ig.IdleDatagramsPerSec <= 0 || len(ig.MemberIdleDatagramsPerSec) != cfg.Members ||
+		ig.HeapBytes == 0 || ig.HeapBytesPerGroup <= 0 || ig.IdleCPUUsPerSecPerGroup <= 0 {
+		t.Errorf("idle: %+v", *ig)
+	}
+	if runtime.GOOS == "linux" && (ig.RSSBytes == 0 || ig.RSSBytes < ig.HeapBytes/2) {
+		t.Errorf("idle: rss %d with a heap of %d", ig.RSSBytes, ig.HeapBytes)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGroupsJSON(t, checkReportJSON(t, b), b, 3)
+	if !strings.Contains(progress.String(), "idle ") {
+		t.Errorf("no progress line for the idle phase:\n%s", progress.String())
+	}
+	var table bytes.Buffer
+	if err := WriteTables(&table, []*Report{rep}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 groups", "engine per group", "idle, no traffic"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	t.Logf("\n%s", table.String())
+}

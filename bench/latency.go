@@ -21,9 +21,10 @@ func newHistogram() *hdrhistogram.Histogram {
 
 // recorder counts one member's deliveries in one phase and records the
 // one-way latency of those that arrive inside the measured window.
-// deliver is called from one goroutine (the engine's delivery goroutine
-// or the baseline's receive loop); the phase controller reads the count
-// at any time and the histogram once the window is over.
+// deliver is called from the engine's delivery goroutines (one per
+// group: several with Config.Groups) or the baseline's receive loop; the
+// phase controller reads the count at any time and the histogram once
+// the window is over.
 type recorder struct {
 	delivered atomic.Uint64
 	from, to  atomic.Int64 // measured window, monotonic ns (stampOf)

@@ -13,7 +13,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +79,34 @@ type MemberConfig struct {
 	// serves its counters: Prometheus at /metrics, expvar at /debug/vars,
 	// with the delivery-latency histogram (engine.Config.MeasureLatency).
 	Metrics string
+	// Groups is the number of groups the process joins (0 or 1: one,
+	// named Group). With more, it joins Group-0 to Group-(Groups-1) on
+	// its one engine, runs each as a member of its own (Rate split
+	// evenly between them), and logs each group to its own file
+	// (MemberLogs).
+	Groups int
+}
+
+// MemberLogs returns the event logs of a member process whose --log is
+// path and that joins groups groups: path itself for one; otherwise one
+// per group, path with ".I" inserted before its extension for group I
+// (m1.log: m1.0.log, m1.1.log, ...). Each is a log of one group, as the
+// checker reads them.
+func MemberLogs(path string, groups int) []string {
+	if groups <= 1 || path == "" {
+		out := make([]string, max(1, groups))
+		for i := range out {
+			out[i] = path
+		}
+		return out
+	}
+	ext := filepath.Ext(path)
+	stem := strings.TrimSuffix(path, ext)
+	out := make([]string, groups)
+	for i := range out {
+		out[i] = stem + "." + strconv.Itoa(i) + ext
+	}
+	return out
 }
 
 // DefaultMemberConfig is what `vsbench member` runs with no flags.
@@ -129,6 +160,8 @@ func (c *MemberConfig) Validate() error {
 		return fmt.Errorf("leave timeout is %v; use a positive duration", c.LeaveTimeout)
 	case c.MaxDatagram != 0 && (c.MaxDatagram < 512 || c.MaxDatagram > 65507):
 		return fmt.Errorf("max datagram is %d; use 512 to 65507 bytes, or 0 for the engine's default", c.MaxDatagram)
+	case c.Groups < 0 || c.Groups > MaxGroups:
+		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
 	}
 	if _, err := engine.ParseSlowMemberPolicy(c.SlowMember); err != nil {
 		return err
@@ -152,7 +185,10 @@ func MemberID(m engine.MemberID) string {
 
 // RunMember runs one member until cfg.Duration has passed or ctx ends,
 // then stops sending, leaves the group and returns ExitOK; see the Exit
-// constants for the other outcomes. Diagnostics go to stderr.
+// constants for the other outcomes. Diagnostics go to stderr. With
+// several groups (cfg.Groups) it runs a member of each, all at once on
+// one engine, each with its own log (MemberLogs), and returns the worst
+// of their statuses (ExitFailed, then ExitRemoved, then ExitNotLeft).
 func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	fail := func(format string, args ...any) int {
 		fmt.Fprintf(stderr, "vsbench member: "+format+"\n", args...)
@@ -171,13 +207,19 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 			return fail("key file: %v", err)
 		}
 	}
-	log, err := openEventLog(cfg.Log, func(err error) {
-		fmt.Fprintf(stderr, "vsbench member: writing the log: %v\n", err)
-	})
-	if err != nil {
-		return fail("%v", err)
+	names := groupNames(cfg.Group, cfg.Groups)
+	paths := MemberLogs(cfg.Log, len(names))
+	logs := make([]*eventLog, len(names))
+	for i, path := range paths {
+		log, err := openEventLog(path, func(err error) {
+			fmt.Fprintf(stderr, "vsbench member: writing the log: %v\n", err)
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer log.Close()
+		logs[i] = log
 	}
-	defer log.Close()
 
 	ecfg := engine.DefaultConfig()
 	ecfg.ListenAddr = cfg.Listen
@@ -209,18 +251,57 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	m := newMember(cfg, log, stderr)
-	m.logStart(e.Addr())
-	code := m.run(ctx, e)
+	members := make([]*member, len(names))
+	for i, name := range names {
+		c := cfg
+		c.Group = name
+		if len(names) > 1 {
+			c.Rate = cfg.Rate / float64(len(names))
+		}
+		members[i] = newMember(c, logs[i], stderr)
+		members[i].logStart(e.Addr())
+	}
+	codes := make([]int, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = m.run(ctx, e)
+		}()
+	}
+	wg.Wait()
 	e.Close() // waits for the delivery goroutines: no event after exit
-	if n := m.mismatched.Load(); n > 0 {
-		fmt.Fprintf(stderr, "vsbench member: %d deliveries carried another sender's id or none\n", n)
+	code := ExitOK
+	for i, m := range members {
+		if n := m.mismatched.Load(); n > 0 {
+			if len(members) > 1 {
+				fmt.Fprintf(stderr, "vsbench member: group %s: %d deliveries carried another sender's id or none\n", names[i], n)
+			} else {
+				fmt.Fprintf(stderr, "vsbench member: %d deliveries carried another sender's id or none\n", n)
+			}
+		}
+		c := codes[i]
+		if logs[i].Err() != nil && c == ExitOK {
+			c = ExitFailed
+		}
+		code = worseExit(code, c)
 	}
-	if log.Err() != nil && code == ExitOK {
-		code = ExitFailed
+	for _, m := range members {
+		m.logExit(code)
 	}
-	m.logExit(code)
 	return code
+}
+
+// worseExit is the worse of two exit statuses: ExitFailed, then
+// ExitRemoved, then ExitNotLeft, then ExitOK.
+func worseExit(a, b int) int {
+	for _, c := range []int{ExitFailed, ExitRemoved, ExitNotLeft} {
+		if a == c || b == c {
+			return c
+		}
+	}
+	return max(a, b)
 }
 
 type restoreInfo struct {
@@ -689,6 +770,10 @@ func (m *member) logStart(addr netip.AddrPort) {
 	b = strconv.AppendInt(b, int64(m.cfg.Size), 10)
 	b = append(b, `,"state_size":`...)
 	b = strconv.AppendInt(b, int64(m.cfg.StateSize), 10)
+	if m.cfg.Groups > 1 {
+		b = append(b, `,"groups":`...)
+		b = strconv.AppendInt(b, int64(m.cfg.Groups), 10)
+	}
 	m.log.end(b)
 }
 

@@ -19,3 +19,6 @@ func continueProcess(p *os.Process) error { return errNoStop }
 
 // processCPU is 0: the system does not say.
 func processCPU() time.Duration { return 0 }
+
+// processRSS is 0: the system does not say.
+func processRSS() uint64 { return 0 }

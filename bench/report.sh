@@ -13,9 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPORT=BENCHMARKS.md
-ALL=(headline latency sizes keyed echo components membership state quorum lab sweep perturb)
+ALL=(headline latency sizes keyed groups echo components membership state quorum lab sweep perturb)
 # The scenarios of the lab section, under internal/netlab/scenarios/.
 LAB_SCENARIOS=(partition-3-2 crash-coordinator loss-5 loss-5-flat-out join-during-partition mtu1500-small-datagrams)
+# The numbers of groups of the groups section.
+GROUP_COUNTS=(${GROUP_COUNTS:-1 10 100 1000})
 # The perturbation methods of the perturb section (stop, cpu and loss need
 # root, cpu a writable cgroup).
 PERTURB_METHODS=(${PERTURB_METHODS:-delay loss stop cpu})
@@ -45,6 +47,9 @@ Sections, and their time on 2 cores with 3 runs:
               messages under loss (go test)                      ~3 min
   keyed       vsbench --key-file at 64 B, 1 KiB, 100,000 msgs/s;
               the in-process keyed benchmark                     ~4 min
+  groups      vsbench --groups N, N = 1, 10, 100, 1000 (GROUP_COUNTS
+              picks others), 3 members, 64 B FIFO; a failed run is
+              a result in the table                              ~5 min
   echo        sends from handlers (go test -bench Echo, 5 runs)  ~1 min
   components  go test -bench: engine, ring, udp, sequencer       ~3 min
   membership  vsbench crash (kill, pause, the sequencer); real-process
@@ -303,6 +308,32 @@ sec_keyed() {
 	row k-lat "keyed / keyless latency" keyed-latency
 	emit "" "In one process (3 engines, FIFO, one sender), keyless and keyed:" ""
 	render gobench -command "go test ./engine -run '^\$' -bench BenchmarkKeyed -benchtime 2000000x -benchmem" -units msgs/s,allocs/op "$raw/k-bench.txt"
+}
+
+# sec_groups runs vsbench --groups N for each N in rounds (every N once,
+# then again), so that each N's runs spread over the same stretch of
+# time as one group's. A run that fails is recorded, with the last line
+# it printed, as a row of the table: many groups may be more than the
+# engine or the machine can take, and that is a figure too.
+sec_groups() {
+	local n i o rc why files=()
+	for ((i = 1; i <= RUNS; i++)); do
+		for n in "${GROUP_COUNTS[@]}"; do
+			o=g-$n.$i.json
+			say "  vsbench --groups $n${DURATION:+ --duration $DURATION} --json"
+			rc=0
+			"$bin/vsbench" --groups "$n" "${dur_args[@]}" --json >"$raw/$o" 2>"$raw/$o.err" || rc=$?
+			if [ "$rc" != 0 ]; then
+				why=$(grep -Ev '^(idle|baseline|engine) ' "$raw/$o.err" | tail -n 1 | tr -d '\\"[:cntrl:]')
+				say "  (failed, a result: $why)"
+				printf '{"failed":"%s","groups":%d}\n' "${why:-exit status $rc}" "$n" >"$raw/$o"
+			fi
+			files+=("$raw/$o")
+		done
+	done
+	caption ": $(runs_text) of each number of groups, in rounds; each row the run with the median total"
+	emit "\`go run ./cmd/vsbench --groups N${DURATION:+ --duration $DURATION} --json\`: 3 member processes, each in every one of N groups, member 0 sending 64 B FIFO messages unpaced to the groups in turn; \"of 1 group's\" is the row's total over the 1-group row's, both from this run of the script:" ""
+	render groups "${files[@]}"
 }
 
 sec_echo() {

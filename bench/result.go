@@ -39,6 +39,19 @@ type MemberResult struct {
 	// (Setup.SampleEvery) delivered in the window, HdrHistogram's
 	// compressed base64 form.
 	Histogram string `json:"histogram"`
+	// Groups holds the messages delivered in each group, by group, with
+	// several groups (Config.Groups; engine phase); Delivered is their
+	// sum.
+	Groups []uint64 `json:"groups,omitempty"`
+
+	// The idle phase (PhaseIdle; Datagrams are then every datagram the
+	// engine's socket wrote): the process's live heap (after a
+	// collection) and resident set at the window's end, and both before
+	// it joined any group.
+	HeapBytes     uint64 `json:"heap_bytes,omitempty"`
+	RSSBytes      uint64 `json:"rss_bytes,omitempty"`
+	BaseHeapBytes uint64 `json:"base_heap_bytes,omitempty"`
+	BaseRSSBytes  uint64 `json:"base_rss_bytes,omitempty"`
 
 	// The keyed engine's refusals (PhaseKeyed; engine.EngineStats):
 	// datagrams that failed authentication, replays, unsealed datagrams,
@@ -112,12 +125,137 @@ type PhaseSummary struct {
 	// messages, shows here and not in the merged figures.
 	MemberLatency []Latency `json:"member_latency_us"`
 
+	// Groups is the throughput of each group, with several groups
+	// (Config.Groups; engine phase); nil, and absent from the JSON, with
+	// one. MsgsPerSec above is then every group's deliveries together.
+	Groups *GroupRates `json:"groups,omitempty"`
+
 	// The keyed engine's refusals, over all members (keyed phase only;
 	// see MemberResult): all 0 in a sound run.
 	AuthFailed      uint64 `json:"auth_failed,omitempty"`
 	Replayed        uint64 `json:"replayed,omitempty"`
 	Unauthenticated uint64 `json:"unauthenticated,omitempty"`
 	SealFailed      uint64 `json:"seal_failed,omitempty"`
+}
+
+// GroupRates is one phase's throughput per group. A group's rate is
+// the lowest, over the members, of the messages it delivered in that
+// group per second.
+type GroupRates struct {
+	Count int `json:"count"`
+	// Mean, Min and Max are over the groups: the mean, the slowest
+	// group's and the fastest one's.
+	MeanMsgsPerSec float64 `json:"mean_msgs_per_sec"`
+	MinMsgsPerSec  float64 `json:"min_msgs_per_sec"`
+	MaxMsgsPerSec  float64 `json:"max_msgs_per_sec"`
+	// Delivering is the number of groups in which every member delivered
+	// at least one message in the window: Count when every group
+	// carried traffic.
+	Delivering int `json:"delivering"`
+}
+
+// groupRates summarizes the members' per-group deliveries, or returns
+// nil when the results have none (one group).
+func groupRates(results []MemberResult) (*GroupRates, error) {
+	n := len(results[0].Groups)
+	if n == 0 {
+		return nil, nil
+	}
+	rates := make([]float64, n)
+	for g := range rates {
+		rates[g] = math.Inf(1)
+	}
+	for i := range results {
+		r := &results[i]
+		if len(r.Groups) != n {
+			return nil, fmt.Errorf("member %d: %d groups, member %d: %d", r.Index, len(r.Groups), results[0].Index, n)
+		}
+		secs := float64(r.ElapsedNs) / 1e9
+		for g, d := range r.Groups {
+			rate := 0.0
+			if secs > 0 {
+				rate = float64(d) / secs
+			}
+			rates[g] = min(rates[g], rate)
+		}
+	}
+	gr := &GroupRates{Count: n, MinMsgsPerSec: math.Inf(1)}
+	sum := 0.0
+	for _, x := range rates {
+		sum += x
+		gr.MinMsgsPerSec, gr.MaxMsgsPerSec = min(gr.MinMsgsPerSec, x), max(gr.MaxMsgsPerSec, x)
+		if x > 0 {
+			gr.Delivering++
+		}
+	}
+	gr.MeanMsgsPerSec = sum / float64(n)
+	return gr, nil
+}
+
+// GroupsSummary is what several groups (Config.Groups) cost the member
+// processes without traffic, from the idle phase: the datagrams they
+// send, their CPU time, heap and RSS.
+type GroupsSummary struct {
+	Count int     `json:"count"`
+	IdleS float64 `json:"idle_s"` // the idle phase's measured window
+	// IdleDatagramsPerSec is the datagrams a member process's engine
+	// wrote per second without traffic (liveness, membership, every
+	// group's), the mean over the members; PerGroup divides it by
+	// Count.
+	IdleDatagramsPerSec         float64 `json:"idle_datagrams_per_sec"`
+	IdleDatagramsPerSecPerGroup float64 `json:"idle_datagrams_per_sec_per_group"`
+	// IdleCPUUsPerSecPerGroup is a member process's CPU time per second
+	// without traffic, per group (the mean over the members).
+	IdleCPUUsPerSecPerGroup float64 `json:"idle_cpu_us_per_sec_per_group"`
+	// HeapBytes and RSSBytes are the largest member process's live heap
+	// (after a collection) and resident set at the idle window's end;
+	// PerGroup is, for the member whose growth is largest, what its
+	// groups added to it since before it joined any, over Count.
+	HeapBytes         uint64  `json:"heap_bytes"`
+	RSSBytes          uint64  `json:"rss_bytes"`
+	HeapBytesPerGroup float64 `json:"heap_bytes_per_group"`
+	RSSBytesPerGroup  float64 `json:"rss_bytes_per_group"`
+	// MemberIdleDatagramsPerSec is each member process's, by index.
+	MemberIdleDatagramsPerSec []float64 `json:"member_idle_datagrams_per_sec"`
+}
+
+// SummarizeIdle merges the members' idle-phase results for count groups.
+func SummarizeIdle(results []MemberResult, count int) (*GroupsSummary, error) {
+	if len(results) == 0 {
+		return nil, errors.New("no member results")
+	}
+	if count < 1 {
+		return nil, fmt.Errorf("%d groups", count)
+	}
+	g := &GroupsSummary{Count: count}
+	var dgRate, cpuRate, secs float64
+	for i := range results {
+		r := &results[i]
+		if r.ElapsedNs <= 0 {
+			return nil, fmt.Errorf("member %d: idle window of %d ns", r.Index, r.ElapsedNs)
+		}
+		s := float64(r.ElapsedNs) / 1e9
+		secs += s
+		rate := float64(r.Datagrams) / s
+		g.MemberIdleDatagramsPerSec = append(g.MemberIdleDatagramsPerSec, rate)
+		dgRate += rate
+		cpuRate += float64(r.CPUNs) / 1e3 / s
+		g.HeapBytes, g.RSSBytes = max(g.HeapBytes, r.HeapBytes), max(g.RSSBytes, r.RSSBytes)
+		grown := func(now, before uint64) float64 {
+			if now < before {
+				return 0
+			}
+			return float64(now-before) / float64(count)
+		}
+		g.HeapBytesPerGroup = max(g.HeapBytesPerGroup, grown(r.HeapBytes, r.BaseHeapBytes))
+		g.RSSBytesPerGroup = max(g.RSSBytesPerGroup, grown(r.RSSBytes, r.BaseRSSBytes))
+	}
+	n := float64(len(results))
+	g.IdleS = secs / n
+	g.IdleDatagramsPerSec = dgRate / n
+	g.IdleDatagramsPerSecPerGroup = g.IdleDatagramsPerSec / float64(count)
+	g.IdleCPUUsPerSecPerGroup = cpuRate / n / float64(count)
+	return g, nil
 }
 
 // refusals is the keyed engine's refused and unsealed datagrams.
@@ -138,10 +276,13 @@ type Setup struct {
 	Rate      float64 `json:"rate"`
 	// SampleEvery is K: latency is measured on every Kth message of each
 	// sender, in the engine and the baseline alike (1: every message).
-	SampleEvery int    `json:"sample_every"`
-	Go          string `json:"go"`
-	GOMAXPROCS  int    `json:"gomaxprocs"`
-	CPU         string `json:"cpu"`
+	SampleEvery int `json:"sample_every"`
+	// Groups is the number of groups each member joined, with more than
+	// one (Config.Groups); absent with one.
+	Groups     int    `json:"groups,omitempty"`
+	Go         string `json:"go"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	CPU        string `json:"cpu"`
 }
 
 // Report is a run's result: vsbench --json prints it.
@@ -158,6 +299,20 @@ type Report struct {
 	// Both are nil, and absent from the JSON, without one.
 	Keyed      *PhaseSummary `json:"keyed,omitempty"`
 	KeyedRatio *float64      `json:"keyed_ratio,omitempty"`
+
+	// Groups is what the groups cost without traffic (the idle phase),
+	// with several groups (Config.Groups) and an idle phase; nil, and
+	// absent from the JSON, otherwise. Engine.Groups has each phase's
+	// throughput per group.
+	Groups *GroupsSummary `json:"groups,omitempty"`
+}
+
+// groupsField is Setup.Groups for n groups: 0 (absent) for one.
+func groupsField(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return n
 }
 
 // NewSetup describes cfg on this machine.
@@ -172,6 +327,7 @@ func NewSetup(cfg Config) Setup {
 		DurationS:   cfg.Duration.Seconds(),
 		Rate:        cfg.Rate,
 		SampleEvery: sampleEvery(cfg.Rate, cfg.Size),
+		Groups:      groupsField(cfg.GroupCount()),
 		Go:          runtime.Version(),
 		GOMAXPROCS:  cfg.MemberProcs(),
 		CPU:         cpuModel(),
@@ -226,6 +382,10 @@ func Summarize(results []MemberResult, size int) (PhaseSummary, error) {
 		s.CPUUsPerMsg = float64(cpuNs) / 1e3 / float64(s.Delivered)
 	}
 	s.Latency = summarizeLatency(merged)
+	var err error
+	if s.Groups, err = groupRates(results); err != nil {
+		return PhaseSummary{}, err
+	}
 	return s, nil
 }
 
@@ -310,8 +470,12 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	if s.SampleEvery > 1 {
 		sample = fmt.Sprintf("latency of 1 message in %d per sender", s.SampleEvery)
 	}
-	fmt.Fprintf(w, "vsbench: %d members, senders %s, %d B messages, %s, %gs per phase, rate %s, %s%s\n",
-		s.Members, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, sample, keyed)
+	groups := ""
+	if s.Groups > 1 {
+		groups = fmt.Sprintf(", %d groups (each sender's messages to them in turn)", s.Groups)
+	}
+	fmt.Fprintf(w, "vsbench: %d members%s, senders %s, %d B messages, %s, %gs per phase, rate %s, %s%s\n",
+		s.Members, groups, senders, s.Size, strings.Join(labels, ", "), s.DurationS, rate, sample, keyed)
 	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %s\n\n", s.Go, s.GOMAXPROCS, s.CPU)
 	type namedPhase struct {
 		name string
@@ -364,7 +528,10 @@ func WriteTables(w io.Writer, reps []*Report) error {
 		if err := writeKeyed(w, "keyed", "engine", r); err != nil {
 			return err
 		}
-		return cpuLine()
+		if err := cpuLine(); err != nil {
+			return err
+		}
+		return writeGroups(w, reps, labels)
 	}
 	fmt.Fprintln(w)
 	first := reps[0].Engine.MsgsPerSec
@@ -384,11 +551,54 @@ func WriteTables(w io.Writer, reps []*Report) error {
 	if _, err := fmt.Fprintf(w, "baseline per member: %s\n", rates(reps[0].Baseline.MemberMsgsPerSec)); err != nil {
 		return err
 	}
-	return cpuLine()
+	if err := cpuLine(); err != nil {
+		return err
+	}
+	return writeGroups(w, reps, labels)
 }
 
-// cpuFigure formats CPU µs per message with three significant digits
-// below 100 (0.312, 2.45, 12.3) and as a whole number above.
+// writeGroups prints, with several groups, each engine phase's
+// throughput per group and the idle phase's costs; nothing with one.
+func writeGroups(w io.Writer, reps []*Report, labels []string) error {
+	for i, r := range reps {
+		g := r.Engine.Groups
+		if g == nil {
+			continue
+		}
+		name := "engine"
+		if len(reps) > 1 {
+			name += " " + labels[i]
+		}
+		if _, err := fmt.Fprintf(w, "%s per group (%d groups, the slowest member of each): mean %s, min %s, max %s msgs/s; %d of %d groups delivered at every member\n",
+			name, g.Count, groupDigits(g.MeanMsgsPerSec), groupDigits(g.MinMsgsPerSec), groupDigits(g.MaxMsgsPerSec), g.Delivering, g.Count); err != nil {
+			return err
+		}
+	}
+	g := reps[0].Groups
+	if g == nil {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "idle, no traffic (%d groups, %.1fs): %s datagrams/s per process, %s per group; CPU %s µs/s per group; heap %s per process, %s per group; RSS %s per process, %s per group\n",
+		g.Count, g.IdleS, groupDigits(g.IdleDatagramsPerSec), cpuFigure(g.IdleDatagramsPerSecPerGroup), cpuFigure(g.IdleCPUUsPerSecPerGroup),
+		byteFigure(float64(g.HeapBytes)), byteFigure(g.HeapBytesPerGroup), byteFigure(float64(g.RSSBytes)), byteFigure(g.RSSBytesPerGroup))
+	return err
+}
+
+// byteFigure formats a size in B, KiB, MiB or GiB, as cpuFigure
+// formats its number.
+func byteFigure(b float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB"}
+	i := 0
+	for b >= 1024 && i < len(units)-1 {
+		b /= 1024
+		i++
+	}
+	return cpuFigure(b) + " " + units[i]
+}
+
+// cpuFigure formats CPU µs per message (or another figure) with three
+// significant digits below 100 (0.312, 2.45, 12.3) and as a whole number
+// above.
 func cpuFigure(us float64) string {
 	switch {
 	case us >= 100:

@@ -85,6 +85,9 @@ func StartSession(ctx context.Context, cfg SessionConfig, opt Options) (*Session
 	if cfg.KeyFile != "" {
 		return nil, errors.New("bench: a session runs the keyless engine; it takes no key file")
 	}
+	if cfg.GroupCount() > 1 {
+		return nil, errors.New("bench: a session runs one group")
+	}
 	if opt.Child.Path == "" {
 		return nil, errors.New("bench: no child program")
 	}

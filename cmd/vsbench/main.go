@@ -9,6 +9,7 @@
 //	vsbench --order fifo,total       each ordering in its own engine phase on the same processes
 //	vsbench --order total --safe     safe (uniform) delivery, or-ed with the ordering
 //	vsbench --key-file cohort.key    the keyed engine too, beside the keyless one and the baseline
+//	vsbench --groups 100             100 groups among the same 3 processes: per-group throughput, idle costs
 //
 // --order takes unordered, fifo, causal or total, or a comma-separated
 // list of them: the baseline is measured once, then the engine once per
@@ -20,6 +21,21 @@
 // ordering (setup.safe is then true). The baseline has no ordering: it
 // packs messages as FIFO ones whatever the ordering (unordered ones when
 // only unordered is measured).
+//
+// --groups N (1 to bench.MaxGroups) makes every member process join N
+// groups, vsbench-0 to vsbench-(N-1), all with the same members: each
+// sending member sends its messages to the groups in turn (message k to
+// group k mod N), so every group carries an equal share and --rate is a
+// sender's rate over all its groups. engine.msgs_per_sec stays a
+// member's deliveries per second, summed over every group; each phase's
+// "groups" has the rate of each group (its slowest member): mean, min,
+// max, and how many groups delivered at every member. Before the
+// baseline, an idle phase (1.5 s to settle, then --idle, default 2s)
+// counts, with no traffic, the datagrams each process's engine writes,
+// and reads its heap and RSS; the report's "groups" gives them per
+// process and per group (heap and RSS per group: what joining the groups
+// added to a process, over N). The table gains a line of each. With
+// --groups 1, the default, the output is as before.
 //
 // Throughput counts every message. Latency is that of a sample, so that
 // the clock is not what is measured: every Kth message of each sender,
@@ -62,6 +78,7 @@
 //
 //	vsbench member --listen ADDR --seeds ADDR,... --log FILE   one member process that logs every event (docs/LOGS.md)
 //	vsbench member ... --key-file FILE                          the same, keyed (--insecure: a non-loopback --listen without a key)
+//	vsbench member ... --groups 3 --log m.log                   3 groups on one engine, logged to m.0.log, m.1.log, m.2.log
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 //	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
 //
@@ -130,6 +147,8 @@ Each subcommand takes --help. Flags of the group run:
 	asJSON := flag.Bool("json", false, "print one JSON object instead of a table")
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write each member's CPU profile of each phase to `prefix`.<phase>.m<index>")
 	flag.StringVar(&cfg.KeyFile, "key-file", "", "also measure the keyed engine (AES-256-GCM, the key in this `file`, 32 bytes in base64): each engine phase is followed by a keyed one on the same processes")
+	flag.IntVar(&cfg.Groups, "groups", def.Groups, fmt.Sprintf("groups every member process joins (1 to %d); a sender sends its messages to them in turn, and an idle phase measures their cost without traffic", bench.MaxGroups))
+	flag.DurationVar(&cfg.Idle, "idle", def.Idle, "measured window of the idle phase with --groups above 1 (0: no idle phase)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q", flag.Args()))
@@ -137,6 +156,9 @@ Each subcommand takes --help. Flags of the group run:
 	var err error
 	if cfg.Senders, err = bench.ParseSenders(*senders, cfg.Members); err != nil {
 		fail(err)
+	}
+	if cfg.Groups < 1 {
+		fail(fmt.Errorf("groups is %d; use 1 to %d", cfg.Groups, bench.MaxGroups))
 	}
 	if err := cfg.Validate(); err != nil {
 		fail(err)

@@ -44,6 +44,7 @@ func memberMain(args []string) int {
 	fs.StringVar(&cfg.Quorum, "quorum", "majority", "quorum policy: majority, tiebreaker (a group of 2 outlives its younger member; of an exact half split, the oldest member's half goes on) or laststanding (tiebreaker once a view has been stable for --quorum-window)")
 	fs.DurationVar(&cfg.QuorumWindow, "quorum-window", 0, "how long a view must be stable before laststanding breaks a tie (0: the engine's 10s)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
+	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups to join (1 to %d): with more than one, GROUP-0 to GROUP-N-1 on one engine, --rate split evenly between them, each logged to its own file (--log m.log: m.0.log, m.1.log, ...)", bench.MaxGroups))
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
@@ -55,6 +56,10 @@ func memberMain(args []string) int {
 		return bench.ExitFailed
 	}
 	cfg.Seeds = splitList(*seeds)
+	if cfg.Groups < 1 {
+		fmt.Fprintf(os.Stderr, "vsbench member: groups is %d; use 1 to %d\n", cfg.Groups, bench.MaxGroups)
+		return bench.ExitFailed
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

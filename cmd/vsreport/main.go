@@ -15,6 +15,7 @@
 //	vsreport losstable OUT.json                       TestLargeMessagesUnderLoss's repair ratios
 //	vsreport gobench -command C -units U,... OUT.txt  a go test -bench run's table
 //	vsreport sweep sweep.json                         a vsbench sweep's table
+//	vsreport groups RUN.json...                       vsbench --groups runs (or report.sh's record of a failed one): a row per number of groups, the median run, its ratio to one group's
 //	vsreport perturb-targets -command C perturb_M.json...  one method's runs straight to the target level
 //	vsreport perturb-levels -command C perturb_M.json      one study over time, a row per step
 //	vsreport lab OUT.json...                          vsbench lab --json runs: views after each step, deliveries
@@ -154,6 +155,11 @@ func run(sub string, args []string, stderr io.Writer) (string, error) {
 			return "", errUsage
 		}
 		return goBenchTable(*command, fs.Arg(0), strings.Split(*units, ","))
+	case "groups":
+		if err := parse(1, -1); err != nil {
+			return "", err
+		}
+		return groupsTable(fs.Args())
 	case "sweep":
 		if err := parse(1, 1); err != nil {
 			return "", err
