@@ -90,3 +90,55 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 		}
 	}
 }
+
+// One goroutine sends flat out to 10 groups in turn (vsbench --groups):
+// every message reaches every member, though a full window in any
+// group holds the sender for all of them.
+func TestManyGroupsRoundRobin(t *testing.T) {
+	const groups, each = 10, 20000
+	var engines []*Engine
+	var seeds []string
+	for range 3 {
+		e, err := New(DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		engines = append(engines, e)
+		seeds = append(seeds, e.Addr().String())
+	}
+	var delivered atomic.Int64
+	all := make([][]*Group, groups)
+	for i := range groups {
+		for _, e := range engines {
+			g, err := e.Join(context.Background(), fmt.Sprint("rr", i), seeds, Handlers{Deliver: func(Message) { delivered.Add(1) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all[i] = append(all[i], g)
+		}
+	}
+	for _, gs := range all {
+		waitFullView(t, gs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := make([]byte, 64)
+	for n := range groups * each {
+		if err := all[n%groups][0].Send(ctx, FIFO, p); err != nil {
+			for i, gs := range all {
+				for j, g := range gs {
+					s := g.Stats()
+					t.Logf("group %d member %d: view %d, send window %d, sent %d, delivered %d, NAKs %d/%d, retransmits %d, status %d",
+						i, j, len(g.View().Members), s.SendWindow, s.MessagesSent, s.Delivered, s.NAKsSent, s.NAKsReceived, s.Retransmits, s.StatusSent)
+				}
+			}
+			for i, e := range engines {
+				s := e.Stats()
+				t.Logf("engine %d: active groups %d, kernel drops %d, written %d", i, s.ActiveGroups, s.Socket.KernelDrops, s.Socket.DatagramsWritten)
+			}
+			t.Fatalf("message %d: %v", n, err)
+		}
+	}
+	waitFor(t, time.Minute, func() bool { return delivered.Load() == 3*groups*each }, "every message at every member")
+}

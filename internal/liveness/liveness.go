@@ -241,9 +241,11 @@ func (l *Liveness) Receive(from netip.AddrPort, m wire.Liveness) []Message {
 	}
 	switch m.Kind {
 	case wire.LiveHeartbeat:
-		if l.peers[from] == nil {
+		if l.peers[from] == nil && m.Nonce != 0 {
 			// It has this process in a view this process is not in (it
-			// missed its removal, say): an empty digest tells it so.
+			// missed its removal, say): an empty digest tells it so. An
+			// empty digest is never answered: two processes that do not
+			// watch each other would answer each other for good.
 			l.send(from, wire.Liveness{Kind: wire.LiveHeartbeat})
 		}
 		if p := l.peers[from]; p != nil {

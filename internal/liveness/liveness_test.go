@@ -212,3 +212,17 @@ func TestHeartbeatFromStrangerAnswered(t *testing.T) {
 		t.Fatal("a was never nudged about b")
 	}
 }
+
+// Two processes that watch each other no longer never answer each
+// other's empty digests: a heartbeat of each, duplicated, once made them
+// exchange heartbeats without end.
+func TestEmptyDigestNotAnswered(t *testing.T) {
+	l := New(cfg, 1)
+	if out := l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 1}); len(out) != 0 {
+		t.Fatalf("an empty digest from a stranger was answered: %v", out)
+	}
+	out := l.Receive(b, wire.Liveness{Kind: wire.LiveHeartbeat, Boot: 1, Nonce: 42})
+	if len(out) != 1 || out[0].Kind != wire.LiveHeartbeat || out[0].Nonce != 0 {
+		t.Fatalf("a digest from a stranger: answered %v, want one empty digest", out)
+	}
+}

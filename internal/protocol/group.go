@@ -760,7 +760,27 @@ func (g *Group) staleTraffic(addr netip.AddrPort, h wire.Header) {
 			return
 		}
 	}
+	g.cutOff(addr)
 	g.answerStale(addr)
+}
+
+// cutOff: the member of this view at addr still speaks from an older
+// view, BlockTicks after the install, and has never spoken in this one.
+// It missed an install it cannot get again (a view it skipped: only the
+// next view's install is taken), so it will never speak in this view.
+// The group's own detector would find its silence; the shared watch
+// (GroupConfig.Liveness) hears its process and never would: it is
+// suspected here, and rejoins once removed.
+func (g *Group) cutOff(addr netip.AddrPort) {
+	if g.cfg.Liveness == nil || g.now-g.installedAt <= int64(g.cfg.BlockTicks) {
+		return
+	}
+	for r, m := range g.view.Members {
+		if m.Addr == addr && r != g.view.Self && !g.heardInView[r] && !g.det.Suspected(r) {
+			g.det.Suspect(r)
+			g.suspect(r)
+		}
+	}
 }
 
 // lateMember: rank r of this view still speaks from an older one. It
@@ -782,6 +802,7 @@ func (g *Group) lateMember(r int) {
 		g.heardFrom(r)
 	}
 	m := g.view.Members[r]
+	g.cutOff(m.Addr)
 	if g.answerLimit(m.Addr) {
 		g.sendControl(m.Addr, &wire.Control{Kind: wire.CtlInstall, Proposal: g.install})
 		g.stats.InstallsResent++

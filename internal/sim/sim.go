@@ -89,6 +89,9 @@ type Options struct {
 	Trace io.Writer // when set, every event is written here
 }
 
+// maxEvents bounds the events of one run.
+const maxEvents = 20_000_000
+
 // RandomOptions draws a fault mix from seed: 2 to 5 processes, loss 0-30%,
 // duplication, reordering, delay, slow consumers, large messages, and
 // crashes with restarts, joins, leaves and partitions.
@@ -375,7 +378,13 @@ func Run(opt Options) Result {
 			break
 		}
 		w.now = e.at
-		w.events++
+		if w.events++; w.events > maxEvents {
+			// A run takes about 10^5 events: this many is a storm (two
+			// processes answering each other without end), which virtual
+			// time would never stop.
+			w.violations = append(w.violations, check.Violation{Rule: "liveness", Detail: fmt.Sprintf("more than %d events by %.3fs: a storm of datagrams", maxEvents, float64(w.now)/1e6)})
+			break
+		}
 		w.handle(e)
 		if p := w.delivered + w.views; p != progress {
 			progress, lastProgress = p, w.now
