@@ -317,7 +317,11 @@ func (m *Member) trim() {
 	if m.pendingLen == 0 {
 		m.pending, m.pendingHead = nil, 0
 	}
-	if len(m.out) == 0 && m.bufsUsed == 0 { // no Ready outstanding
+	// Nothing waiting for the next Ready: deliveries are gathered as
+	// datagrams come in, and a tick may fall between those and the Ready
+	// (dropping them lost deliveries the application never saw, and held
+	// the delivery queue full for good).
+	if len(m.out) == 0 && m.bufsUsed == 0 && len(m.deliveries) == 0 {
 		clear(m.bufs)
 		m.out, m.deliveries = nil, nil
 	}

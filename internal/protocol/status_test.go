@@ -247,3 +247,22 @@ func TestLostRepairOfTheHeadIsAskedForEveryOtherTick(t *testing.T) {
 		t.Fatalf("member 1 delivered %d of 4 messages %d ticks after repairs got through, before the next full NAK", s.delivered[1], nakTicks-2)
 	}
 }
+
+// Deliveries gathered from datagrams wait for the next Ready even when a
+// tick that trims memory falls in between: trimming once dropped them,
+// so the application never saw them and the delivery queue stayed full.
+func TestTrimKeepsDeliveriesForReady(t *testing.T) {
+	s := newStatusNet(t, 2, 0, func(c *Config) { c.TrimTicks = 1 })
+	for i := range 10 {
+		if _, err := s.ms[0].Sender().TrySend(wire.OrderFIFO, []byte{byte(i)}, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.step() // the datagram arrives after member 1's Ready; its next tick trims first
+	}
+	for i := 0; i < 5; i++ {
+		s.step()
+	}
+	if s.delivered[1] != 10 || s.ms[1].pendingLen != 0 {
+		t.Fatalf("member 1 delivered %d of 10, %d deliveries outstanding", s.delivered[1], s.ms[1].pendingLen)
+	}
+}
