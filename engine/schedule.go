@@ -94,7 +94,7 @@ func (e *Engine) tickGroups(n int64) {
 	}
 	clear(s.active[len(kept):])
 	s.active = kept
-	defer func() { s.activeNow.Store(int64(len(s.active))) }()
+	defer func() { s.activeNow.Store(int64(len(s.active))) }() // for Stats
 	if s.ticks-s.lastIdleTick < s.idleTickEvery {
 		return
 	}
@@ -128,8 +128,8 @@ func (e *Engine) service() {
 	}
 	clear(poked)
 	s.spare = poked
-	// Servicing a group may mark others dirty (peersChanged): index, not
-	// range, so that they are serviced in this turn too.
+	// Index, not range: should servicing mark another group dirty, it is
+	// serviced in this turn too.
 	for i := 0; i < len(s.dirty); i++ {
 		g := s.dirty[i]
 		g.dirty = false

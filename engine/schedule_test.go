@@ -8,12 +8,9 @@ import (
 	"time"
 )
 
-// Groups with no traffic leave the protocol loop's active list and send
-// nothing, and one that speaks again is caught up and delivers at once:
-// 3 engines share 12 groups; after a message in each, all go quiet, and
-// a message then sent in each quiet group reaches every member.
-func TestIdleGroupsGoQuiet(t *testing.T) {
-	const groups = 12
+// sharedGroups starts 3 engines and joins each to groups groups named
+// prefix0, prefix1, ...; all[i] is group i at each engine, in full view.
+func sharedGroups(t *testing.T, groups int, prefix string, deliver func(Message)) ([]*Engine, [][]*Group) {
 	var engines []*Engine
 	var seeds []string
 	for range 3 {
@@ -25,11 +22,10 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 		engines = append(engines, e)
 		seeds = append(seeds, e.Addr().String())
 	}
-	var delivered atomic.Int64
 	all := make([][]*Group, groups)
 	for i := range groups {
 		for _, e := range engines {
-			g, err := e.Join(context.Background(), fmt.Sprint("quiet", i), seeds, Handlers{Deliver: func(Message) { delivered.Add(1) }})
+			g, err := e.Join(context.Background(), fmt.Sprint(prefix, i), seeds, Handlers{Deliver: deliver})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -39,6 +35,17 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 	for _, gs := range all {
 		waitFullView(t, gs)
 	}
+	return engines, all
+}
+
+// Groups with no traffic leave the protocol loop's active list and send
+// nothing, and one that speaks again is caught up and delivers at once:
+// 3 engines share 12 groups; after a message in each, all go quiet, and
+// a message then sent in each quiet group reaches every member.
+func TestIdleGroupsGoQuiet(t *testing.T) {
+	const groups = 12
+	var delivered atomic.Int64
+	engines, all := sharedGroups(t, groups, "quiet", func(Message) { delivered.Add(1) })
 	round := func(want int64) {
 		for _, gs := range all {
 			if err := gs[0].Send(context.Background(), FIFO, []byte("x")); err != nil {
@@ -97,31 +104,8 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 // deliveries it had made, and the delivery queue stayed full.)
 func TestManyGroupsRoundRobin(t *testing.T) {
 	const groups, each = 10, 20000
-	var engines []*Engine
-	var seeds []string
-	for range 3 {
-		e, err := New(DefaultConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		engines = append(engines, e)
-		seeds = append(seeds, e.Addr().String())
-	}
 	var delivered atomic.Int64
-	all := make([][]*Group, groups)
-	for i := range groups {
-		for _, e := range engines {
-			g, err := e.Join(context.Background(), fmt.Sprint("rr", i), seeds, Handlers{Deliver: func(Message) { delivered.Add(1) }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			all[i] = append(all[i], g)
-		}
-	}
-	for _, gs := range all {
-		waitFullView(t, gs)
-	}
+	engines, all := sharedGroups(t, groups, "rr", func(Message) { delivered.Add(1) })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p := make([]byte, 64)
