@@ -95,16 +95,16 @@ type Group struct {
 	doneEpoch atomic.Uint64 // StateDone to send, for this epoch
 	restarts  atomic.Uint64 // state transfers started over
 	// Members that sent StateDone, noted by the protocol loop.
-	restMu   sync.Mutex
-	doneRest map[wire.MemberID]bool
-	watched  []netip.AddrPort // the members of its view the engine watches for it (protoMu)
+	restMu     sync.Mutex
+	doneRest   map[wire.MemberID]bool
+	watched    []netip.AddrPort // the members of its view the engine watches for it (protoMu)
+	watchToken uint64           // its view's token (liveness.ViewToken)
 	// Scheduling (schedule.go): on the active and dirty lists, and the
 	// engine tick its clock has reached (-1: not yet started); protoMu.
 	active, dirty bool
 	tickedAt      int64
 	poked         atomic.Bool // on the poked list
 	unlisted      atomic.Bool // removed from the engine
-	watchToken    uint64      // its view's token (liveness.ViewToken)
 	// Owned by the delivery goroutine: restoring the state failed, nothing
 	// more is delivered; the first view was seen.
 	failed  bool
