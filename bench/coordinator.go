@@ -440,24 +440,30 @@ func (r *run) phase(name, order string) ([]MemberResult, error) {
 		r.engineLabel = name + "/" + orderLabel(order, r.cfg.Safe)
 		label = name + "-" + order
 	}
-	start := time.Now().Add(phaseLead)
+	return r.runPhase(command{Cmd: cmdPhase, Phase: name, Order: order, Label: label}, r.cfg.Warmup, r.cfg.Duration)
+}
+
+// runPhase sends cmd to every child, starting phaseLead from now with
+// the warm-up and measured window given, and returns their results by
+// index.
+func (r *run) runPhase(cmd command, warmup, window time.Duration) ([]MemberResult, error) {
+	cmd.StartNs = time.Now().Add(phaseLead).UnixNano()
+	cmd.WarmupNs, cmd.DurationNs = warmup.Nanoseconds(), window.Nanoseconds()
 	for _, k := range r.kids {
-		if err := k.send(command{Cmd: cmdPhase, Phase: name, Order: order, Label: label, StartNs: start.UnixNano(),
-			WarmupNs: r.cfg.Warmup.Nanoseconds(), DurationNs: r.cfg.Duration.Nanoseconds()}); err != nil {
+		if err := k.send(cmd); err != nil {
 			return nil, err
 		}
 	}
 	results := make([]MemberResult, len(r.kids))
-	timeout := phaseLead + r.cfg.Warmup + r.cfg.Duration + resultGrace
-	err := r.await(evResult, timeout, func(i int, ev event) error {
-		if ev.Result == nil || ev.Result.Phase != name || ev.Result.Index != i {
-			return fmt.Errorf("member %d: malformed %s result", i, name)
+	err := r.await(evResult, phaseLead+warmup+window+resultGrace, func(i int, ev event) error {
+		if ev.Result == nil || ev.Result.Phase != cmd.Phase || ev.Result.Index != i {
+			return fmt.Errorf("member %d: malformed %s result", i, cmd.Phase)
 		}
 		results[i] = *ev.Result
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s phase: %w", name, err)
+		return nil, fmt.Errorf("%s phase: %w", cmd.Phase, err)
 	}
 	return results, nil
 }
@@ -466,28 +472,10 @@ func (r *run) phase(name, order string) ([]MemberResult, error) {
 // after idleSettle, each child counts for cfg.Idle the datagrams its
 // engine writes, then reports its heap and RSS.
 func (r *run) idle() ([]MemberResult, error) {
-	start := time.Now().Add(phaseLead)
-	for _, k := range r.kids {
-		if err := k.send(command{Cmd: cmdPhase, Phase: PhaseIdle, StartNs: start.UnixNano(),
-			WarmupNs: idleSettle.Nanoseconds(), DurationNs: r.cfg.Idle.Nanoseconds()}); err != nil {
-			return nil, err
-		}
-	}
 	if r.opt.Progress != nil {
 		fmt.Fprintf(r.opt.Progress, "idle     %d groups, no traffic: %v to settle, %v measured\n", r.cfg.GroupCount(), idleSettle, r.cfg.Idle)
 	}
-	results := make([]MemberResult, len(r.kids))
-	err := r.await(evResult, phaseLead+idleSettle+r.cfg.Idle+resultGrace, func(i int, ev event) error {
-		if ev.Result == nil || ev.Result.Phase != PhaseIdle || ev.Result.Index != i {
-			return fmt.Errorf("member %d: malformed %s result", i, PhaseIdle)
-		}
-		results[i] = *ev.Result
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s phase: %w", PhaseIdle, err)
-	}
-	return results, nil
+	return r.runPhase(command{Cmd: cmdPhase, Phase: PhaseIdle}, idleSettle, r.cfg.Idle)
 }
 
 // startTimeout bounds the start of the children and their joins, longer

@@ -24,18 +24,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns processes and runs for a few seconds")
-	}
+// runSelf runs vsbench with cfg, this test binary as its member
+// processes; it returns the report and the progress lines.
+func runSelf(t *testing.T, cfg Config) (*Report, *bytes.Buffer) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
-	cfg.Members = 2
-	cfg.Duration = time.Second
-	cfg.Warmup = 100 * time.Millisecond
 	var progress, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -47,6 +43,18 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
 	}
+	return rep, &progress
+}
+
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes and runs for a few seconds")
+	}
+	cfg := DefaultConfig()
+	cfg.Members = 2
+	cfg.Duration = time.Second
+	cfg.Warmup = 100 * time.Millisecond
+	rep, progress := runSelf(t, cfg)
 	for name, p := range map[string]PhaseSummary{"engine": rep.Engine, "baseline": rep.Baseline} {
 		if p.MsgsPerSec <= 0 {
 			t.Errorf("%s: msgs_per_sec %v", name, p.MsgsPerSec)
@@ -208,27 +216,13 @@ func TestEndToEndKeyed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes and runs for a few seconds")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := DefaultConfig()
 	cfg.Members = 2
 	cfg.Rate = 20000
 	cfg.Duration = 500 * time.Millisecond
 	cfg.Warmup = 100 * time.Millisecond
 	cfg.KeyFile = writeKey(t)
-	var progress, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	rep, err := Run(ctx, cfg, Options{
-		Child:    ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
-		Progress: &progress,
-		Stderr:   &stderr,
-	})
-	if err != nil {
-		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
-	}
+	rep, progress := runSelf(t, cfg)
 	k := rep.Keyed
 	if k == nil || !rep.Setup.Keyed {
 		t.Fatalf("no keyed phase: %+v", rep)
@@ -264,27 +258,13 @@ func TestEndToEndGroups(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes and runs for a few seconds")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := DefaultConfig()
 	cfg.Groups = 3
 	cfg.Rate = 30000
 	cfg.Duration = time.Second
 	cfg.Warmup = 100 * time.Millisecond
 	cfg.Idle = 500 * time.Millisecond
-	var progress, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	rep, err := Run(ctx, cfg, Options{
-		Child:    ChildSpec{Path: exe, Args: []string{"-test.run=^$"}, Env: []string{childEnv + "=1"}},
-		Progress: &progress,
-		Stderr:   &stderr,
-	})
-	if err != nil {
-		t.Fatalf("run: %v\nchildren's stderr:\n%s", err, stderr.String())
-	}
+	rep, progress := runSelf(t, cfg)
 	if rep.Setup.Groups != 3 {
 		t.Errorf("setup.groups %d", rep.Setup.Groups)
 	}
