@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cohort-vs/cohort/batch"
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/udp"
 )
@@ -41,7 +42,7 @@ type baselineSender struct {
 
 	own *recorder // counts own messages as delivered (as the engine does)
 
-	byPeer udp.Grouper // write's, as the engine's
+	byPeer batch.Grouper // write's, as the engine's
 
 	sent        atomic.Uint64
 	datagrams   atomic.Uint64

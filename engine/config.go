@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"github.com/cohort-vs/cohort/batch"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -198,6 +199,13 @@ type Config struct {
 	// to emulate a lossy link drops a whole run at once; a real link
 	// loses the datagrams one by one.
 	DisableGSO bool
+	// Linger lets small datagrams wait up to this long after the
+	// protocol round that made them, for datagrams of other groups bound
+	// for the same process to share theirs (package batch). 0, the
+	// default, sends what a round made at its end: under load rounds
+	// have much to send, and the groups share datagrams anyway. At most
+	// 1ms.
+	Linger time.Duration
 
 	// Keys, when set, seals every datagram this engine sends and refuses
 	// every one it receives that a key of the ring did not seal
@@ -427,6 +435,8 @@ func (c *Config) validate() error {
 		return bad("SocketBufferBytes is negative")
 	case c.ReadBatch < 1 || c.ReadBatch > 1024:
 		return bad("ReadBatch is %d; use 1 to 1024", c.ReadBatch)
+	case c.Linger < 0 || c.Linger > batch.MaxLinger:
+		return bad("Linger is %v; use 0 (the default) to %v", c.Linger, batch.MaxLinger)
 	}
 	if c.Conn == nil {
 		a, err := netip.ParseAddrPort(c.ListenAddr)

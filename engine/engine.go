@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/cohort-vs/cohort/batch"
 	"github.com/cohort-vs/cohort/internal/liveness"
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
@@ -89,9 +91,15 @@ type Engine struct {
 	start    time.Time
 	lastLook atomic.Int64
 
-	// byDest groups write's batches by destination, so that each
-	// member's run of a multicast leaves as GSO messages (protoMu).
-	byDest udp.Grouper
+	// out gathers what a round of the protocol loop sends, for every
+	// group: small datagrams bound for one process share bundles, and
+	// the round leaves with one WriteBatch (protoMu). yield: a group
+	// queued deliveries in this round, and its delivery goroutine should
+	// run once the round's datagrams are out. lingerAt: when held
+	// datagrams are due (Config.Linger), 0 if none are held.
+	out      *batch.Batch
+	yield    bool
+	lingerAt int64
 
 	// Keyed mode (Config.Keys): the sealer and opener, and the buffers
 	// sealed datagrams are written into (protoMu).
@@ -101,6 +109,8 @@ type Engine struct {
 	sealedDs []udp.Datagram
 	// routes finds a datagram's group by the id on the wire (protoMu).
 	routes routeTable
+	// bundled: the datagrams of the bundle being dispatched (protoMu).
+	bundled [][]byte
 	// sched: which groups the protocol loop ticks and services
 	// (schedule.go).
 	sched schedule
@@ -166,6 +176,7 @@ func New(cfg Config) (*Engine, error) {
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	e.out = batch.New(conn, cfg.MaxDatagram, 0, batch.Policy{Linger: cfg.Linger})
 	e.groupList.Store(&[]*Group{})
 	e.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -377,6 +388,11 @@ func (e *Engine) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
 		close(e.done)
+		if e.cfg.Linger > 0 {
+			e.protoMu.Lock()
+			e.out.Flush() // what a linger held
+			e.protoMu.Unlock()
+		}
 		err = e.conn.Close()
 		e.wg.Wait()
 		for _, g := range *e.groupList.Load() {
@@ -388,10 +404,14 @@ func (e *Engine) Close() error {
 
 // EngineStats are counters for the engine's socket and demultiplexing.
 type EngineStats struct {
-	Socket        udp.Stats
-	UnknownGroup  uint64 // datagrams for a group this engine has not joined
-	Malformed     uint64 // datagrams too short or not cohort's
-	WriteErrors   uint64 // failed socket writes
+	Socket       udp.Stats
+	UnknownGroup uint64 // datagrams for a group this engine has not joined
+	Malformed    uint64 // datagrams too short or not cohort's
+	WriteErrors  uint64 // failed socket writes
+	// Bundles is how many datagrams carried several (Bundled) datagrams
+	// of this engine's groups to one process (package batch).
+	Bundles       uint64
+	Bundled       uint64
 	OtherInstance uint64 // state transfer datagrams of another instance of the group
 	// With Config.Keys: datagrams refused because they were not sealed,
 	// did not authenticate (forged, damaged, truncated, or sealed with a
@@ -422,11 +442,14 @@ type EngineStats struct {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() EngineStats {
 	ls := e.liveStats.Load()
+	bs := e.out.Stats()
 	return EngineStats{
 		Socket:       e.conn.Stats(),
 		UnknownGroup: e.unknownGroup.Load(),
 		Malformed:    e.malformed.Load(),
-		WriteErrors:  e.writeErrors.Load(),
+		WriteErrors:  e.writeErrors.Load() + bs.Failed,
+		Bundles:      bs.Bundles,
+		Bundled:      bs.Bundled,
 
 		OtherInstance:   e.otherInstance.Load(),
 		Unauthenticated: e.unauthenticated.Load(),
@@ -504,8 +527,15 @@ func (e *Engine) protocolLoop() {
 	ticker := time.NewTicker(e.cfg.TickInterval)
 	defer ticker.Stop()
 	lastTick := time.Now()
+	// linger fires when datagrams held past a round are due
+	// (Config.Linger); it is armed only then.
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
+		case <-linger.C:
+			e.protoMu.Lock()
 		case b := <-e.rx:
 			e.protoMu.Lock()
 			e.dispatch(b)
@@ -537,6 +567,9 @@ func (e *Engine) protocolLoop() {
 			return
 		}
 		e.service()
+		if at := e.lingerAt; at > 0 {
+			linger.Reset(time.Duration(max(0, at-e.since())))
+		}
 		e.protoMu.Unlock()
 	}
 }
@@ -612,38 +645,57 @@ func (e *Engine) dispatch(b *rxBatch) {
 	for i := 0; i < b.n; i++ {
 		d := &b.ds[i]
 		buf := d.Buf[:d.N]
-		if e.opener != nil {
-			plain, _, err := e.opener.Open(buf, seal.FirstContact)
-			if err != nil {
-				e.countOpenError(err)
-				continue
-			}
-			buf = plain
+		if !wire.IsBundle(buf) {
+			e.receive(rt, d.Addr, buf)
+			continue
 		}
-		if len(buf) < wire.HeaderSize {
+		// A bundle is never sealed as a whole: each datagram in it is
+		// checked (opened, in keyed mode) as if it had come alone.
+		var err error
+		if e.bundled, err = wire.SplitBundle(buf, e.bundled[:0]); err != nil {
 			e.malformed.Add(1)
 			continue
 		}
-		if buf[3] == wire.TypeLiveness {
-			e.receiveLiveness(d.Addr, buf)
-			continue
+		for _, in := range e.bundled {
+			e.receive(rt, d.Addr, in)
 		}
-		g := rt.byWire[wire.GroupIDOf(buf)]
-		if g == nil {
-			e.unknownGroup.Add(1)
-			continue
-		}
-		if e.opener != nil {
-			wire.SetGroupID(buf, g.id) // the protocol knows its plain id
-		}
-		e.touch(g)
-		if buf[3] == wire.TypeState {
-			g.stateReceive(d.Addr, buf)
-			continue
-		}
-		g.proto.Receive(d.Addr, buf)
+		clear(e.bundled)
 	}
 	e.peersChanged()
+}
+
+// receive hands one datagram to its group's protocol; protoMu held.
+func (e *Engine) receive(rt *routeTable, from netip.AddrPort, buf []byte) {
+	if e.opener != nil {
+		plain, _, err := e.opener.Open(buf, seal.FirstContact)
+		if err != nil {
+			e.countOpenError(err)
+			return
+		}
+		buf = plain
+	}
+	if len(buf) < wire.HeaderSize {
+		e.malformed.Add(1)
+		return
+	}
+	if buf[3] == wire.TypeLiveness {
+		e.receiveLiveness(from, buf)
+		return
+	}
+	g := rt.byWire[wire.GroupIDOf(buf)]
+	if g == nil {
+		e.unknownGroup.Add(1)
+		return
+	}
+	if e.opener != nil {
+		wire.SetGroupID(buf, g.id) // the protocol knows its plain id
+	}
+	e.touch(g)
+	if buf[3] == wire.TypeState {
+		g.stateReceive(from, buf)
+		return
+	}
+	g.proto.Receive(from, buf)
 }
 
 func (e *Engine) countOpenError(err error) {
@@ -701,9 +753,34 @@ func (e *Engine) write(ds []udp.Datagram) {
 	if e.sealer != nil {
 		ds = e.seal(ds)
 	}
-	ds = e.byDest.Group(ds)
-	if n, err := e.conn.WriteBatch(ds); err != nil {
-		e.writeErrors.Add(uint64(len(ds) - n))
+	var now int64
+	if e.cfg.Linger > 0 {
+		now = e.since()
+	}
+	e.out.Add(ds, now)
+}
+
+// endRound writes what the round produced (or, with a linger, notes
+// when it is due), then lets the delivery goroutines that were handed
+// work run; protoMu held.
+func (e *Engine) endRound() {
+	e.lingerAt = 0
+	if e.out.Held() {
+		var now int64
+		if e.cfg.Linger > 0 {
+			now = e.since()
+		}
+		if at, waiting := e.out.End(now); waiting {
+			e.lingerAt = at
+		}
+	}
+	if e.yield {
+		e.yield = false
+		// Let the delivery goroutines run now. With one P they would wait
+		// until this goroutine blocks, and behind any goroutine readied
+		// after them (the runtime runs the most recently readied first):
+		// at a sender, behind the application's next burst of Sends.
+		runtime.Gosched()
 	}
 }
 

@@ -493,11 +493,15 @@ func (g *Group) service() {
 			case g.deliverCh <- struct{}{}:
 			default:
 			}
-			// Let the delivery goroutine run now. With one P it would wait
-			// until this goroutine blocks, and behind any goroutine readied
-			// after it (the runtime runs the most recently readied first):
-			// at a sender, behind the application's next burst of Sends.
-			runtime.Gosched()
+			// The delivery goroutine runs at the end of the round
+			// (endRound), once the datagrams are out; or now, when more
+			// is to come of this group (whose datagrams are then large,
+			// and out already).
+			if rd.More {
+				runtime.Gosched()
+			} else {
+				g.e.yield = true
+			}
 		}
 		if rd.Released {
 			g.drainBacklog()

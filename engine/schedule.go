@@ -139,6 +139,7 @@ func (e *Engine) service() {
 	}
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
+	e.endRound()
 }
 
 // quiet reports whether g may be ticked coarsely: its protocol is idle,

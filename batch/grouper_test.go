@@ -1,6 +1,7 @@
-package udp
+package batch
 
 import (
+	"github.com/cohort-vs/cohort/udp"
 	"net/netip"
 	"testing"
 )
@@ -11,9 +12,9 @@ func TestGrouper(t *testing.T) {
 	a := netip.MustParseAddrPort("127.0.0.1:1")
 	b := netip.MustParseAddrPort("127.0.0.1:2")
 	c := netip.MustParseAddrPort("127.0.0.1:3")
-	var ds []Datagram
+	var ds []udp.Datagram
 	for i, to := range []netip.AddrPort{a, b, c, a, b, c, b, a} {
-		ds = append(ds, Datagram{N: i, Addr: to})
+		ds = append(ds, udp.Datagram{N: i, Addr: to})
 	}
 	var g Grouper
 	got := g.Group(ds)
