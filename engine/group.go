@@ -42,6 +42,14 @@ type Group struct {
 	released  chan struct{} // the send window has room again
 	stopCh    chan struct{}
 	stopOnce  sync.Once
+	// The delivery goroutine runs while the group is active: started
+	// when deliveries come and none runs, told to retire when the group
+	// goes quiet (dstate: deliveryNone, deliveryRunning,
+	// deliveryRetiring), so that thousands of idle groups hold no
+	// goroutine stacks. spawnMu orders starts with stop.
+	dstate    atomic.Int32
+	spawnMu   sync.Mutex
+	stopping  bool
 	delivered sync.WaitGroup
 
 	// Sends from the delivery goroutine (a handler replying) that found
@@ -201,8 +209,6 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	if err := e.add(g); err != nil {
 		return nil, err
 	}
-	g.delivered.Add(1)
-	go g.deliveryLoop()
 	if hasNames(seeds) {
 		go g.reresolve(seeds, addrs)
 	}
@@ -489,10 +495,7 @@ func (g *Group) service() {
 			g.queue.Push(item{d: d})
 		}
 		if len(rd.Deliveries)+len(events) > 0 {
-			select {
-			case g.deliverCh <- struct{}{}:
-			default:
-			}
+			g.wakeDelivery()
 			// The delivery goroutine runs at the end of the round
 			// (endRound), once the datagrams are out; or now, when more
 			// is to come of this group (whose datagrams are then large,
@@ -519,8 +522,55 @@ func (g *Group) service() {
 	}
 }
 
+const (
+	deliveryNone int32 = iota
+	deliveryRunning
+	deliveryRetiring
+)
+
+// wakeDelivery has the delivery goroutine take what was queued: it wakes
+// it, or calls back one retiring, or starts one; protoMu held.
+func (g *Group) wakeDelivery() {
+	for {
+		switch g.dstate.Load() {
+		case deliveryRetiring:
+			if !g.dstate.CompareAndSwap(deliveryRetiring, deliveryRunning) {
+				continue // it retired just now
+			}
+			fallthrough
+		case deliveryRunning:
+			select {
+			case g.deliverCh <- struct{}{}:
+			default:
+			}
+			return
+		case deliveryNone:
+			g.spawnMu.Lock()
+			if !g.stopping {
+				g.dstate.Store(deliveryRunning)
+				g.delivered.Add(1)
+				go g.deliveryLoop()
+			}
+			g.spawnMu.Unlock()
+			return
+		}
+	}
+}
+
+// retireDelivery tells the delivery goroutine of a group gone quiet to
+// end once its queue is empty (a delivery queued meanwhile calls it
+// back); protoMu held.
+func (g *Group) retireDelivery() {
+	if g.dstate.CompareAndSwap(deliveryRunning, deliveryRetiring) {
+		select {
+		case g.deliverCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // deliveryLoop runs the application's handlers for each delivery and
-// event, in order.
+// event, in order, while the group is active.
 func (g *Group) deliveryLoop() {
 	defer g.delivered.Done()
 	g.deliveryGID.Store(goid())
@@ -542,6 +592,9 @@ func (g *Group) deliveryLoop() {
 			if batch > 0 {
 				g.poke() // report progress to the protocol loop
 				batch = 0
+			}
+			if g.dstate.Load() == deliveryRetiring && g.dstate.CompareAndSwap(deliveryRetiring, deliveryNone) {
+				return // the queue is empty, and the protocol will start another for what comes
 			}
 			select {
 			case <-g.deliverCh:
@@ -666,6 +719,9 @@ func (g *Group) finish(err error, ev *protocol.Event) {
 }
 
 func (g *Group) stop() {
+	g.spawnMu.Lock()
+	g.stopping = true // no delivery goroutine starts after this
+	g.spawnMu.Unlock()
 	g.stopOnce.Do(func() { close(g.stopCh) })
 	g.delivered.Wait()
 }

@@ -88,6 +88,7 @@ func (e *Engine) tickGroups(n int64) {
 		e.markDirty(g)
 		if g.quiet() {
 			g.active = false
+			g.retireDelivery()
 			continue
 		}
 		kept = append(kept, g)

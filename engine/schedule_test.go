@@ -64,6 +64,18 @@ func TestIdleGroupsGoQuiet(t *testing.T) {
 		return true
 	}
 	waitFor(t, 10*time.Second, quiet, "every group idle at every engine")
+	// An idle group holds no goroutine: its delivery goroutine retired
+	// (and one starts again for the next round's deliveries, below).
+	waitFor(t, 10*time.Second, func() bool {
+		for _, gs := range all {
+			for _, g := range gs {
+				if g.dstate.Load() != deliveryNone {
+					return false
+				}
+			}
+		}
+		return true
+	}, "every idle group's delivery goroutine retired")
 
 	// Quiet groups are still ticked, coarsely (their merge probe, the
 	// trimming of their memory): over four of those ticks, none sends.

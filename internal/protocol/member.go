@@ -12,6 +12,10 @@ import (
 // noLimit is a peer's delivery limit outside view changes.
 const noLimit = math.MaxUint64
 
+// maxRTX is how many retransmission requests a member keeps at once; a
+// requester whose request found no room asks again later.
+const maxRTX = 64
+
 // Window marks kept per received message.
 const (
 	markDelivered uint8 = 1 << iota // handed to the application
@@ -143,7 +147,7 @@ type Member struct {
 	heldReports  []pendingDelivery // others' messages consumed and not reported yet
 
 	rtx        []rtxRequest // retransmission requests to serve
-	rtxBase    []rtxRequest // rtx's backing array
+	rtxBase    []rtxRequest // rtx's backing array: maxRTX requests, or nil
 	lastRunEnd uint64
 
 	// Safe reports (safe.go).
@@ -253,14 +257,12 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 		seqRank:    cfg.Sequencer,
 		sender:     sender,
 		peers:      make([]peer, n+1),
-		rtxBase:    make([]rtxRequest, 64),
 		statusC:    make([]uint64, n+1),
 		statusD:    make([]uint64, n+1),
 		touched:    make([]bool, n+1),
 		reportDue:  make([]bool, n),
 		reportSent: make([]int64, n),
 		stableSent: make([]uint64, n+1),
-		bufs:       make([][]byte, cfg.MaxOutDatagrams),
 	}
 	if m.sender == nil {
 		m.sender = newSender(&cfg)
@@ -269,7 +271,6 @@ func NewWithSender(cfg Config, sender *Sender) (*Member, error) {
 	// The previous view's Retire freed room in the window: the first Ready
 	// says so, or senders waiting for room would wait for good.
 	m.released = true
-	m.rtx = m.rtxBase[:0]
 	for i := range m.reportSent {
 		m.reportSent[i] = -1
 	}
@@ -322,8 +323,10 @@ func (m *Member) trim() {
 	// (dropping them lost deliveries the application never saw, and held
 	// the delivery queue full for good).
 	if len(m.out) == 0 && m.bufsUsed == 0 && len(m.deliveries) == 0 {
-		clear(m.bufs)
-		m.out, m.deliveries = nil, nil
+		m.bufs, m.out, m.deliveries = nil, nil, nil
+	}
+	if len(m.rtx) == 0 {
+		m.rtx, m.rtxBase = nil, nil
 	}
 	for i := range m.peers {
 		if w := m.peers[i].win; w != nil {
@@ -698,6 +701,10 @@ func (m *Member) receiveNAK(sender int, body []byte) {
 	}
 	origin := int(r.Origin)
 	m.stats.NAKsReceived++
+	if m.rtxBase == nil { // taken when requests come; trim gives it back
+		m.rtxBase = make([]rtxRequest, maxRTX)
+		m.rtx = m.rtxBase[:0]
+	}
 	for r.Next() {
 		if len(m.rtx) == cap(m.rtx) {
 			return // the requester asks again later

@@ -22,7 +22,7 @@ func (m *Member) Ready() Ready {
 	m.deliverAll()
 	more = !m.packReports() || more
 	if m.statusDue {
-		if m.bufsUsed < len(m.bufs) {
+		if m.bufsUsed < m.cfg.MaxOutDatagrams {
 			b := m.startDatagram()
 			n := wire.HeaderSize + m.putStatus(b[wire.HeaderSize:])
 			m.multicast(b, n)
@@ -44,7 +44,11 @@ func (m *Member) Advance() {
 }
 
 func (m *Member) startDatagram() []byte {
-	if m.bufs[m.bufsUsed] == nil { // taken as traffic needs them; trim gives them back
+	// Taken as traffic needs them; trim gives them back.
+	if m.bufsUsed == len(m.bufs) {
+		m.bufs = append(m.bufs, nil)
+	}
+	if m.bufs[m.bufsUsed] == nil {
 		m.bufs[m.bufsUsed] = make([]byte, m.cfg.MaxDatagram)
 	}
 	b := m.bufs[m.bufsUsed]
@@ -106,7 +110,7 @@ func (m *Member) packData() bool {
 	}
 	head := m.sendLimit(m.sender.stash.Head() - m.seqBase)
 	for m.sentUpTo < head {
-		if m.bufsUsed == len(m.bufs) {
+		if m.bufsUsed == m.cfg.MaxOutDatagrams {
 			return false
 		}
 		b := m.startDatagram()
@@ -274,7 +278,7 @@ func (m *Member) packRetransmits() bool {
 			end++
 		}
 		r.clear = end
-		if m.bufsUsed == len(m.bufs) {
+		if m.bufsUsed == m.cfg.MaxOutDatagrams {
 			m.compactRTX()
 			return false
 		}
@@ -379,7 +383,7 @@ func (m *Member) packStream() bool {
 		m.ord.streamSent = w.Highest()
 	}
 	for m.ord.streamSent < w.Highest() {
-		if m.bufsUsed == len(m.bufs) {
+		if m.bufsUsed == m.cfg.MaxOutDatagrams {
 			return false
 		}
 		b := m.startDatagram()
@@ -397,7 +401,7 @@ func (m *Member) packNAKs() bool {
 		if o == m.self || !p.nakDue && !p.headDue {
 			continue
 		}
-		if m.bufsUsed == len(m.bufs) {
+		if m.bufsUsed == m.cfg.MaxOutDatagrams {
 			return false
 		}
 		b := m.startDatagram()

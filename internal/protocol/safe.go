@@ -51,7 +51,7 @@ func (m *Member) packReports() bool {
 		if !m.reportDue[t] || m.reportSent[t] >= 0 && m.now-m.reportSent[t] < 1 {
 			continue
 		}
-		if m.bufsUsed == len(m.bufs) {
+		if m.bufsUsed == m.cfg.MaxOutDatagrams {
 			return false
 		}
 		b := m.startDatagram()
@@ -105,7 +105,7 @@ func (m *Member) packStable() bool {
 	if !m.stableReady() {
 		return true
 	}
-	if m.bufsUsed == len(m.bufs) {
+	if m.bufsUsed == m.cfg.MaxOutDatagrams {
 		return false
 	}
 	b := m.startDatagram()
