@@ -11,6 +11,7 @@ require (
 	github.com/cilium/ebpf v0.22.0
 	github.com/klauspost/compress v1.20.4
 	github.com/prometheus/client_golang v1.25.0
+	github.com/valyala/bytebufferpool v1.0.0
 	gonum.org/v1/plot v0.17.0
 )
 

@@ -85,9 +85,6 @@ type Group struct {
 	viewOnce sync.Once
 	view     atomic.Pointer[View]
 
-	statsMu sync.Mutex
-	stats   Stats
-
 	// State transfer. The delivery goroutine hands new transfers to the
 	// protocol loop through newSends and newRecv (under xferMu).
 	xferMu      sync.Mutex
@@ -434,14 +431,20 @@ func (g *Group) Flush(ctx context.Context) error {
 	}
 }
 
-// Stats returns the group's counters as of the last protocol tick.
+// Stats returns the group's counters now. It takes the engine's
+// protocol lock for about a microsecond (they are read when asked for,
+// not copied out at every tick of every group).
 func (g *Group) Stats() Stats {
-	g.statsMu.Lock()
-	defer g.statsMu.Unlock()
-	return g.stats
+	g.e.protoMu.Lock()
+	st := Stats{Traffic: Traffic(g.proto.Traffic()), Membership: Membership(g.proto.Stats()), Epoch: g.proto.View().Epoch,
+		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
+	g.e.protoMu.Unlock()
+	if g.latency != nil {
+		st.Latency = g.latency.read()
+	}
+	return st
 }
 
-// tick runs under the engine's protoMu.
 // tick moves g's clock n ticks on; protoMu held.
 func (g *Group) tick(n int64) {
 	g.ticks += n
@@ -450,14 +453,6 @@ func (g *Group) tick(n int64) {
 	for range n {
 		g.stateTick()
 	}
-	st := Stats{Traffic: Traffic(g.proto.Traffic()), Membership: Membership(g.proto.Stats()), Epoch: g.proto.View().Epoch,
-		Rejoins: g.track.rejoins.Load(), TimesEvicted: g.track.evicted.Load(), SendWindow: g.sender.Pending(), MaxLag: g.proto.MaxLag()}
-	if g.latency != nil {
-		st.Latency = g.latency.read()
-	}
-	g.statsMu.Lock()
-	g.stats = st
-	g.statsMu.Unlock()
 	g.blocked.Store(g.proto.Blocked() >= int64(g.e.cfg.ticks(g.e.cfg.BlockTimeout)))
 }
 

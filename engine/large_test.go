@@ -238,7 +238,6 @@ func lossyLargeRun(t *testing.T, loss float64, flat bool, size int) {
 		t.Fatalf("%d deliveries with a damaged payload", bad)
 	}
 	mu.Unlock()
-	// Stats are refreshed every tick.
 	var s Stats
 	waitFor(t, 5*time.Second, func() bool {
 		s = groups[0].Stats()

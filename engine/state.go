@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/valyala/bytebufferpool"
 	"io"
 	"net/netip"
 	"slices"
@@ -41,8 +41,25 @@ const (
 func (e *Engine) stateRTO() int { return e.cfg.ticks(max(20*e.cfg.TickInterval, 4*e.cfg.NAKInterval)) }
 
 type outXfer struct {
-	to wire.MemberID
-	s  *transfer.Sender
+	to   wire.MemberID
+	s    *transfer.Sender
+	snap *snapshotBuf
+}
+
+// snapshotBuf is a donor's compressed state, shared by its transfers to
+// each joiner, and given back to the pool when the last one ends
+// (refs, protoMu). A donor takes a snapshot at every view with joiners:
+// pooled, its buffer is reused rather than grown again each time.
+type snapshotBuf struct {
+	buf  *bytebufferpool.ByteBuffer
+	refs int
+}
+
+func (b *snapshotBuf) release() {
+	if b.refs--; b.refs == 0 {
+		bytebufferpool.Put(b.buf)
+		b.buf = nil
+	}
 }
 
 type inXfer struct {
@@ -228,13 +245,14 @@ func (p *statePipe) Read(b []byte) (int, error) {
 // a view with joiners: it takes the application's state and hands it to
 // the protocol loop to send to every joiner.
 func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
-	var buf bytes.Buffer
-	buf.Write(appendRestoring(nil, to))
+	snap := &snapshotBuf{buf: bytebufferpool.Get(), refs: len(to)}
+	buf := snap.buf
+	buf.B = appendRestoring(buf.B[:0], to)
 	none := g.handlers.Snapshot == nil
 	var err error
 	if !none {
 		var enc *zstd.Encoder
-		enc, err = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(maxStateWindow))
+		enc, err = zstd.NewWriter(buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(maxStateWindow))
 		if err == nil {
 			err = g.handlers.Snapshot(enc)
 			if cerr := enc.Close(); err == nil {
@@ -245,14 +263,19 @@ func (g *Group) snapshot(v *protocol.View, to []wire.MemberID) {
 	if err != nil {
 		g.e.log.Error("cohort: Snapshot failed; joiners will end their membership", "group", g.name, "epoch", v.Epoch, "err", err)
 	}
-	data := buf.Bytes()
+	if len(to) == 0 {
+		bytebufferpool.Put(buf)
+		return
+	}
+	data := buf.B
 	c := &g.e.cfg
 	chunk := c.frameDatagram() - wire.HeaderSize - transfer.ChunkOverhead
 	g.xferMu.Lock()
 	for _, m := range to {
 		g.newSends = append(g.newSends, &outXfer{
-			to: m,
-			s:  transfer.NewSender(v.Epoch, data, chunk, stateWindow, g.e.stateRTO(), err != nil, none),
+			to:   m,
+			s:    transfer.NewSender(v.Epoch, data, chunk, stateWindow, g.e.stateRTO(), err != nil, none),
+			snap: snap,
 		})
 	}
 	g.xferMu.Unlock()
@@ -573,6 +596,7 @@ func (g *Group) stateService() {
 	}
 	g.sends = slices.DeleteFunc(g.sends, func(x *outXfer) bool {
 		if x.s.Done() || x.s.Silent() > giveUp || (g.proto.InView() && !slices.Contains(view.Members, x.to)) {
+			x.snap.release()
 			return true
 		}
 		for {
