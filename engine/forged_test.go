@@ -37,6 +37,17 @@ func (o *outsider) send(to netip.AddrPort, group string, epoch uint64, c *wire.C
 	}
 }
 
+// sendBundle sends datagrams as one bundle.
+func (o *outsider) sendBundle(to netip.AddrPort, ds [][]byte) {
+	b := wire.AppendBundleHeader(nil)
+	for _, d := range ds {
+		b = wire.AppendBundleEntry(b, d)
+	}
+	if _, err := o.conn.WriteToUDPAddrPort(b, to); err != nil {
+		o.t.Fatal(err)
+	}
+}
+
 func toWire(ms []MemberID) []wire.MemberID {
 	var out []wire.MemberID
 	for _, m := range ms {
@@ -49,7 +60,7 @@ func toWire(ms []MemberID) []wire.MemberID {
 // address (and again naming a member as its sender), against a live
 // group of three on real sockets: no member is removed, nothing crashes,
 // no view changes, the group goes on delivering, and the counters say
-// what was refused. (Before: a forged Install ended every member, or
+// what was refused, alone or in a bundle. (Before: a forged Install ended every member, or
 // panicked the one it named with an empty cut; a Join with a member's
 // address replaced it; Leave, Suspect or Evict from anyone removed their
 // target; a Here describing a larger instance dissolved the group.)
@@ -87,20 +98,47 @@ func TestForgedControlMessages(t *testing.T) {
 			{Kind: wire.CtlInstalled, Epoch: v.Epoch},
 		}
 	}
-	for round := 0; round < 3; round++ {
+	malformed := func() (n uint64) {
+		for _, e := range cl.engines {
+			n += e.Stats().Malformed
+		}
+		return n
+	}
+	malformedBefore := malformed()
+	for round := 0; round < 4; round++ {
 		for _, to := range members {
-			// From its own address as itself, then naming a member.
+			// From its own address as itself, then naming a member; in
+			// the last round all of them in one bundle, which must not
+			// make them any more believable.
+			var bundle [][]byte
 			for _, from := range []wire.MemberID{o.id, members[0], to} {
 				for _, c := range forgeries(to, from) {
 					c.From = from
 					if c.Epoch == 0 {
 						c.Epoch = v.Epoch
 					}
-					o.send(to.Addr, "test", v.Epoch, c)
+					if round < 3 {
+						o.send(to.Addr, "test", v.Epoch, c)
+					} else {
+						bundle = append(bundle, wire.AppendControl(nil, wire.Header{Sender: wire.NoRank, Group: wire.GroupID("test"), Epoch: v.Epoch}, c))
+					}
+				}
+			}
+			if round == 3 {
+				o.sendBundle(to.Addr, bundle)
+				// Bundles that do not split are refused whole: nested,
+				// truncated, an entry shorter than a header.
+				nested := wire.AppendBundleEntry(wire.AppendBundleHeader(nil), bundle[0])
+				o.sendBundle(to.Addr, [][]byte{bundle[0], nested})
+				o.sendBundle(to.Addr, [][]byte{bundle[0][:wire.HeaderSize-1]})
+				b := wire.AppendBundleEntry(wire.AppendBundleHeader(nil), bundle[0])
+				if _, err := o.conn.WriteToUDPAddrPort(b[:len(b)-1], to.Addr); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
 	}
+	waitFor(t, 5*time.Second, func() bool { return malformed()-malformedBefore == uint64(3*n) }, "every bad bundle counted malformed")
 	// A view change would follow an accepted forgery within a round
 	// timeout; watch for two.
 	deadline := time.Now().Add(2 * DefaultConfig().RoundTimeout)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,10 +12,14 @@ import (
 // sharedGroups starts 3 engines and joins each to groups groups named
 // prefix0, prefix1, ...; all[i] is group i at each engine, in full view.
 func sharedGroups(t *testing.T, groups int, prefix string, deliver func(Message)) ([]*Engine, [][]*Group) {
+	return sharedGroupsWith(t, DefaultConfig(), groups, prefix, deliver)
+}
+
+func sharedGroupsWith(t *testing.T, cfg Config, groups int, prefix string, deliver func(Message)) ([]*Engine, [][]*Group) {
 	var engines []*Engine
 	var seeds []string
 	for range 3 {
-		e, err := New(DefaultConfig())
+		e, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,4 +143,37 @@ func TestManyGroupsRoundRobin(t *testing.T) {
 		}
 	}
 	waitFor(t, time.Minute, func() bool { return delivered.Load() == 3*groups*each }, "every message at every member")
+}
+
+// With a linger, what the engine holds leaves when due and nothing is
+// lost: one message in each of 20 groups in turn, five times, reaches
+// every member, and the sender's datagrams of several groups shared
+// bundles. (The policy itself: batch's TestLingerHoldsUntilDue.)
+func TestLingerSharesBundles(t *testing.T) {
+	const groups = 20
+	cfg := DefaultConfig()
+	cfg.Linger = 500 * time.Microsecond
+	var delivered atomic.Int64
+	engines, all := sharedGroupsWith(t, cfg, groups, "linger", func(Message) { delivered.Add(1) })
+	before := engines[0].Stats().Bundled
+	for round := 1; round <= 5; round++ {
+		for _, gs := range all {
+			if err := gs[0].Send(context.Background(), FIFO, []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, 10*time.Second, func() bool { return delivered.Load() == int64(round*3*groups) }, "every message at every member")
+	}
+	if got := engines[0].Stats().Bundled - before; got < 2 {
+		t.Fatalf("the sender bundled %d datagrams", got)
+	}
+	t.Logf("sender: %d datagrams shared %d bundles", engines[0].Stats().Bundled-before, engines[0].Stats().Bundles)
+}
+
+func TestLingerValidated(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Linger = 2 * time.Millisecond
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "Linger") {
+		t.Fatalf("New with Linger 2ms: %v", err)
+	}
 }
