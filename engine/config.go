@@ -51,6 +51,15 @@ type Config struct {
 	// for every other sender's receive window.
 	WindowMessages int
 	WindowBytes    int
+	// EngineWindowBytes bounds the same across the engine's groups: the
+	// bytes all their senders hold not yet consumed everywhere, together.
+	// A Send to a group that holds some waits while the total is above
+	// it (handlers never wait: see "Sends from handlers"). Without it, a
+	// sender spreading its messages over 1,000 groups has 1,000 windows
+	// in flight, more than a receiver's socket buffer holds: it drops
+	// them and asks for them again. 0, the default: twice WindowBytes;
+	// at least WindowBytes.
+	EngineWindowBytes int
 
 	// MemoryBudget bounds, across every group of the engine, the memory
 	// their send and receive windows grow to: windows take memory as
@@ -435,6 +444,8 @@ func (c *Config) validate() error {
 		return bad("SocketBufferBytes is negative")
 	case c.ReadBatch < 1 || c.ReadBatch > 1024:
 		return bad("ReadBatch is %d; use 1 to 1024", c.ReadBatch)
+	case c.EngineWindowBytes != 0 && c.EngineWindowBytes < c.WindowBytes:
+		return bad("EngineWindowBytes is %d; use 0 (twice WindowBytes) or at least WindowBytes (%d)", c.EngineWindowBytes, c.WindowBytes)
 	case c.Linger < 0 || c.Linger > batch.MaxLinger:
 		return bad("Linger is %v; use 0 (the default) to %v", c.Linger, batch.MaxLinger)
 	}
@@ -540,4 +551,12 @@ func (c *Config) advertised(bound netip.AddrPort) (netip.AddrPort, error) {
 		}
 	}
 	return netip.AddrPort{}, fmt.Errorf("bound to %s and no interface has an address to advertise: set AdvertiseAddr", bound)
+}
+
+// engineWindow is EngineWindowBytes with its default.
+func (c *Config) engineWindow() int64 {
+	if c.EngineWindowBytes == 0 {
+		return 2 * int64(c.WindowBytes)
+	}
+	return int64(c.EngineWindowBytes)
 }

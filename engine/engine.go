@@ -97,6 +97,8 @@ type Engine struct {
 	// queued deliveries in this round, and its delivery goroutine should
 	// run once the round's datagrams are out. lingerAt: when held
 	// datagrams are due (Config.Linger), 0 if none are held.
+	// flow bounds what all groups' senders hold unstable (flow.go).
+	flow     crossFlow
 	out      *batch.Batch
 	yield    bool
 	lingerAt int64
@@ -177,6 +179,7 @@ func New(cfg Config) (*Engine, error) {
 		done:   make(chan struct{}),
 	}
 	e.out = batch.New(conn, cfg.MaxDatagram, 0, batch.Policy{Linger: cfg.Linger})
+	e.flow.limit = cfg.engineWindow()
 	e.groupList.Store(&[]*Group{})
 	e.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -247,6 +250,10 @@ func (e *Engine) remove(g *Group) {
 		e.publishGroups()
 	}
 	e.mu.Unlock()
+	e.protoMu.Lock()
+	g.sender.ShareCount(nil) // its messages are no one's to wait for now
+	e.flow.wake()
+	e.protoMu.Unlock()
 	g.stop()
 }
 
@@ -764,6 +771,7 @@ func (e *Engine) write(ds []udp.Datagram) {
 // when it is due), then lets the delivery goroutines that were handed
 // work run; protoMu held.
 func (e *Engine) endRound() {
+	e.flow.wake()
 	e.lingerAt = 0
 	if e.out.Held() {
 		var now int64

@@ -108,6 +108,7 @@ type Group struct {
 	// engine tick its clock has reached (-1: not yet started); protoMu.
 	active, dirty bool
 	tickedAt      int64
+	quietAsked    int64       // when the protocol loop last asked whether it went quiet
 	poked         atomic.Bool // on the poked list
 	unlisted      atomic.Bool // removed from the engine
 	// Owned by the delivery goroutine: restoring the state failed, nothing
@@ -203,6 +204,7 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	if c.MeasureLatency {
 		g.latency = &latencySampler{}
 	}
+	g.sender.ShareCount(&e.flow.held) // nothing sent yet: no Release runs meanwhile
 	if err := e.add(g); err != nil {
 		return nil, err
 	}
@@ -246,6 +248,14 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 		return err
 	}
 	flags := uint8(o & (Total | Safe))
+	// Across groups: wait while all of them hold more than
+	// EngineWindowBytes, if this one holds some (a group that holds
+	// nothing may always start a message, so none waits for good).
+	if g.e.flow.over() && g.sender.Pending() > 0 {
+		if err := g.e.flow.wait(ctx, g); err != nil {
+			return err
+		}
+	}
 	// The fast path: the sender is free, nothing waits in the backlog,
 	// and the message fits the window. Otherwise Send asks (once) whether
 	// this is the delivery goroutine (a handler): that one never waits,
@@ -568,7 +578,10 @@ func (g *Group) retireDelivery() {
 // event, in order, while the group is active.
 func (g *Group) deliveryLoop() {
 	defer g.delivered.Done()
-	g.deliveryGID.Store(goid())
+	id := goid()
+	g.deliveryGID.Store(id)
+	g.e.flow.handlers.Store(id, g)
+	defer g.e.flow.handlers.Delete(id)
 	var batch uint64
 	active := false
 	for {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -216,5 +217,36 @@ func TestSPSCSegments(t *testing.T) {
 	<-done
 	if q.Len() != 0 || q.Popped() != total {
 		t.Fatalf("len %d popped %d", q.Len(), q.Popped())
+	}
+}
+
+// Stashes that share a counter keep it equal to what they hold together:
+// appends add, releases subtract, and a stash that stops sharing takes
+// its part away.
+func TestShareCount(t *testing.T) {
+	var c atomic.Int64
+	a, b := NewStash(1<<10, 1<<16), NewStash(1<<10, 1<<16)
+	b.Append(0, 0, make([]byte, 100), true) // held before it shares
+	a.ShareCount(&c)
+	b.ShareCount(&c)
+	held := func() int64 { return int64(a.BytesHeld() + b.BytesHeld()) }
+	for i := range 300 {
+		a.Append(0, 0, make([]byte, 10+i%200), true)
+		b.Append(0, 0, make([]byte, 7+i%300), true)
+		if i%7 == 0 {
+			a.Release(a.Head() - 3)
+			b.Release(b.Head() - 1)
+		}
+		if c.Load() != held() {
+			t.Fatalf("after %d appends: counter %d, held %d", i, c.Load(), held())
+		}
+	}
+	b.ShareCount(nil)
+	if c.Load() != int64(a.BytesHeld()) {
+		t.Fatalf("counter %d after b left, a holds %d", c.Load(), a.BytesHeld())
+	}
+	a.Release(a.Head())
+	if c.Load() != 0 {
+		t.Fatalf("counter %d with nothing held", c.Load())
 	}
 }

@@ -47,6 +47,11 @@ type Stash struct {
 	writeOff uint64 // total bytes ever reserved (monotonic)
 	freeOff  atomic.Uint64
 	Reserved uint64 // bytes wasted by wrap-around, for stats
+
+	// count, when set, counts what the stash holds (arena space, wrap
+	// waste included) together with other stashes: Append adds, Release
+	// subtracts (see ShareCount).
+	count *atomic.Int64
 }
 
 type stashStore struct {
@@ -146,6 +151,23 @@ func (s *Stash) Trim() {
 	s.store.Store(&stashStore{})
 }
 
+// ShareCount has c count what the stash holds, from now on, with what
+// other stashes sharing c hold (an engine bounds the sum over its
+// groups): what it holds now moves from the counter it had to c; nil
+// stops counting. Consumer side (it runs with Release, not with it).
+func (s *Stash) ShareCount(c *atomic.Int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := int64(s.writeOff - s.freeOff.Load())
+	if s.count != nil {
+		s.count.Add(-held)
+	}
+	if c != nil {
+		c.Add(held)
+	}
+	s.count = c
+}
+
 // Bytes is the memory the stash holds now.
 func (s *Stash) Bytes() int {
 	st := s.store.Load()
@@ -198,6 +220,9 @@ func (s *Stash) Append(flags uint8, total int, payload []byte, first bool) (uint
 	copy(st.arena[p:p+n], payload)
 	st.slots[seq&st.mask] = stashSlot{start: start, end: end, length: uint32(n), total: uint32(total), flags: flags}
 	s.Reserved += start - s.writeOff
+	if s.count != nil {
+		s.count.Add(int64(end - s.writeOff))
+	}
 	s.writeOff = end
 	s.head.Store(seq) // publishes the slot to the consumer
 	return seq, nil
@@ -232,7 +257,11 @@ func (s *Stash) Release(seq uint64) {
 		return
 	}
 	st := s.store.Load()
-	s.freeOff.Store(st.slots[seq&st.mask].end)
+	free := st.slots[seq&st.mask].end
+	if s.count != nil {
+		s.count.Add(-int64(free - s.freeOff.Load()))
+	}
+	s.freeOff.Store(free)
 	s.tail.Store(seq)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/ring"
@@ -89,3 +90,7 @@ func (s *Sender) TryLock() bool { return s.mu.TryLock() }
 
 // Pending is the number of messages in the window (sent or not, unstable).
 func (s *Sender) Pending() int { return s.stash.Len() }
+
+// ShareCount has c count the bytes the sender holds unstable, with
+// other senders sharing c (ring.Stash.ShareCount). Protocol side.
+func (s *Sender) ShareCount(c *atomic.Int64) { s.stash.ShareCount(c) }
