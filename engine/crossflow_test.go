@@ -27,47 +27,25 @@ func TestEngineWindowAcrossGroups(t *testing.T) {
 	gate := make(chan struct{})
 	var delivered atomic.Int64
 	replied := make(chan time.Duration, 1)
-	var engines []*Engine
-	var seeds []string
-	for range 3 {
-		e, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.Close() })
-		engines = append(engines, e)
-		seeds = append(seeds, e.Addr().String())
-	}
-	all := make([][]*Group, groups)
-	for i := range groups {
-		for k, e := range engines {
-			deliver := func(m Message) { delivered.Add(1) }
-			switch {
-			case k == 1:
-				deliver = func(m Message) { <-gate; delivered.Add(1) } // does not consume
-			case k == 0 && i == 0:
-				deliver = func(m Message) {
-					delivered.Add(1)
-					if string(m.Payload[:5]) == "reply" {
-						start := time.Now()
-						err := all[1][0].Send(context.Background(), FIFO, make([]byte, size))
-						if err != nil {
-							t.Error(err)
-						}
-						replied <- time.Since(start)
+	var all [][]*Group // read by a handler once set
+	_, all = sharedGroupsWith(t, cfg, groups, "cross", func(k, i int) func(Message) {
+		switch {
+		case k == 1:
+			return func(Message) { <-gate; delivered.Add(1) } // does not consume
+		case k == 0 && i == 0:
+			return func(m Message) {
+				delivered.Add(1)
+				if string(m.Payload[:5]) == "reply" {
+					start := time.Now()
+					if err := all[1][0].Send(context.Background(), FIFO, make([]byte, size)); err != nil {
+						t.Error(err)
 					}
+					replied <- time.Since(start)
 				}
 			}
-			g, err := e.Join(context.Background(), fmt.Sprint("cross", i), seeds, Handlers{Deliver: deliver})
-			if err != nil {
-				t.Fatal(err)
-			}
-			all[i] = append(all[i], g)
 		}
-	}
-	for _, gs := range all {
-		waitFullView(t, gs)
-	}
+		return func(Message) { delivered.Add(1) }
+	})
 	defer func() {
 		select {
 		case <-gate:

@@ -61,14 +61,5 @@ func (f *crossFlow) wait(ctx context.Context, g *Group) error {
 	}
 	room := f.room
 	f.mu.Unlock()
-	select {
-	case <-room:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-g.endedCh:
-		return *g.ended.Load()
-	case <-g.stopCh:
-		return ErrClosed
-	}
+	return g.waitFor(ctx, room)
 }

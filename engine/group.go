@@ -349,9 +349,13 @@ func (g *Group) Send(ctx context.Context, o Ordering, payload []byte) error {
 
 // waitRoom waits until the protocol released room in the window, or ctx
 // or the membership ends.
-func (g *Group) waitRoom(ctx context.Context) error {
+func (g *Group) waitRoom(ctx context.Context) error { return g.waitFor(ctx, g.released) }
+
+// waitFor waits until ch is ready, or ctx is done, or the membership
+// ends or stops.
+func (g *Group) waitFor(ctx context.Context, ch <-chan struct{}) error {
 	select {
-	case <-g.released:
+	case <-ch:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

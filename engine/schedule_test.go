@@ -12,10 +12,12 @@ import (
 // sharedGroups starts 3 engines and joins each to groups groups named
 // prefix0, prefix1, ...; all[i] is group i at each engine, in full view.
 func sharedGroups(t *testing.T, groups int, prefix string, deliver func(Message)) ([]*Engine, [][]*Group) {
-	return sharedGroupsWith(t, DefaultConfig(), groups, prefix, deliver)
+	return sharedGroupsWith(t, DefaultConfig(), groups, prefix, func(int, int) func(Message) { return deliver })
 }
 
-func sharedGroupsWith(t *testing.T, cfg Config, groups int, prefix string, deliver func(Message)) ([]*Engine, [][]*Group) {
+// sharedGroupsWith is sharedGroups with cfg, and the handler of group i
+// at engine k from handler(k, i).
+func sharedGroupsWith(t *testing.T, cfg Config, groups int, prefix string, handler func(k, i int) func(Message)) ([]*Engine, [][]*Group) {
 	var engines []*Engine
 	var seeds []string
 	for range 3 {
@@ -29,8 +31,8 @@ func sharedGroupsWith(t *testing.T, cfg Config, groups int, prefix string, deliv
 	}
 	all := make([][]*Group, groups)
 	for i := range groups {
-		for _, e := range engines {
-			g, err := e.Join(context.Background(), fmt.Sprint(prefix, i), seeds, Handlers{Deliver: deliver})
+		for k, e := range engines {
+			g, err := e.Join(context.Background(), fmt.Sprint(prefix, i), seeds, Handlers{Deliver: handler(k, i)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +156,7 @@ func TestLingerSharesBundles(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Linger = 500 * time.Microsecond
 	var delivered atomic.Int64
-	engines, all := sharedGroupsWith(t, cfg, groups, "linger", func(Message) { delivered.Add(1) })
+	engines, all := sharedGroupsWith(t, cfg, groups, "linger", func(int, int) func(Message) { return func(Message) { delivered.Add(1) } })
 	before := engines[0].Stats().Bundled
 	for round := 1; round <= 5; round++ {
 		for _, gs := range all {
