@@ -91,14 +91,14 @@ type Engine struct {
 	start    time.Time
 	lastLook atomic.Int64
 
+	// flow bounds what all groups' senders hold unstable (flow.go).
+	flow crossFlow
 	// out gathers what a round of the protocol loop sends, for every
 	// group: small datagrams bound for one process share bundles, and
 	// the round leaves with one WriteBatch (protoMu). yield: a group
 	// queued deliveries in this round, and its delivery goroutine should
 	// run once the round's datagrams are out. lingerAt: when held
 	// datagrams are due (Config.Linger), 0 if none are held.
-	// flow bounds what all groups' senders hold unstable (flow.go).
-	flow     crossFlow
 	out      *batch.Batch
 	yield    bool
 	lingerAt int64
@@ -521,6 +521,9 @@ func (e *Engine) receiveLoop() {
 			e.drainRx()
 			e.dispatch(b)
 			e.service()
+			if e.lingerAt > 0 {
+				e.poke() // the protocol loop keeps the linger's timer
+			}
 			e.protoMu.Unlock()
 			e.free <- b
 			continue
