@@ -14,7 +14,7 @@ import (
 )
 
 // Batch gathers datagrams for one writer (the protocol loop): Add during
-// a round, End at its end. Datagrams of at most Small bytes are copied
+// a round, End at its end. Small datagrams (New) are copied
 // into a bundle for their destination, shared with whatever else goes
 // there in the round; an Add with a larger one is written at once (its
 // buffers are valid only until their owner moves on), after everything
@@ -29,7 +29,7 @@ type Batch struct {
 
 	open   map[netip.AddrPort]int // destination -> its bundle being filled, in bundles
 	bundle []bundle
-	spare  [][]byte       // buffers of bundles written, reused
+	spare  [][]byte       // buffers of bundles written, reused (as many as the busiest round needed)
 	big    []udp.Datagram // datagrams to write as they are, after the held ones
 	list   []udp.Datagram
 	by     Grouper
@@ -73,7 +73,7 @@ func (b *Batch) Stats() Stats {
 }
 
 // Add takes datagrams. now is the time in nanoseconds, read only with a
-// linger (pass 0 otherwise). If any of ds is larger than Small, all of
+// linger (pass 0 otherwise). If any of ds is not small, all of
 // them are written at once, as they are, after what was held: the order
 // of a group's datagrams is kept (a status that overtook the data it
 // reports would have the data asked for again).
