@@ -80,6 +80,7 @@ type Liveness struct {
 	boot    uint64
 	now     int64
 	peers   map[netip.AddrPort]*peer
+	heard   *peer   // the peer Heard found last: a bundle's datagrams all come from one
 	order   []*peer // the peers in the order they were first watched: deterministic iteration
 	next    int     // rotates the choice of helpers
 	nonce   uint64
@@ -151,6 +152,9 @@ func (l *Liveness) Unwatch(addr netip.AddrPort, token uint64) {
 		return
 	}
 	delete(l.peers, addr)
+	if l.heard == p {
+		l.heard = nil
+	}
 	for i, q := range l.order {
 		if q == p {
 			l.order = append(l.order[:i], l.order[i+1:]...)
@@ -167,9 +171,12 @@ func (l *Liveness) Watched(addr netip.AddrPort) bool { return l.peers[addr] != n
 // address sends to join: a restarted process does). A peer suspected
 // until now is heard again: a Change says so (see Changes).
 func (l *Liveness) Heard(addr netip.AddrPort) {
-	p := l.peers[addr]
-	if p == nil {
-		return
+	p := l.heard
+	if p == nil || p.addr != addr {
+		if p = l.peers[addr]; p == nil {
+			return
+		}
+		l.heard = p
 	}
 	p.lastHeard, p.probing = l.now, -1
 	if p.suspected {
