@@ -252,6 +252,7 @@ func (e *Engine) remove(g *Group) {
 	e.mu.Unlock()
 	e.protoMu.Lock()
 	g.sender.ShareCount(nil) // its messages are no one's to wait for now
+	e.shareCounts()
 	e.flow.wake()
 	e.protoMu.Unlock()
 	g.stop()

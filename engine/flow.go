@@ -16,13 +16,36 @@ import (
 // another would otherwise wait on its own group's messages, which only
 // its own deliveries make stable.
 type crossFlow struct {
-	limit   int64
-	held    atomic.Int64
-	waiting atomic.Bool
-	mu      sync.Mutex
-	room    chan struct{} // closed when held falls to half the limit
+	limit    int64
+	counting bool // the groups' stashes count in held (protoMu)
+	held     atomic.Int64
+	waiting  atomic.Bool
+	mu       sync.Mutex
+	room     chan struct{} // closed when held falls to half the limit
 	// The goroutine ids of the engine's running delivery goroutines.
 	handlers sync.Map
+}
+
+// shareCounts has the groups' stashes count what they hold in the
+// engine's counter only while their windows together could pass the
+// engine window: below that their own windows bound the sum already,
+// and counting costs an atomic add per message (one group sending flat
+// out would pay it for nothing); protoMu held.
+func (e *Engine) shareCounts() {
+	groups := *e.groupList.Load()
+	want := int64(len(groups))*int64(e.cfg.WindowBytes) > e.flow.limit
+	if want == e.flow.counting {
+		return
+	}
+	e.flow.counting = want
+	for _, g := range groups {
+		if want {
+			g.sender.ShareCount(&e.flow.held)
+		} else {
+			g.sender.ShareCount(nil)
+		}
+	}
+	e.flow.wake()
 }
 
 // over reports whether the groups hold more than the limit.

@@ -204,10 +204,15 @@ func (e *Engine) join(ctx context.Context, name string, seeds []string, h Handle
 	if c.MeasureLatency {
 		g.latency = &latencySampler{}
 	}
-	g.sender.ShareCount(&e.flow.held) // nothing sent yet: no Release runs meanwhile
 	if err := e.add(g); err != nil {
 		return nil, err
 	}
+	e.protoMu.Lock()
+	if e.flow.counting {
+		g.sender.ShareCount(&e.flow.held)
+	}
+	e.shareCounts()
+	e.protoMu.Unlock()
 	if hasNames(seeds) {
 		go g.reresolve(seeds, addrs)
 	}

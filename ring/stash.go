@@ -158,6 +158,9 @@ func (s *Stash) Trim() {
 func (s *Stash) ShareCount(c *atomic.Int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c == s.count {
+		return
+	}
 	held := int64(s.writeOff - s.freeOff.Load())
 	if s.count != nil {
 		s.count.Add(-held)
