@@ -83,8 +83,15 @@ type MemberConfig struct {
 	// named Group). With more, it joins Group-0 to Group-(Groups-1) on
 	// its one engine, runs each as a member of its own (Rate split
 	// evenly between them), and logs each group to its own file
-	// (MemberLogs).
+	// (MemberLogs). Its joins go at most joinConcurrency at a time, as
+	// vsbench's children's do: thousands of groups forming at once starve
+	// the process long enough for its peers to suspect it.
 	Groups int
+	// ViewsLog, when set, is a file to which every group's view lines are
+	// also appended, byte for byte as in the group's own log (the same
+	// "t"): one file to follow for the views of thousands of groups
+	// (docs/LOGS.md).
+	ViewsLog string
 }
 
 // MemberLogs returns the event logs of a member process whose --log is
@@ -208,6 +215,17 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 	}
 	names := groupNames(cfg.Group, cfg.Groups)
+	var views *eventLog
+	if cfg.ViewsLog != "" {
+		var err error
+		views, err = openEventLog(cfg.ViewsLog, func(err error) {
+			fmt.Fprintf(stderr, "vsbench member: writing the views log: %v\n", err)
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer views.Close()
+	}
 	paths := MemberLogs(cfg.Log, len(names))
 	logs := make([]*eventLog, len(names))
 	for i, path := range paths {
@@ -251,6 +269,10 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		defer stop()
 	}
+	var joinSlots chan struct{}
+	if len(names) > 1 {
+		joinSlots = make(chan struct{}, joinConcurrency)
+	}
 	members := make([]*member, len(names))
 	for i, name := range names {
 		c := cfg
@@ -259,6 +281,7 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 			c.Rate = cfg.Rate / float64(len(names))
 		}
 		members[i] = newMember(c, logs[i], stderr)
+		members[i].views, members[i].joinSlots = views, joinSlots
 		members[i].logStart(e.Addr())
 	}
 	codes := make([]int, len(members))
@@ -287,6 +310,9 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		code = worseExit(code, c)
 	}
+	if views != nil && views.Err() != nil {
+		code = worseExit(code, ExitFailed)
+	}
 	for _, m := range members {
 		m.logExit(code)
 	}
@@ -314,8 +340,12 @@ type member struct {
 	cfg    MemberConfig
 	order  engine.Ordering
 	log    *eventLog
+	views  *eventLog // MemberConfig.ViewsLog, shared by the groups; nil: none
 	stderr io.Writer
 	group  []byte // the group name as a JSON string
+	// joinSlots, shared by the groups of one process, bounds the joins
+	// under way at once; nil: unbounded (one group).
+	joinSlots chan struct{}
 
 	epoch      atomic.Uint64 // the current incarnation's view, as delivered
 	mismatched atomic.Uint64 // deliveries whose payload named another sender
@@ -371,6 +401,13 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 	for {
 		inc := &incarnation{ended: make(chan struct{})}
 		m.state = 0 // until a donor's state is restored
+		if m.joinSlots != nil {
+			select {
+			case m.joinSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ExitOK // stopped before it joined
+			}
+		}
 		g, err := e.Join(ctx, m.cfg.Group, seeds, engine.Handlers{
 			Deliver:  m.deliver,
 			Snapshot: m.snapshot,
@@ -381,6 +418,9 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 			},
 			Ended: func(err error) { m.ended(inc, err) },
 		})
+		if m.joinSlots != nil {
+			<-m.joinSlots
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ExitOK // stopped before it joined
@@ -690,7 +730,7 @@ func (m *member) view(v engine.View) {
 			b = appendJSONStrings(b, ids(f.ms))
 		}
 	}
-	m.log.end(b)
+	m.log.endAlso(b, m.views)
 
 	b = m.log.begin()
 	b = m.appendHead(b, "state", v.Epoch)

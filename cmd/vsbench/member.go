@@ -45,6 +45,7 @@ func memberMain(args []string) int {
 	fs.DurationVar(&cfg.QuorumWindow, "quorum-window", 0, "how long a view must be stable before laststanding breaks a tie (0: the engine's 10s)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
 	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups to join (1 to %d): with more than one, GROUP-0 to GROUP-N-1 on one engine, --rate split evenly between them, each logged to its own file (--log m.log: m.0.log, m.1.log, ...)", bench.MaxGroups))
+	fs.StringVar(&cfg.ViewsLog, "views-log", "", "also append every group's view lines, as in the group's log, to this one `file` (one file to follow with --groups N)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
