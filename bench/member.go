@@ -53,7 +53,9 @@ type MemberConfig struct {
 	StateSize int
 	Log       string // event log path; empty: no log
 	// Rejoin: when removed from the group, join again as a new
-	// incarnation and go on, instead of exiting with ExitRemoved.
+	// incarnation and go on, instead of exiting with ExitRemoved; and
+	// when a join fails because the group stayed blocked
+	// (engine.ErrBlocked), try it again rather than exit with ExitFailed.
 	Rejoin bool
 	// LeaveTimeout bounds the graceful Leave at the end.
 	LeaveTimeout time.Duration
@@ -426,7 +428,9 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 				return ExitOK // stopped before it joined
 			}
 			fmt.Fprintf(m.stderr, "vsbench member: join: %v\n", err)
-			if errors.Is(err, engine.ErrRemoved) {
+			if errors.Is(err, engine.ErrRemoved) || (m.cfg.Rejoin && errors.Is(err, engine.ErrBlocked)) {
+				// Removed, or (with Rejoin) the group stayed blocked for
+				// BlockTimeout without taking this member: try again.
 				if m.cfg.Rejoin {
 					sleepFor(ctx, 100*time.Millisecond)
 					continue

@@ -35,7 +35,7 @@ func memberMain(args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long to run before leaving (0: until SIGTERM or SIGINT)")
 	fs.IntVar(&cfg.StateSize, "state-size", def.StateSize, "bytes of padding in the application state, moved to every joiner by state transfer")
 	fs.StringVar(&cfg.Log, "log", def.Log, "event log `file`, appended to (one JSON object a line)")
-	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3")
+	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3; a join that fails because the group stayed blocked is tried again instead of exiting with status 1")
 	fs.DurationVar(&cfg.LeaveTimeout, "leave-timeout", def.LeaveTimeout, "how long the graceful leave at the end may take")
 	fs.IntVar(&cfg.MaxDatagram, "max-datagram", def.MaxDatagram, "largest datagram in bytes (0: the engine's 8192; 1472 on a 1500-byte-MTU link with loss)")
 	fs.StringVar(&cfg.SlowMember, "slow-member", def.SlowMember, "slow-member policy: block (wait for the slowest member) or evict (remove a member that lags too long)")
