@@ -49,7 +49,7 @@ type CrashConfig struct {
 	// in every group (as vsbench --groups joins them): the first founds
 	// every group, so a member's rank is the same in each, and Timeout
 	// bounds each member's joins. Rate stays each member's total, split
-	// evenly over its groups. Victim names a process: its rank in group
+	// evenly over the groups that Load names. Victim names a process: its rank in group
 	// 0 (or the coordinator of group 0's current view). The result's
 	// Groups gives the time from the kill to the new view over every
 	// group at every survivor, read from the members' views logs
@@ -62,7 +62,18 @@ type CrashConfig struct {
 	// Sample is the number of groups whose logs are checked (Groups
 	// above 1); 0: DefaultCrashSample.
 	Sample int
+	// Load says which groups carry Rate (Groups above 1): LoadAll ("" too),
+	// every group, each member's rate split evenly over its N groups; or
+	// LoadSample, only the groups of the sample, the others idle.
+	Load string
 }
+
+// The groups that carry the load in a run over many groups
+// (CrashConfig.Load).
+const (
+	LoadAll    = "all"
+	LoadSample = "sample"
+)
 
 // sample is Sample or its default.
 func (c *CrashConfig) sample() int {
@@ -122,6 +133,8 @@ func (c *CrashConfig) Validate() error {
 		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
 	case c.Sample < 0:
 		return fmt.Errorf("sample is %d; use 1 or more (0: %d)", c.Sample, DefaultCrashSample)
+	case c.Load != "" && c.Load != LoadAll && c.Load != LoadSample:
+		return fmt.Errorf("load %q: want %s or %s", c.Load, LoadAll, LoadSample)
 	case c.Groups > 1 && c.Pause > 0:
 		return errors.New("a pause with several groups is not supported: kill only")
 	case c.Groups > 1 && c.Rate == 0:

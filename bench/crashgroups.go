@@ -34,7 +34,8 @@ const groupsPoll = 100 * time.Millisecond
 // groups found (CrashConfig.Groups above 1). Times are from the
 // survivors' logs: each view's "t" is when its View handler ran.
 type GroupsCrash struct {
-	Groups int `json:"groups"`
+	Groups int    `json:"groups"`
+	Load   string `json:"load"` // CrashConfig.Load: which groups sent
 	// Joined is the time from the first member's start to the last view
 	// that completed every group at every member (the members join one
 	// after another: see CrashConfig.Groups).
@@ -227,10 +228,18 @@ func firstWithout(vs []check.LogEvent, addr string, at int64) (check.LogEvent, b
 	return check.LogEvent{}, false
 }
 
+// groupsProgress is how often a wait over many groups says how far it
+// got.
+const groupsProgress = 10 * time.Second
+
 // waitGroups polls the views logs every groupsPoll until done(t) is
-// every group for each of ts, a member exits, or timeout.
+// every group for each of ts, a member exits, or timeout. Every
+// groupsProgress it notes how many groups are done at each member and
+// the CPU time each member has used.
 func (l *Lab) waitGroups(timeout time.Duration, what string, ts []*groupViews, done func(t *groupViews) int) error {
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	progress := start.Add(groupsProgress)
 	for {
 		all := true
 		var counts []string
@@ -252,6 +261,14 @@ func (l *Lab) waitGroups(timeout time.Duration, what string, ts []*groupViews, d
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %v waiting for %s; groups done: %s of %d", timeout, what, strings.Join(counts, ", "), len(ts[0].views))
+		}
+		if now := time.Now(); now.After(progress) {
+			progress = now.Add(groupsProgress)
+			var cpu []string
+			for _, t := range ts {
+				cpu = append(cpu, fmt.Sprintf("%s %.1f s", t.m.Name, childCPU(t.m.cmd.Process.Pid).Seconds()))
+			}
+			l.note("%v waiting for %s: groups done %s of %d; CPU %s", now.Sub(start).Round(time.Second), what, strings.Join(counts, ", "), len(ts[0].views), strings.Join(cpu, ", "))
 		}
 		select {
 		case <-time.After(groupsPoll):
@@ -299,6 +316,14 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 	if cfg.Safe {
 		flags = append(flags, "--safe")
 	}
+	sample := sampleGroups(cfg.Groups, cfg.sample())
+	if cfg.Load == LoadSample {
+		var list []string
+		for _, g := range sample {
+			list = append(list, strconv.Itoa(g))
+		}
+		flags = append(flags, "--send-groups", strings.Join(list, ","))
+	}
 	start := time.Now()
 	var members []*LabMember
 	var ts []*groupViews
@@ -323,7 +348,10 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 		}
 		lab.note("%s in all %d groups after %v", name, cfg.Groups, time.Since(start).Round(time.Millisecond))
 	}
-	gc := &GroupsCrash{Groups: cfg.Groups}
+	gc := &GroupsCrash{Groups: cfg.Groups, Load: cfg.Load}
+	if gc.Load == "" {
+		gc.Load = LoadAll
+	}
 	var lastFull int64
 	for _, t := range ts {
 		for _, vs := range t.views {
@@ -496,7 +524,7 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 	// The checker on a sample of the groups, each group's logs on their
 	// own.
 	checkStart := time.Now()
-	for _, g := range sampleGroups(cfg.Groups, cfg.sample()) {
+	for _, g := range sample {
 		gc.Sample = append(gc.Sample, names[g])
 		var paths, killed []string
 		for _, m := range members {
@@ -525,7 +553,7 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 
 // summary is the groups' part of CrashResult.Summary.
 func (g *GroupsCrash) summary(b *strings.Builder) {
-	fmt.Fprintf(b, ": %d groups joined in %.1f s", g.Groups, g.Joined.Seconds())
+	fmt.Fprintf(b, ": %d groups (load on %s) joined in %.1f s", g.Groups, g.Load, g.Joined.Seconds())
 	if g.Rejoins > 0 {
 		fmt.Fprintf(b, " (%d removals by mistake, each followed by a rejoin)", g.Rejoins)
 	}

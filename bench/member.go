@@ -94,6 +94,10 @@ type MemberConfig struct {
 	// "t"): one file to follow for the views of thousands of groups
 	// (docs/LOGS.md).
 	ViewsLog string
+	// SendGroups, with Groups above 1, lists the groups (by index, 0 to
+	// Groups-1) that send: Rate is split evenly over them, and the others
+	// send nothing. None: every group sends.
+	SendGroups []int
 }
 
 // MemberLogs returns the event logs of a member process whose --log is
@@ -171,6 +175,13 @@ func (c *MemberConfig) Validate() error {
 		return fmt.Errorf("max datagram is %d; use 512 to 65507 bytes, or 0 for the engine's default", c.MaxDatagram)
 	case c.Groups < 0 || c.Groups > MaxGroups:
 		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
+	case len(c.SendGroups) > 0 && c.Groups <= 1:
+		return errors.New("send groups need several groups")
+	}
+	for _, g := range c.SendGroups {
+		if g < 0 || g >= c.Groups {
+			return fmt.Errorf("send group %d; use 0 to %d", g, c.Groups-1)
+		}
 	}
 	if _, err := engine.ParseSlowMemberPolicy(c.SlowMember); err != nil {
 		return err
@@ -275,14 +286,32 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	if len(names) > 1 {
 		joinSlots = make(chan struct{}, joinConcurrency)
 	}
+	senders := make([]bool, len(names))
+	for _, g := range cfg.SendGroups {
+		senders[g] = true
+	}
+	nSenders := len(names)
+	if len(cfg.SendGroups) > 0 {
+		nSenders = 0
+		for _, ok := range senders {
+			if ok {
+				nSenders++
+			}
+		}
+	}
 	members := make([]*member, len(names))
 	for i, name := range names {
 		c := cfg
 		c.Group = name
-		if len(names) > 1 {
-			c.Rate = cfg.Rate / float64(len(names))
+		silent := len(cfg.SendGroups) > 0 && !senders[i]
+		switch {
+		case silent:
+			c.Rate = 0
+		case len(names) > 1:
+			c.Rate = cfg.Rate / float64(nSenders)
 		}
 		members[i] = newMember(c, logs[i], stderr)
+		members[i].silent = silent
 		members[i].views, members[i].joinSlots = views, joinSlots
 		members[i].logStart(e.Addr())
 	}
@@ -348,6 +377,7 @@ type member struct {
 	// joinSlots, shared by the groups of one process, bounds the joins
 	// under way at once; nil: unbounded (one group).
 	joinSlots chan struct{}
+	silent    bool // sends nothing (MemberConfig.SendGroups)
 
 	epoch      atomic.Uint64 // the current incarnation's view, as delivered
 	mismatched atomic.Uint64 // deliveries whose payload named another sender
@@ -523,6 +553,10 @@ func (m *member) leave(inc *incarnation) int {
 // send event is logged before Send is called; a Send that fails is
 // logged as unsent (the message was not handed to the group).
 func (m *member) send(ctx context.Context, inc *incarnation) error {
+	if m.silent {
+		<-ctx.Done()
+		return nil
+	}
 	idLen := len(inc.self) + 1 + 20
 	if idLen > 255 {
 		return fmt.Errorf("member id %q too long for a message id", inc.self)
@@ -817,6 +851,9 @@ func (m *member) logStart(addr netip.AddrPort) {
 	if m.cfg.Groups > 1 {
 		b = append(b, `,"groups":`...)
 		b = strconv.AppendInt(b, int64(m.cfg.Groups), 10)
+	}
+	if m.silent {
+		b = append(b, `,"silent":true`...)
 	}
 	m.log.end(b)
 }

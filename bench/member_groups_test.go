@@ -63,6 +63,19 @@ func TestMemberGroupsValidate(t *testing.T) {
 			t.Errorf("groups %d: %v, want an error naming groups", n, err)
 		}
 	}
+	m.Groups, m.SendGroups = 3, []int{0, 2}
+	if err := m.Validate(); err != nil {
+		t.Errorf("send groups %v of 3: %v", m.SendGroups, err)
+	}
+	for _, c := range []struct {
+		groups int
+		send   []int
+	}{{3, []int{3}}, {3, []int{-1}}, {1, []int{0}}} {
+		m.Groups, m.SendGroups = c.groups, c.send
+		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "send group") {
+			t.Errorf("send groups %v of %d: %v, want an error naming send groups", c.send, c.groups, err)
+		}
+	}
 }
 
 // TestLabGroups: 3 member processes share 3 groups (vsbench member
@@ -217,22 +230,35 @@ func TestSampleGroups(t *testing.T) {
 // TestCrashGroups: RunCrash with 3 member processes sharing 20 groups,
 // one killed -9: every group installs a view without it at both
 // survivors, and the sample's logs (10 of the 20 groups, the first and
-// the last among them) pass the checker.
+// the last among them) pass the checker. With the load on the sample
+// alone, the other groups send nothing.
 func TestCrashGroups(t *testing.T) {
 	program := buildVsbench(t)
-	cfg := DefaultCrashConfig()
-	cfg.Members, cfg.Groups, cfg.Sample = 3, 20, 10
-	cfg.Rate = 2000 // 100 msgs/s per group and member
-	cfg.Warmup, cfg.After = 500*time.Millisecond, 300*time.Millisecond
-	cfg.Dir = t.TempDir()
-	var stderr bytes.Buffer // written under the lab's lock, read after RunCrash
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := RunCrash(ctx, cfg, program, &stderr)
-	if err != nil {
-		t.Fatalf("%v\nmembers' standard error:\n%s", err, stderr.String())
+	for _, load := range []string{LoadAll, LoadSample} {
+		t.Run(load, func(t *testing.T) {
+			cfg := DefaultCrashConfig()
+			cfg.Members, cfg.Groups, cfg.Sample, cfg.Load = 3, 20, 10, load
+			cfg.Rate = 2000 // per member: 100 or 200 msgs/s per group
+			cfg.Warmup, cfg.After = 500*time.Millisecond, 300*time.Millisecond
+			cfg.Dir = t.TempDir()
+			var stderr bytes.Buffer // written under the lab's lock, read after RunCrash
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, err := RunCrash(ctx, cfg, program, &stderr)
+			if err != nil {
+				t.Fatalf("%v\nmembers' standard error:\n%s", err, stderr.String())
+			}
+			t.Log(res.Summary())
+			checkCrashGroups(t, cfg, res)
+			if t.Failed() {
+				t.Logf("members' standard error:\n%s", stderr.String())
+			}
+		})
 	}
-	t.Log(res.Summary())
+}
+
+func checkCrashGroups(t *testing.T, cfg CrashConfig, res *CrashResult) {
+	t.Helper()
 	g := res.Groups
 	if g == nil {
 		t.Fatal("no groups in the result")
@@ -261,7 +287,8 @@ func TestCrashGroups(t *testing.T) {
 	if spread != 2*cfg.Groups {
 		t.Errorf("the spread counts %d installs, want %d", spread, 2*cfg.Groups)
 	}
-	if want := sampleGroups(cfg.Groups, cfg.Sample); len(g.Sample) != len(want) || g.Sample[0] != "vsbench-0" || g.Sample[len(g.Sample)-1] != "vsbench-19" {
+	sample := sampleGroups(cfg.Groups, cfg.Sample)
+	if len(g.Sample) != len(sample) || g.Sample[0] != "vsbench-0" || g.Sample[len(g.Sample)-1] != "vsbench-19" {
 		t.Errorf("sample %v", g.Sample)
 	}
 	if res.Deliveries == 0 || res.Sends == 0 {
@@ -276,8 +303,13 @@ func TestCrashGroups(t *testing.T) {
 	if !res.OK() {
 		t.Error("the result is not OK")
 	}
+	inSample := map[int]bool{}
+	for _, i := range sample {
+		inSample[i] = true
+	}
 	// A survivor's views log holds each group's view lines as they are
-	// in the group's own log, and nothing else.
+	// in the group's own log, and nothing else; with the load on the
+	// sample, only the sample's groups send.
 	for _, s := range g.Survivors {
 		m := s.Member
 		views, err := os.ReadFile(filepath.Join(cfg.Dir, m+".views.log"))
@@ -285,10 +317,14 @@ func TestCrashGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		var own []string
-		for _, p := range MemberLogs(filepath.Join(cfg.Dir, m+".log"), cfg.Groups) {
+		for i, p := range MemberLogs(filepath.Join(cfg.Dir, m+".log"), cfg.Groups) {
 			data, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
+			}
+			sent := bytes.Contains(data, []byte(`"ev":"send"`))
+			if want := cfg.Load != LoadSample || inSample[i]; sent != want {
+				t.Errorf("%s: group %d sent: %v, want %v", m, i, sent, want)
 			}
 			for _, line := range strings.SplitAfter(string(data), "\n") {
 				if strings.Contains(line, `"ev":"view"`) {
@@ -303,8 +339,5 @@ func TestCrashGroups(t *testing.T) {
 		if !slices.Equal(lines, own) {
 			t.Errorf("%s: the views log's %d lines are not the %d view lines of the groups' logs", m, len(lines), len(own))
 		}
-	}
-	if t.Failed() {
-		t.Logf("members' standard error:\n%s", stderr.String())
 	}
 }

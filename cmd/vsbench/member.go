@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -46,6 +47,7 @@ func memberMain(args []string) int {
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
 	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups to join (1 to %d): with more than one, GROUP-0 to GROUP-N-1 on one engine, --rate split evenly between them, each logged to its own file (--log m.log: m.0.log, m.1.log, ...)", bench.MaxGroups))
 	fs.StringVar(&cfg.ViewsLog, "views-log", "", "also append every group's view lines, as in the group's log, to this one `file` (one file to follow with --groups N)")
+	sendGroups := fs.String("send-groups", "", "with --groups N: comma-separated indexes (0 to N-1) of the only groups that send, --rate split evenly over them; the others send nothing")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
@@ -57,6 +59,14 @@ func memberMain(args []string) int {
 		return bench.ExitFailed
 	}
 	cfg.Seeds = splitList(*seeds)
+	for _, s := range splitList(*sendGroups) {
+		g, err := strconv.Atoi(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vsbench member: send group %q: want a group's index\n", s)
+			return bench.ExitFailed
+		}
+		cfg.SendGroups = append(cfg.SendGroups, g)
+	}
 	if cfg.Groups < 1 {
 		fmt.Fprintf(os.Stderr, "vsbench member: groups is %d; use 1 to %d\n", cfg.Groups, bench.MaxGroups)
 		return bench.ExitFailed
