@@ -43,6 +43,11 @@ type GroupsCrash struct {
 	// JoinCPU is each member's CPU time, user and system, when every
 	// group was complete (0 where the system does not say).
 	JoinCPU []time.Duration `json:"join_cpu_ns,omitempty"`
+	// WarmupCPU is each member's CPU time over the warmup, from the end
+	// of the joins to the kill (Warmup on the wall clock): what the
+	// groups cost with every member in, under the load.
+	WarmupCPU []time.Duration `json:"warmup_cpu_ns,omitempty"`
+	Warmup    time.Duration   `json:"warmup_ns"`
 	// Rejoins counts the member incarnations that followed a removal
 	// (the members run with --rejoin): a member that a group removed,
 	// by mistake, joined it again. RejoinsAfter counts those logged after
@@ -360,6 +365,7 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 		gc.JoinCPU = append(gc.JoinCPU, childCPU(t.m.cmd.Process.Pid))
 	}
 	gc.Joined = time.Duration(lastFull - start.UnixNano())
+	warmupStart := time.Now()
 
 	// The victim, from group 0: its rank in the first member's full view
 	// of it (the first member founded every group and the others joined
@@ -401,6 +407,10 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 	for i, t := range others {
 		cpuBefore[i] = childCPU(t.m.cmd.Process.Pid)
 	}
+	for i, t := range ts {
+		gc.WarmupCPU = append(gc.WarmupCPU, childCPU(t.m.cmd.Process.Pid)-gc.JoinCPU[i])
+	}
+	gc.Warmup = time.Since(warmupStart)
 	if res.FaultAt, err = victim.Kill(); err != nil {
 		return nil, err
 	}
@@ -556,6 +566,13 @@ func (g *GroupsCrash) summary(b *strings.Builder) {
 	fmt.Fprintf(b, ": %d groups (load on %s) joined in %.1f s", g.Groups, g.Load, g.Joined.Seconds())
 	if g.Rejoins > 0 {
 		fmt.Fprintf(b, " (%d removals by mistake, each followed by a rejoin)", g.Rejoins)
+	}
+	if len(g.WarmupCPU) > 0 {
+		var cpu []string
+		for _, c := range g.WarmupCPU {
+			cpu = append(cpu, fmt.Sprintf("%.2f", c.Seconds()))
+		}
+		fmt.Fprintf(b, "; CPU s per member over the %.1f s warmup: %s", g.Warmup.Seconds(), strings.Join(cpu, ", "))
 	}
 	fmt.Fprintf(b, "; new view in %d of %d groups", g.Installed, g.Groups)
 	if g.Absent > 0 {
