@@ -43,6 +43,44 @@ type CrashConfig struct {
 	Dir     string // for the logs; "": a temporary directory, removed at the end
 	// Procs is each member's GOMAXPROCS; 0: max(1, CPUs/Members).
 	Procs int
+	// Groups is the number of groups every member process joins (0 or
+	// 1: one, as above). With more (vsbench member --groups), the
+	// members start one after another, each once the ones before it are
+	// in every group (as vsbench --groups joins them): the first founds
+	// every group, so a member's rank is the same in each, and Timeout
+	// bounds each member's joins. Rate stays each member's total, split
+	// evenly over the groups that Load names. Victim names a process: its rank in group
+	// 0 (or the coordinator of group 0's current view). The result's
+	// Groups gives the time from the kill to the new view over every
+	// group at every survivor, read from the members' views logs
+	// (MemberConfig.ViewsLog); the checker reads the logs of Sample
+	// groups, spread evenly, the first and the last among them. The
+	// members run with --rejoin, so that a membership removed by mistake
+	// while thousands of groups join comes back (the result counts
+	// them). A pause is not supported with several groups.
+	Groups int
+	// Sample is the number of groups whose logs are checked (Groups
+	// above 1); 0: DefaultCrashSample.
+	Sample int
+	// Load says which groups carry Rate (Groups above 1): LoadAll ("" too),
+	// every group, each member's rate split evenly over its N groups; or
+	// LoadSample, only the groups of the sample, the others idle.
+	Load string
+}
+
+// The groups that carry the load in a run over many groups
+// (CrashConfig.Load).
+const (
+	LoadAll    = "all"
+	LoadSample = "sample"
+)
+
+// sample is Sample or its default.
+func (c *CrashConfig) sample() int {
+	if c.Sample > 0 {
+		return c.Sample
+	}
+	return DefaultCrashSample
 }
 
 // VictimCoordinator as CrashConfig.Victim picks the coordinator of the
@@ -91,6 +129,16 @@ func (c *CrashConfig) Validate() error {
 		return errors.New("negative duration")
 	case c.Timeout <= 0:
 		return fmt.Errorf("timeout is %v", c.Timeout)
+	case c.Groups < 0 || c.Groups > MaxGroups:
+		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
+	case c.Sample < 0:
+		return fmt.Errorf("sample is %d; use 1 or more (0: %d)", c.Sample, DefaultCrashSample)
+	case c.Load != "" && c.Load != LoadAll && c.Load != LoadSample:
+		return fmt.Errorf("load %q: want %s or %s", c.Load, LoadAll, LoadSample)
+	case c.Groups > 1 && c.Pause > 0:
+		return errors.New("a pause with several groups is not supported: kill only")
+	case c.Groups > 1 && c.Rate == 0:
+		return errors.New("with several groups, give a rate (each member's total, split evenly over its groups): thousands of unpaced senders would measure the overload, not the view change")
 	}
 	_, err := ParseOrder(c.Order, c.Safe)
 	return err
@@ -128,10 +176,18 @@ type CrashResult struct {
 	Deliveries int               `json:"deliveries"`
 	Violations []check.Violation `json:"violations,omitempty"`
 	Dir        string            `json:"log_dir,omitempty"` // kept logs
+	// Groups: with several groups (CrashConfig.Groups), the kill over
+	// all of them; Detections is then empty, and Sends, Deliveries and
+	// Violations are those of the sample of groups checked.
+	Groups *GroupsCrash `json:"groups,omitempty"`
 }
 
-// MaxDetection is the longest kill-to-view time over the survivors.
+// MaxDetection is the longest kill-to-view time over the survivors (over
+// every group installed, with several groups).
 func (r *CrashResult) MaxDetection() time.Duration {
+	if r.Groups != nil {
+		return r.Groups.Max
+	}
 	var d time.Duration
 	for _, x := range r.Detections {
 		d = max(d, x.After)
@@ -164,8 +220,13 @@ func (r *CrashResult) MaxFirstDelivery() time.Duration {
 }
 
 // OK reports whether the run found nothing wrong: no violation, no bad
-// exit, every survivor saw the kill, and no view changed after a pause.
+// exit, every survivor saw the kill (in every group), and no view
+// changed after a pause.
 func (r *CrashResult) OK() bool {
+	if r.Groups != nil {
+		return len(r.Violations) == 0 && len(r.Exits) == 0 && r.Groups.Absent == 0 && r.Groups.RejoinsAfter == 0 &&
+			r.Groups.Installed == r.Groups.Groups
+	}
 	return len(r.Violations) == 0 && len(r.Exits) == 0 && len(r.ViewsAfterPause) == 0 &&
 		(r.Mode != "kill" || len(r.Detections) == len(r.Members)-1)
 }
@@ -177,8 +238,11 @@ func (r *CrashResult) Summary() string {
 	if r.Rank == 0 {
 		who += ", the coordinator"
 	}
-	switch r.Mode {
-	case "kill":
+	switch {
+	case r.Groups != nil:
+		fmt.Fprintf(&b, "%s: kill -9 of %s in group 0 (%s)", r.Order, who, addrOf(r.Victim))
+		r.Groups.summary(&b)
+	case r.Mode == "kill":
 		fmt.Fprintf(&b, "%s: kill -9 of %s (%s): kill→view", r.Order, who, r.Victim)
 		for _, d := range r.Detections {
 			fmt.Fprintf(&b, " %s", ms(d.After))
@@ -189,12 +253,20 @@ func (r *CrashResult) Summary() string {
 		} else if n := r.silent(); n > 0 {
 			fmt.Fprintf(&b, "; %d survivors delivered nothing in it", n)
 		}
-	case "pause":
+	case r.Mode == "pause":
 		fmt.Fprintf(&b, "%s: SIGSTOP of %s (%s): %d view changes after it", r.Order, who, r.Victim, len(r.ViewsAfterPause))
 	}
-	fmt.Fprintf(&b, "; %d sends, %d deliveries, %d violations", r.Sends, r.Deliveries, len(r.Violations))
+	if r.Groups != nil {
+		fmt.Fprintf(&b, "; the logs of %d groups (%s to %s) checked:", len(r.Groups.Sample), r.Groups.Sample[0], r.Groups.Sample[len(r.Groups.Sample)-1])
+	} else {
+		b.WriteString(";")
+	}
+	fmt.Fprintf(&b, " %d sends, %d deliveries, %d violations", r.Sends, r.Deliveries, len(r.Violations))
 	if len(r.Exits) > 0 {
 		fmt.Fprintf(&b, "; bad exits: %s", strings.Join(r.Exits, ", "))
+	}
+	if r.Groups != nil {
+		fmt.Fprintf(&b, "; reading the views logs took %v, checking the sample %v", r.Groups.ReadViews.Round(time.Millisecond), r.Groups.Check.Round(time.Millisecond))
 	}
 	return b.String()
 }
@@ -215,6 +287,9 @@ func RunCrash(ctx context.Context, cfg CrashConfig, program ChildSpec, stderr io
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+	}
+	if cfg.Groups > 1 {
+		return runCrashGroups(ctx, cfg, program, stderr, dir)
 	}
 	lab := NewLab(ctx, program, dir)
 	lab.Stderr, lab.Expected, lab.Procs = stderr, cfg.Members, cfg.Procs

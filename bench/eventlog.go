@@ -52,18 +52,34 @@ func (l *eventLog) begin() []byte {
 
 // end writes the line in b (without its closing brace and newline) and
 // unlocks the log.
-func (l *eventLog) end(b []byte) {
+func (l *eventLog) end(b []byte) { l.endAlso(b, nil) }
+
+// endAlso is end that also writes the same line to also (when not nil),
+// under also's lock, before unlocking l: the line's "t" is the same in
+// both files, and the lines of one log keep their order in also.
+func (l *eventLog) endAlso(b []byte, also *eventLog) {
 	b = append(b, "}\n"...)
-	if l.f != nil && l.err == nil {
-		if _, err := l.f.Write(b); err != nil {
-			l.err = err
-			if l.failed != nil {
-				l.failed(err)
-			}
-		}
+	l.write(b)
+	if also != nil {
+		also.mu.Lock()
+		also.write(b)
+		also.mu.Unlock()
 	}
 	l.buf = b
 	l.mu.Unlock()
+}
+
+// write writes a whole line; l is locked.
+func (l *eventLog) write(line []byte) {
+	if l.f == nil || l.err != nil {
+		return
+	}
+	if _, err := l.f.Write(line); err != nil {
+		l.err = err
+		if l.failed != nil {
+			l.failed(err)
+		}
+	}
 }
 
 // Err returns the first write error.

@@ -53,7 +53,9 @@ type MemberConfig struct {
 	StateSize int
 	Log       string // event log path; empty: no log
 	// Rejoin: when removed from the group, join again as a new
-	// incarnation and go on, instead of exiting with ExitRemoved.
+	// incarnation and go on, instead of exiting with ExitRemoved; and
+	// when a join fails because the group stayed blocked
+	// (engine.ErrBlocked), try it again rather than exit with ExitFailed.
 	Rejoin bool
 	// LeaveTimeout bounds the graceful Leave at the end.
 	LeaveTimeout time.Duration
@@ -83,8 +85,19 @@ type MemberConfig struct {
 	// named Group). With more, it joins Group-0 to Group-(Groups-1) on
 	// its one engine, runs each as a member of its own (Rate split
 	// evenly between them), and logs each group to its own file
-	// (MemberLogs).
+	// (MemberLogs). Its joins go at most joinConcurrency at a time, as
+	// vsbench's children's do: thousands of groups forming at once starve
+	// the process long enough for its peers to suspect it.
 	Groups int
+	// ViewsLog, when set, is a file to which every group's view lines are
+	// also appended, byte for byte as in the group's own log (the same
+	// "t"): one file to follow for the views of thousands of groups
+	// (docs/LOGS.md).
+	ViewsLog string
+	// SendGroups, with Groups above 1, lists the groups (by index, 0 to
+	// Groups-1) that send: Rate is split evenly over them, and the others
+	// send nothing. None: every group sends.
+	SendGroups []int
 }
 
 // MemberLogs returns the event logs of a member process whose --log is
@@ -162,6 +175,13 @@ func (c *MemberConfig) Validate() error {
 		return fmt.Errorf("max datagram is %d; use 512 to 65507 bytes, or 0 for the engine's default", c.MaxDatagram)
 	case c.Groups < 0 || c.Groups > MaxGroups:
 		return fmt.Errorf("groups is %d; use 1 to %d", c.Groups, MaxGroups)
+	case len(c.SendGroups) > 0 && c.Groups <= 1:
+		return errors.New("send groups need several groups")
+	}
+	for _, g := range c.SendGroups {
+		if g < 0 || g >= c.Groups {
+			return fmt.Errorf("send group %d; use 0 to %d", g, c.Groups-1)
+		}
 	}
 	if _, err := engine.ParseSlowMemberPolicy(c.SlowMember); err != nil {
 		return err
@@ -208,6 +228,17 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 	}
 	names := groupNames(cfg.Group, cfg.Groups)
+	var views *eventLog
+	if cfg.ViewsLog != "" {
+		var err error
+		views, err = openEventLog(cfg.ViewsLog, func(err error) {
+			fmt.Fprintf(stderr, "vsbench member: writing the views log: %v\n", err)
+		})
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer views.Close()
+	}
 	paths := MemberLogs(cfg.Log, len(names))
 	logs := make([]*eventLog, len(names))
 	for i, path := range paths {
@@ -251,14 +282,37 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		defer stop()
 	}
+	var joinSlots chan struct{}
+	if len(names) > 1 {
+		joinSlots = make(chan struct{}, joinConcurrency)
+	}
+	senders := make([]bool, len(names))
+	for _, g := range cfg.SendGroups {
+		senders[g] = true
+	}
+	nSenders := len(names)
+	if len(cfg.SendGroups) > 0 {
+		nSenders = 0
+		for _, ok := range senders {
+			if ok {
+				nSenders++
+			}
+		}
+	}
 	members := make([]*member, len(names))
 	for i, name := range names {
 		c := cfg
 		c.Group = name
-		if len(names) > 1 {
-			c.Rate = cfg.Rate / float64(len(names))
+		silent := len(cfg.SendGroups) > 0 && !senders[i]
+		switch {
+		case silent:
+			c.Rate = 0
+		case len(names) > 1:
+			c.Rate = cfg.Rate / float64(nSenders)
 		}
 		members[i] = newMember(c, logs[i], stderr)
+		members[i].silent = silent
+		members[i].views, members[i].joinSlots = views, joinSlots
 		members[i].logStart(e.Addr())
 	}
 	codes := make([]int, len(members))
@@ -287,6 +341,9 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		code = worseExit(code, c)
 	}
+	if views != nil && views.Err() != nil {
+		code = worseExit(code, ExitFailed)
+	}
 	for _, m := range members {
 		m.logExit(code)
 	}
@@ -314,8 +371,13 @@ type member struct {
 	cfg    MemberConfig
 	order  engine.Ordering
 	log    *eventLog
+	views  *eventLog // MemberConfig.ViewsLog, shared by the groups; nil: none
 	stderr io.Writer
 	group  []byte // the group name as a JSON string
+	// joinSlots, shared by the groups of one process, bounds the joins
+	// under way at once; nil: unbounded (one group).
+	joinSlots chan struct{}
+	silent    bool // sends nothing (MemberConfig.SendGroups)
 
 	epoch      atomic.Uint64 // the current incarnation's view, as delivered
 	mismatched atomic.Uint64 // deliveries whose payload named another sender
@@ -371,6 +433,13 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 	for {
 		inc := &incarnation{ended: make(chan struct{})}
 		m.state = 0 // until a donor's state is restored
+		if m.joinSlots != nil {
+			select {
+			case m.joinSlots <- struct{}{}:
+			case <-ctx.Done():
+				return ExitOK // stopped before it joined
+			}
+		}
 		g, err := e.Join(ctx, m.cfg.Group, seeds, engine.Handlers{
 			Deliver:  m.deliver,
 			Snapshot: m.snapshot,
@@ -381,12 +450,17 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 			},
 			Ended: func(err error) { m.ended(inc, err) },
 		})
+		if m.joinSlots != nil {
+			<-m.joinSlots
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ExitOK // stopped before it joined
 			}
 			fmt.Fprintf(m.stderr, "vsbench member: join: %v\n", err)
-			if errors.Is(err, engine.ErrRemoved) {
+			if errors.Is(err, engine.ErrRemoved) || (m.cfg.Rejoin && errors.Is(err, engine.ErrBlocked)) {
+				// Removed, or (with Rejoin) the group stayed blocked for
+				// BlockTimeout without taking this member: try again.
 				if m.cfg.Rejoin {
 					sleepFor(ctx, 100*time.Millisecond)
 					continue
@@ -479,6 +553,10 @@ func (m *member) leave(inc *incarnation) int {
 // send event is logged before Send is called; a Send that fails is
 // logged as unsent (the message was not handed to the group).
 func (m *member) send(ctx context.Context, inc *incarnation) error {
+	if m.silent {
+		<-ctx.Done()
+		return nil
+	}
 	idLen := len(inc.self) + 1 + 20
 	if idLen > 255 {
 		return fmt.Errorf("member id %q too long for a message id", inc.self)
@@ -690,7 +768,7 @@ func (m *member) view(v engine.View) {
 			b = appendJSONStrings(b, ids(f.ms))
 		}
 	}
-	m.log.end(b)
+	m.log.endAlso(b, m.views)
 
 	b = m.log.begin()
 	b = m.appendHead(b, "state", v.Epoch)
@@ -773,6 +851,9 @@ func (m *member) logStart(addr netip.AddrPort) {
 	if m.cfg.Groups > 1 {
 		b = append(b, `,"groups":`...)
 		b = strconv.AppendInt(b, int64(m.cfg.Groups), 10)
+	}
+	if m.silent {
+		b = append(b, `,"silent":true`...)
 	}
 	m.log.end(b)
 }

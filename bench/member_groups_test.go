@@ -2,9 +2,12 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +61,19 @@ func TestMemberGroupsValidate(t *testing.T) {
 		m.Groups = n
 		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "groups") {
 			t.Errorf("groups %d: %v, want an error naming groups", n, err)
+		}
+	}
+	m.Groups, m.SendGroups = 3, []int{0, 2}
+	if err := m.Validate(); err != nil {
+		t.Errorf("send groups %v of 3: %v", m.SendGroups, err)
+	}
+	for _, c := range []struct {
+		groups int
+		send   []int
+	}{{3, []int{3}}, {3, []int{-1}}, {1, []int{0}}} {
+		m.Groups, m.SendGroups = c.groups, c.send
+		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), "send group") {
+			t.Errorf("send groups %v of %d: %v, want an error naming send groups", c.send, c.groups, err)
 		}
 	}
 }
@@ -186,5 +202,142 @@ func TestLabGroups(t *testing.T) {
 			detect = append(detect, ms(d))
 		}
 		t.Logf("group %d: kill→view %s; %d incarnations", g, strings.Join(detect, ", "), len(l.Incarnations))
+	}
+}
+
+func TestSampleGroups(t *testing.T) {
+	for _, c := range []struct {
+		n, k int
+		want []int
+	}{
+		{1, 20, []int{0}},
+		{5, 20, []int{0, 1, 2, 3, 4}},
+		{20, 20, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}},
+		{100, 5, []int{0, 24, 49, 74, 99}},
+		{10000, 2, []int{0, 9999}},
+		{10000, 1, []int{0}},
+	} {
+		if got := sampleGroups(c.n, c.k); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("sampleGroups(%d, %d) = %v, want %v", c.n, c.k, got, c.want)
+		}
+	}
+	got := sampleGroups(10000, 20)
+	if len(got) != 20 || got[0] != 0 || got[19] != 9999 {
+		t.Errorf("sampleGroups(10000, 20) = %v", got)
+	}
+}
+
+// TestCrashGroups: RunCrash with 3 member processes sharing 20 groups,
+// one killed -9: every group installs a view without it at both
+// survivors, and the sample's logs (10 of the 20 groups, the first and
+// the last among them) pass the checker. With the load on the sample
+// alone, the other groups send nothing.
+func TestCrashGroups(t *testing.T) {
+	program := buildVsbench(t)
+	for _, load := range []string{LoadAll, LoadSample} {
+		t.Run(load, func(t *testing.T) {
+			cfg := DefaultCrashConfig()
+			cfg.Members, cfg.Groups, cfg.Sample, cfg.Load = 3, 20, 10, load
+			cfg.Rate = 2000 // per member: 100 or 200 msgs/s per group
+			cfg.Warmup, cfg.After = 500*time.Millisecond, 300*time.Millisecond
+			cfg.Dir = t.TempDir()
+			var stderr bytes.Buffer // written under the lab's lock, read after RunCrash
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			res, err := RunCrash(ctx, cfg, program, &stderr)
+			if err != nil {
+				t.Fatalf("%v\nmembers' standard error:\n%s", err, stderr.String())
+			}
+			t.Log(res.Summary())
+			checkCrashGroups(t, cfg, res)
+			if t.Failed() {
+				t.Logf("members' standard error:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+func checkCrashGroups(t *testing.T, cfg CrashConfig, res *CrashResult) {
+	t.Helper()
+	g := res.Groups
+	if g == nil {
+		t.Fatal("no groups in the result")
+	}
+	if g.Installed != cfg.Groups || g.Absent != 0 {
+		t.Errorf("%d of %d groups installed the view without the victim (%d had lost it before)", g.Installed, cfg.Groups, g.Absent)
+	}
+	if len(g.Survivors) != 2 {
+		t.Fatalf("%d survivors, want 2", len(g.Survivors))
+	}
+	for _, s := range g.Survivors {
+		if s.Installed != cfg.Groups || s.Max <= 0 || s.Max > g.Max || s.First > s.Median {
+			t.Errorf("survivor %+v (groups' max %v)", s, g.Max)
+		}
+		if s.Addr == addrOf(res.Victim) {
+			t.Errorf("the victim %s is among the survivors", res.Victim)
+		}
+	}
+	if g.Median <= 0 || g.Median > g.P99 || g.P99 > g.Max || g.Max > cfg.Timeout {
+		t.Errorf("kill→view median %v, p99 %v, max %v", g.Median, g.P99, g.Max)
+	}
+	spread := 0
+	for _, n := range g.Spread {
+		spread += n
+	}
+	if spread != 2*cfg.Groups {
+		t.Errorf("the spread counts %d installs, want %d", spread, 2*cfg.Groups)
+	}
+	sample := sampleGroups(cfg.Groups, cfg.Sample)
+	if len(g.Sample) != len(sample) || g.Sample[0] != "vsbench-0" || g.Sample[len(g.Sample)-1] != "vsbench-19" {
+		t.Errorf("sample %v", g.Sample)
+	}
+	if res.Deliveries == 0 || res.Sends == 0 {
+		t.Errorf("the sample's logs hold %d sends and %d deliveries", res.Sends, res.Deliveries)
+	}
+	for _, v := range res.Violations {
+		t.Error(v)
+	}
+	for _, e := range res.Exits {
+		t.Error(e)
+	}
+	if !res.OK() {
+		t.Error("the result is not OK")
+	}
+	inSample := map[int]bool{}
+	for _, i := range sample {
+		inSample[i] = true
+	}
+	// A survivor's views log holds each group's view lines as they are
+	// in the group's own log, and nothing else; with the load on the
+	// sample, only the sample's groups send.
+	for _, s := range g.Survivors {
+		m := s.Member
+		views, err := os.ReadFile(filepath.Join(cfg.Dir, m+".views.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var own []string
+		for i, p := range MemberLogs(filepath.Join(cfg.Dir, m+".log"), cfg.Groups) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := bytes.Contains(data, []byte(`"ev":"send"`))
+			if want := cfg.Load != LoadSample || inSample[i]; sent != want {
+				t.Errorf("%s: group %d sent: %v, want %v", m, i, sent, want)
+			}
+			for _, line := range strings.SplitAfter(string(data), "\n") {
+				if strings.Contains(line, `"ev":"view"`) {
+					own = append(own, line)
+				}
+			}
+		}
+		lines := strings.SplitAfter(string(views), "\n")
+		lines = lines[:len(lines)-1] // after the last newline
+		slices.Sort(lines)
+		slices.Sort(own)
+		if !slices.Equal(lines, own) {
+			t.Errorf("%s: the views log's %d lines are not the %d view lines of the groups' logs", m, len(lines), len(own))
+		}
 	}
 }

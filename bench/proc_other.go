@@ -20,5 +20,8 @@ func continueProcess(p *os.Process) error { return errNoStop }
 // processCPU is 0: the system does not say.
 func processCPU() time.Duration { return 0 }
 
+// childCPU is 0: the system does not say.
+func childCPU(pid int) time.Duration { return 0 }
+
 // processRSS is 0: the system does not say.
 func processRSS() uint64 { return 0 }

@@ -42,6 +42,32 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// childCPU is the CPU time the process pid has used so far, user and
+// system, where the system says (Linux: /proc/PID/stat, read in the
+// usual 100 ticks a second), else 0.
+func childCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command's name, which is in parentheses and
+	// may hold spaces: state is the first, utime the 12th, stime the 13th.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	user, err1 := strconv.ParseInt(f[11], 10, 64)
+	sys, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(user+sys) * (time.Second / 100)
+}
+
 // processRSS is this process's resident set size in bytes, where the
 // system says (Linux: /proc/self/statm), else 0.
 func processRSS() uint64 {

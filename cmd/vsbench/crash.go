@@ -21,6 +21,12 @@ import (
 // coordinator kills the coordinator of the view current at the kill (the
 // oldest member, which sequences total order): e.g.
 // `vsbench crash --order total --victim coordinator --rate 0 --runs 20`.
+// --groups N makes the members share N groups (see bench.CrashConfig's
+// Groups): it prints, over every group at every survivor, the time from
+// the kill to the new view (median, p99, max), how many groups installed
+// it, each survivor's CPU time meanwhile, and the checker's verdict on
+// the logs of a sample of the groups (--sample), e.g.
+// `vsbench crash --members 3 --groups 10000 --rate 200 --timeout 5m`.
 // It returns the exit status: 0 when every run was clean.
 func crashMain(args []string) int {
 	def := bench.DefaultCrashConfig()
@@ -33,15 +39,18 @@ func crashMain(args []string) int {
 	}
 	fs.IntVar(&cfg.Members, "members", def.Members, "group size: one process per member")
 	victim := fs.String("victim", strconv.Itoa(def.Victim), "the member killed: its rank in the full view (0: the coordinator), or \"coordinator\": the coordinator (and total order's sequencer) of the view current at the kill")
-	fs.Float64Var(&cfg.Rate, "rate", def.Rate, "messages/s sent by each member (0: as fast as flow control allows)")
+	fs.Float64Var(&cfg.Rate, "rate", def.Rate, "messages/s sent by each member (0: as fast as flow control allows); with --groups N, the member's total, split evenly over the groups that --load names (with all, each sends rate/N), and 0 is refused")
 	fs.StringVar(&cfg.Order, "order", def.Order, "ordering: unordered, fifo, causal or total")
 	fs.BoolVar(&cfg.Safe, "safe", false, "send safe messages (uniform delivery, or-ed with the ordering)")
 	fs.IntVar(&cfg.Size, "size", def.Size, "message size in bytes")
 	fs.DurationVar(&cfg.Warmup, "warmup", def.Warmup, "load before the fault")
 	fs.DurationVar(&cfg.After, "after", def.After, "load after the new view (or after the pause)")
 	fs.DurationVar(&cfg.Pause, "pause", 0, "instead of killing the victim, stop it (SIGSTOP) for this long, then continue it")
-	fs.DurationVar(&cfg.Timeout, "timeout", def.Timeout, "bound on each wait (full view, new view, exits)")
+	fs.DurationVar(&cfg.Timeout, "timeout", def.Timeout, "bound on each wait (full view, new view, exits); with --groups N, on each member's joins too (10,000 groups take minutes: give several)")
 	fs.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
+	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups every member joins (1 to %d): with more, the members join them one after another, the victim is a process (--victim: its rank in group 0, the same in every group), and the figures cover every group at every survivor; kill only", bench.MaxGroups))
+	fs.IntVar(&cfg.Sample, "sample", bench.DefaultCrashSample, "with --groups N: check the logs of this many groups, spread evenly, the first and the last among them")
+	fs.StringVar(&cfg.Load, "load", bench.LoadAll, "with --groups N: the groups that carry --rate: all (each member's rate split evenly over the N groups: every group active) or sample (split over the --sample groups only, the others idle)")
 	runs := fs.Int("runs", 1, "number of runs")
 	dir := fs.String("dir", "", "keep the members' logs under this `directory` (one subdirectory per run)")
 	asJSON := fs.Bool("json", false, "print one JSON object per run instead of a line")

@@ -81,6 +81,7 @@
 //	vsbench member ... --groups 3 --log m.log                   3 groups on one engine, logged to m.0.log, m.1.log, m.2.log
 //	vsbench crash [--pause 200ms] [--runs N]                    kill (or pause) one member of a loaded group; time from the kill to the new view
 //	vsbench crash --order total --victim coordinator --rate 0   kill -9 of the coordinator (total order's sequencer) under full load
+//	vsbench crash --members 3 --groups 10000 --timeout 5m       kill -9 of one of 3 processes sharing 10,000 groups; time to the new view in every group
 //
 // `vsbench lab` (root only) runs one member per network namespace and
 // replays a fault scenario (partitions, heals, loss, crashes, joins):

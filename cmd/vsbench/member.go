@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -35,7 +36,7 @@ func memberMain(args []string) int {
 	fs.DurationVar(&cfg.Duration, "duration", def.Duration, "how long to run before leaving (0: until SIGTERM or SIGINT)")
 	fs.IntVar(&cfg.StateSize, "state-size", def.StateSize, "bytes of padding in the application state, moved to every joiner by state transfer")
 	fs.StringVar(&cfg.Log, "log", def.Log, "event log `file`, appended to (one JSON object a line)")
-	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3")
+	fs.BoolVar(&cfg.Rejoin, "rejoin", def.Rejoin, "when removed from the group, join again as a new incarnation instead of exiting with status 3; a join that fails because the group stayed blocked is tried again instead of exiting with status 1")
 	fs.DurationVar(&cfg.LeaveTimeout, "leave-timeout", def.LeaveTimeout, "how long the graceful leave at the end may take")
 	fs.IntVar(&cfg.MaxDatagram, "max-datagram", def.MaxDatagram, "largest datagram in bytes (0: the engine's 8192; 1472 on a 1500-byte-MTU link with loss)")
 	fs.StringVar(&cfg.SlowMember, "slow-member", def.SlowMember, "slow-member policy: block (wait for the slowest member) or evict (remove a member that lags too long)")
@@ -45,6 +46,8 @@ func memberMain(args []string) int {
 	fs.DurationVar(&cfg.QuorumWindow, "quorum-window", 0, "how long a view must be stable before laststanding breaks a tie (0: the engine's 10s)")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
 	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups to join (1 to %d): with more than one, GROUP-0 to GROUP-N-1 on one engine, --rate split evenly between them, each logged to its own file (--log m.log: m.0.log, m.1.log, ...)", bench.MaxGroups))
+	fs.StringVar(&cfg.ViewsLog, "views-log", "", "also append every group's view lines, as in the group's log, to this one `file` (one file to follow with --groups N)")
+	sendGroups := fs.String("send-groups", "", "with --groups N: comma-separated indexes (0 to N-1) of the only groups that send, --rate split evenly over them; the others send nothing")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return bench.ExitOK
@@ -56,6 +59,14 @@ func memberMain(args []string) int {
 		return bench.ExitFailed
 	}
 	cfg.Seeds = splitList(*seeds)
+	for _, s := range splitList(*sendGroups) {
+		g, err := strconv.Atoi(s)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vsbench member: send group %q: want a group's index\n", s)
+			return bench.ExitFailed
+		}
+		cfg.SendGroups = append(cfg.SendGroups, g)
+	}
 	if cfg.Groups < 1 {
 		fmt.Fprintf(os.Stderr, "vsbench member: groups is %d; use 1 to %d\n", cfg.Groups, bench.MaxGroups)
 		return bench.ExitFailed
