@@ -17,7 +17,7 @@ ALL=(headline latency sizes keyed groups echo components membership state quorum
 # The scenarios of the lab section, under internal/netlab/scenarios/.
 LAB_SCENARIOS=(partition-3-2 crash-coordinator loss-5 loss-5-flat-out join-during-partition mtu1500-small-datagrams)
 # The numbers of groups of the groups section.
-GROUP_COUNTS=(${GROUP_COUNTS:-1 10 100 1000})
+GROUP_COUNTS=(${GROUP_COUNTS:-1 10 100 1000 10000})
 # The perturbation methods of the perturb section (stop, cpu and loss need
 # root, cpu a writable cgroup).
 PERTURB_METHODS=(${PERTURB_METHODS:-delay loss stop cpu})
@@ -47,9 +47,9 @@ Sections, and their time on 2 cores with 3 runs:
               messages under loss (go test)                      ~3 min
   keyed       vsbench --key-file at 64 B, 1 KiB, 100,000 msgs/s;
               the in-process keyed benchmark                     ~4 min
-  groups      vsbench --groups N, N = 1, 10, 100, 1000 (GROUP_COUNTS
+  groups      vsbench --groups N, N = 1, 10, 100, 1000, 10000 (GROUP_COUNTS
               picks others), 3 members, 64 B FIFO; a failed run is
-              a result in the table                              ~5 min
+              a result in the table                              ~9 min
   echo        sends from handlers (go test -bench Echo, 5 runs)  ~1 min
   components  go test -bench: engine, ring, udp, sequencer       ~3 min
   membership  vsbench crash (kill, pause, the sequencer); real-process
