@@ -57,7 +57,8 @@ type CrashConfig struct {
 	// groups, spread evenly, the first and the last among them. The
 	// members run with --rejoin, so that a membership removed by mistake
 	// while thousands of groups join comes back (the result counts
-	// them). A pause is not supported with several groups.
+	// them), and with Timeout as their --leave-timeout. A pause is not
+	// supported with several groups.
 	Groups int
 	// Sample is the number of groups whose logs are checked (Groups
 	// above 1); 0: DefaultCrashSample.
