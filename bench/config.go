@@ -130,8 +130,8 @@ type Config struct {
 	Idle time.Duration
 }
 
-// MaxGroups bounds Config.Groups: 10,000 groups of 3 members take about
-// a minute to join on 2 cores, and their idle costs are what the idle
+// MaxGroups bounds Config.Groups: 10,000 groups of 3 members take one to
+// two minutes to join on 2 cores, and their idle costs are what the idle
 // phase measures; beyond, joining alone dominates a run.
 const MaxGroups = 10_000
 
