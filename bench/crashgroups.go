@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -163,30 +162,7 @@ func newGroupViews(m *LabMember, path string, index map[string]int) *groupViews 
 func (t *groupViews) poll() error {
 	start := time.Now()
 	defer func() { t.took += time.Since(start) }()
-	f, err := os.Open(t.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // not created yet
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
-		return err
-	}
-	buf, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	t.off += int64(len(buf))
-	data := append(t.part, buf...)
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
-		}
-		line := data[:i]
-		data = data[i+1:]
+	return readNewLines(t.path, &t.off, &t.part, func(line []byte) error {
 		var ev check.LogEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
@@ -196,9 +172,8 @@ func (t *groupViews) poll() error {
 			return fmt.Errorf("%s: a %q line of group %q", t.path, ev.Ev, ev.Group)
 		}
 		t.views[g] = append(t.views[g], ev)
-	}
-	t.part = append(t.part[:0], data...)
-	return nil
+		return nil
+	})
 }
 
 // count is the number of groups whose views satisfy ok.

@@ -274,23 +274,40 @@ type logTail struct {
 var viewMarker = []byte(`"ev":"view"`)
 
 func (t *logTail) poll() error {
-	f, err := os.Open(t.path)
+	return readNewLines(t.path, &t.off, &t.part, func(line []byte) error {
+		if !bytes.Contains(line, viewMarker) {
+			return nil
+		}
+		var ev check.LogEvent
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("%s: %w", t.path, err)
+		}
+		t.views = append(t.views, ev)
+		return nil
+	})
+}
+
+// readNewLines calls each with every whole line appended to path since
+// *off (a file not created yet has none); a line not complete yet waits
+// in *part for the next call.
+func readNewLines(path string, off *int64, part *[]byte, each func(line []byte) error) error {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil // not created yet
+		return nil
 	}
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if _, err := f.Seek(t.off, io.SeekStart); err != nil {
+	if _, err := f.Seek(*off, io.SeekStart); err != nil {
 		return err
 	}
 	buf, err := io.ReadAll(f)
 	if err != nil {
 		return err
 	}
-	t.off += int64(len(buf))
-	data := append(t.part, buf...)
+	*off += int64(len(buf))
+	data := append(*part, buf...)
 	for {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
@@ -298,16 +315,11 @@ func (t *logTail) poll() error {
 		}
 		line := data[:i]
 		data = data[i+1:]
-		if !bytes.Contains(line, viewMarker) {
-			continue
+		if err := each(line); err != nil {
+			return err
 		}
-		var ev check.LogEvent
-		if err := json.Unmarshal(line, &ev); err != nil {
-			return fmt.Errorf("%s: %w", t.path, err)
-		}
-		t.views = append(t.views, ev)
 	}
-	t.part = append(t.part[:0], data...)
+	*part = append((*part)[:0], data...)
 	return nil
 }
 
