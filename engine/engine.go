@@ -345,6 +345,9 @@ func (e *Engine) rejoin(old *Group, via netip.AddrPort, delay time.Duration) {
 // Addr is the address other members reach this engine at.
 func (e *Engine) Addr() netip.AddrPort { return e.addr }
 
+// Config is the configuration the engine runs with (defaults filled in).
+func (e *Engine) Config() Config { return e.cfg }
+
 // Groups returns the groups this engine is a member of now, by name.
 func (e *Engine) Groups() []*Group {
 	e.mu.Lock()

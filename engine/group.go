@@ -845,6 +845,12 @@ func (g *Group) drainBacklog() {
 	}
 }
 
+// InHandler reports whether the caller runs on this group's delivery
+// goroutine (one of its handlers, Snapshot or Restore): a layer above the
+// group uses it to refuse what would wait on its own deliveries. It costs
+// microseconds.
+func (g *Group) InHandler() bool { return g.inHandler() }
+
 // errNotHandler: backlogSend found its caller is no handler after all.
 var errNotHandler = errors.New("engine: not on the delivery goroutine")
 
