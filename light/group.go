@@ -32,15 +32,15 @@ type Group struct {
 	endErr        error // set before ended is closed
 
 	// The carrier's delivery goroutine only:
-	member    bool               // in a view of the light group
-	cur       *engine.View       // the table's current view of it
-	ranks     []int32            // carrier rank -> light rank, -1 if not in it
-	next      []engine.Message   // during a flush: messages of the next view
-	xfer      uint64             // the transfer this member waits for (0: none)
-	replay    []event            // while restoring: what it will deliver after Restore
-	state     []byte             // while restoring: the chunks so far
-	leaving   bool               // this member asked to leave
-	failErr   error              // why this member leaves on its own
+	member    bool             // in a view of the light group
+	cur       *engine.View     // the table's current view of it
+	ranks     []int32          // carrier rank -> light rank, -1 if not in it
+	next      []engine.Message // during a flush: messages of the next view
+	xfer      uint64           // the transfer this member waits for (0: none)
+	replay    []event          // while restoring: what it will deliver after Restore
+	state     []byte           // while restoring: the chunks so far
+	leaving   bool             // this member asked to leave
+	failErr   error            // why this member leaves on its own
 	joinedSet bool
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-
 )
 
 // The carrier's own state, moved to a process that joins the carrier:
@@ -112,4 +111,3 @@ func (t *table) restore(rd io.Reader) error {
 	t.c.stats.groups.Store(int64(len(byID)))
 	return nil
 }
-

@@ -18,7 +18,7 @@ import (
 type table struct {
 	c      *Carrier
 	self   engine.MemberID
-	inView bool // self is known (the carrier's first view came)
+	inView bool        // self is known (the carrier's first view came)
 	cview  engine.View // the carrier's current view
 	nextID uint64
 	byID   map[uint64]*lgroup

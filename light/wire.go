@@ -138,4 +138,3 @@ func appendMember(b []byte, m engine.MemberID) []byte {
 
 // validName reports whether a light group name can travel.
 func validName(name string) bool { return name != "" && len(name) <= MaxNameBytes }
-
