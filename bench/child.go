@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/light"
 	"github.com/cohort-vs/cohort/internal/wire"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
@@ -117,7 +118,10 @@ type child struct {
 
 	eng    *engine.Engine
 	grp    *engine.Group   // the first group (the only one, by default)
-	grps   []*engine.Group // every group joined (childSetup.Groups)
+	grps   []*engine.Group // every engine group joined (childSetup.Groups; the carrier with Light)
+	// senders are the groups a sender sends to in turn: grps, or the
+	// light groups with Light.
+	senders []sender
 	engRec *recorder
 	sent   atomic.Uint64 // engine messages sent
 	// groupDelivered counts each group's deliveries, with several
@@ -161,13 +165,19 @@ type engineSide struct {
 	sent atomic.Uint64
 }
 
+// sender is what a sending member sends to: an engine group or a light
+// group.
+type sender interface {
+	Send(ctx context.Context, o engine.Ordering, payload []byte) error
+}
+
 // side is the engine a phase measures: the keyed one for PhaseKeyed, else
-// the keyless one; grps are its groups.
-func (c *child) side(phase string) (grps []*engine.Group, rec *recorder, sent *atomic.Uint64) {
+// the keyless one; grps are its engine groups and senders what it sends to.
+func (c *child) side(phase string) (grps []*engine.Group, senders []sender, rec *recorder, sent *atomic.Uint64) {
 	if phase == PhaseKeyed {
-		return []*engine.Group{c.keyed.grp}, c.keyed.rec, &c.keyed.sent
+		return []*engine.Group{c.keyed.grp}, []sender{c.keyed.grp}, c.keyed.rec, &c.keyed.sent
 	}
-	return c.grps, c.engRec, &c.sent
+	return c.grps, c.senders, c.engRec, &c.sent
 }
 
 func (c *child) send(ev event) {
@@ -268,7 +278,7 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 	var gathered atomic.Int64
 	slow := &c.slow
 	c.incarnations.Store(1)
-	grps, err := joinGroups(ctx, c.eng, names, members, func(i int) engine.Handlers {
+	handlers := func(i int) engine.Handlers {
 		deliver := func(m engine.Message) {
 			rec.deliver(m.Payload)
 			slow.deliver()
@@ -297,10 +307,28 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 			Ended:    func(error) { c.removed.Store(true) },
 			Rejoined: func(*engine.Group) { c.removed.Store(false); c.incarnations.Add(1) },
 		}
-	})
-	if err != nil {
-		return err
 	}
+	var grps []*engine.Group
+	var senders []sender
+	if c.cfg.Light {
+		carrier, lgs, err := joinLight(ctx, c.eng, names, members, handlers)
+		if err != nil {
+			return err
+		}
+		grps = []*engine.Group{carrier.Engine()}
+		for _, g := range lgs {
+			senders = append(senders, g)
+		}
+	} else {
+		var err error
+		if grps, err = joinGroups(ctx, c.eng, names, members, handlers); err != nil {
+			return err
+		}
+		for _, g := range grps {
+			senders = append(senders, g)
+		}
+	}
+	var err error
 	// The keyed group, on the keyed engine: joined (founded, by member 0)
 	// before evJoined, so that the others join both groups once it has
 	// founded both.
@@ -352,7 +380,7 @@ func (c *child) join(ctx context.Context, members, baseline, keyed []string) err
 	case <-ctx.Done():
 		return fmt.Errorf("the keyed group did not gather its %d members: %w", len(members), ctx.Err())
 	}
-	c.grp, c.grps = grps[0], grps
+	c.grp, c.grps, c.senders = grps[0], grps, senders
 	c.send(event{Type: evReady})
 	return nil
 }
@@ -406,6 +434,43 @@ func joinGroups(ctx context.Context, e *engine.Engine, names, seeds []string, ha
 	return grps, nil
 }
 
+// joinLight opens the carrier (named as the first group) and joins the
+// named light groups over it, several at a time.
+func joinLight(ctx context.Context, e *engine.Engine, names, seeds []string, handlers func(i int) engine.Handlers) (*light.Carrier, []*light.Group, error) {
+	carrier, err := light.Open(ctx, e, names[0]+"-carrier", seeds, light.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("carrier: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lgs := make([]*light.Group, len(names))
+	sem := make(chan struct{}, joinConcurrency)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			g, err := carrier.Join(ctx, name, handlers(i))
+			if err != nil {
+				cancel(fmt.Errorf("light group %s: %w", name, err))
+				return
+			}
+			lgs[i] = g
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, nil, err
+	}
+	return carrier, lgs, nil
+}
+
 // counters is one snapshot of a phase's cumulative counters.
 type counters struct {
 	at          time.Time
@@ -439,7 +504,7 @@ func (c *child) snapshot(phase string, full bool) counters {
 	if !full {
 		s := counters{delivered: c.baseRec.delivered.Load()}
 		if engPhase {
-			_, rec, _ := c.side(phase)
+			_, _, rec, _ := c.side(phase)
 			s.delivered = rec.delivered.Load()
 		}
 		s.at = time.Now()
@@ -449,7 +514,7 @@ func (c *child) snapshot(phase string, full bool) counters {
 	runtime.ReadMemStats(&ms)
 	s := counters{mallocs: ms.Mallocs}
 	if engPhase {
-		grps, rec, sent := c.side(phase)
+		grps, _, rec, sent := c.side(phase)
 		eng := c.eng
 		if phase == PhaseKeyed {
 			eng = c.keyed.eng
@@ -503,7 +568,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	from := start.Add(time.Duration(cmd.WarmupNs))
 	to := from.Add(time.Duration(cmd.DurationNs))
 	rec := c.baseRec
-	grps, engRec, engSent := c.side(cmd.Phase)
+	_, senders, engRec, engSent := c.side(cmd.Phase)
 	if engPhase {
 		rec = engRec
 	}
@@ -526,7 +591,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 	}
 	if c.cfg.Sending {
 		if engPhase {
-			go func() { sendErr <- c.sendEngine(sendCtx, grps, engSent, order, start, to) }()
+			go func() { sendErr <- c.sendEngine(sendCtx, senders, engSent, order, start, to) }()
 		} else {
 			bs = &baselineSender{
 				conn: c.base, peers: c.peers, self: c.cfg.Index, size: c.cfg.Size,
@@ -632,7 +697,7 @@ func (c *child) runPhase(ctx context.Context, cmd command) error {
 // turn. The sample (sampleEvery, counted per group) carries its send
 // time; only then is the clock read, and the end of the window checked
 // between the pacer's batches.
-func (c *child) sendEngine(ctx context.Context, grps []*engine.Group, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
+func (c *child) sendEngine(ctx context.Context, grps []sender, sent *atomic.Uint64, order engine.Ordering, start, end time.Time) error {
 	payload := make([]byte, c.cfg.Size)
 	fillPayload(payload)
 	endNs, endStamp := end.UnixNano(), stampOf(end)

@@ -125,6 +125,10 @@ type Config struct {
 	// measures, with no traffic, the datagrams each process sends and
 	// its heap and RSS (Report.Groups).
 	Groups int
+	// Light makes the Groups light groups (package light) carried by one
+	// engine group that every member process joins: one stream, one
+	// window and one failure detector for all of them.
+	Light bool
 	// Idle is the idle phase's measured window, after idleSettle (Groups
 	// above 1 only); 0 leaves the phase out.
 	Idle time.Duration

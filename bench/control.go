@@ -74,6 +74,8 @@ type childSetup struct {
 	// Groups is the number of groups the child joins (0: one), named
 	// GroupNames(Groups); a sender sends to them in turn.
 	Groups int `json:"groups,omitempty"`
+	// Light: the groups are light groups over one carrier (Config.Light).
+	Light bool `json:"light,omitempty"`
 }
 
 // event is a line from a child to the coordinator.

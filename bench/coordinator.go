@@ -121,7 +121,7 @@ func RunOrders(ctx context.Context, cfg Config, opt Options) ([]*Report, error) 
 		return &childSetup{
 			Index: i, Members: cfg.Members, Sending: i < cfg.Senders,
 			Size: cfg.Size, Order: baselineOrder(orders), Safe: cfg.Safe, Rate: cfg.Rate, CPUProfile: cfg.CPUProfile,
-			KeyFile: keyFile, Groups: cfg.GroupCount(),
+			KeyFile: keyFile, Groups: cfg.GroupCount(), Light: cfg.Light,
 		}
 	}); err != nil {
 		return nil, err

@@ -279,7 +279,9 @@ type Setup struct {
 	SampleEvery int `json:"sample_every"`
 	// Groups is the number of groups each member joined, with more than
 	// one (Config.Groups); absent with one.
-	Groups     int    `json:"groups,omitempty"`
+	Groups int `json:"groups,omitempty"`
+	// Light: the groups were light groups over one carrier (Config.Light).
+	Light      bool   `json:"light,omitempty"`
 	Go         string `json:"go"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	CPU        string `json:"cpu"`
@@ -328,6 +330,7 @@ func NewSetup(cfg Config) Setup {
 		Rate:        cfg.Rate,
 		SampleEvery: sampleEvery(cfg.Rate, cfg.Size),
 		Groups:      groupsField(cfg.GroupCount()),
+		Light:       cfg.Light && cfg.GroupCount() > 1,
 		Go:          runtime.Version(),
 		GOMAXPROCS:  cfg.MemberProcs(),
 		CPU:         cpuModel(),

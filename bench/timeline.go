@@ -37,7 +37,7 @@ func (c *child) runTimeline(ctx context.Context, cmd command) error {
 	defer stopSending()
 	sendErr := make(chan error, 1)
 	if c.cfg.Sending {
-		go func() { sendErr <- c.sendEngine(sendCtx, c.grps, &c.sent, order, start, to) }()
+		go func() { sendErr <- c.sendEngine(sendCtx, c.senders, &c.sent, order, start, to) }()
 	} else {
 		sendErr <- nil
 	}

@@ -69,6 +69,9 @@ type model struct {
 	procs   []*mproc
 	epoch   uint64
 	members []int // the carrier view, oldest first
+	// installed is the view the members installed last (members also
+	// loses a crashed member while the view closes): ranks are its
+	installed []int
 	// this carrier view's messages per sender; next holds what was sent
 	// while the view closes (it belongs to the next one)
 	sent       map[int][]*mmsg
@@ -97,6 +100,7 @@ func newModel(t *testing.T, seed uint64, n int) *model {
 	for i := range n {
 		md.members = append(md.members, i)
 	}
+	md.installed = slices.Clone(md.members)
 	for _, i := range md.members {
 		md.procs[i].c.t.onView(md.viewFor(md.procs[i], md.view(nil, nil)))
 	}
@@ -206,10 +210,7 @@ func (md *model) deliverOne(p *mproc, s int) {
 		p.nextTotal++
 	}
 	m := mm.m
-	m.Rank = slices.Index(md.members, s)
-	if m.Rank < 0 {
-		m.Rank = len(md.members) + s // not in the view any more: an index the table must not trust
-	}
+	m.Rank = slices.Index(md.installed, s)
 	m.Payload = slices.Clone(m.Payload)
 	p.c.t.deliver(m)
 	md.drainOut(p)
@@ -340,6 +341,7 @@ func (md *model) cut(kind string) {
 	// sender's order.
 	pending := md.next
 	md.next = nil
+	md.installed = slices.Clone(md.members)
 	for _, p := range md.live() {
 		p.c.t.onView(md.viewFor(p, v))
 		md.drainOut(p)

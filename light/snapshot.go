@@ -108,6 +108,7 @@ func (t *table) restore(rd io.Reader) error {
 		return errTable
 	}
 	t.nextID, t.byID, t.byName = nextID, byID, byName
+	t.cache = [cacheSize]*lgroup{}
 	t.c.stats.groups.Store(int64(len(byID)))
 	return nil
 }

@@ -1,6 +1,7 @@
 package light
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,6 +24,24 @@ type table struct {
 	nextID uint64
 	byID   map[uint64]*lgroup
 	byName map[string]*lgroup
+	// cache is a direct-mapped cache of byID: a data message's group in
+	// an array index rather than a map probe.
+	cache [cacheSize]*lgroup
+}
+
+const cacheSize = 4096
+
+// lookup is byID[id], through the cache.
+func (t *table) lookup(id uint64) *lgroup {
+	slot := &t.cache[id%cacheSize]
+	if lg := *slot; lg != nil && lg.id == id {
+		return lg
+	}
+	lg := t.byID[id]
+	if lg != nil {
+		*slot = lg
+	}
+	return lg
 }
 
 // request is a join or a leave, in the carrier's total order.
@@ -74,24 +93,25 @@ func (t *table) deliver(m engine.Message) {
 		t.c.stats.malformed.Add(1)
 		return
 	}
+	if m.Payload[0] == kindData { // the hot path
+		id, n := binary.Uvarint(m.Payload[1:])
+		if n <= 0 {
+			t.c.stats.malformed.Add(1)
+			return
+		}
+		lg := t.lookup(id)
+		switch {
+		case lg == nil:
+			t.c.stats.stale.Add(1)
+		case lg.g == nil:
+			t.c.stats.foreign.Add(1)
+		default:
+			t.data(lg, &m, m.Payload[1+n:])
+		}
+		return
+	}
 	r := reader{b: m.Payload[1:]}
 	switch m.Payload[0] {
-	case kindData:
-		id := r.uvarint()
-		if r.err != nil {
-			break
-		}
-		lg := t.byID[id]
-		if lg == nil {
-			t.c.stats.stale.Add(1)
-			return
-		}
-		if lg.g == nil {
-			t.c.stats.foreign.Add(1)
-			return
-		}
-		t.data(lg, m, r.b)
-		return
 	case kindJoin:
 		if !validName(string(r.b)) {
 			break
@@ -103,7 +123,7 @@ func (t *table) deliver(m engine.Message) {
 		if r.err != nil || len(r.b) != 0 {
 			break
 		}
-		if lg := t.byID[id]; lg != nil {
+		if lg := t.lookup(id); lg != nil {
 			t.enqueue(lg, request{who: m.Sender})
 		} else {
 			t.c.stats.stale.Add(1)
@@ -114,14 +134,14 @@ func (t *table) deliver(m engine.Message) {
 		if r.err != nil || len(r.b) != 0 {
 			break
 		}
-		t.marker(t.byID[id], m.Sender, req)
+		t.marker(t.lookup(id), m.Sender, req)
 		return
 	case kindState:
 		id, xfer, flags := r.uvarint(), r.uvarint(), r.byte()
 		if r.err != nil {
 			break
 		}
-		t.state(t.byID[id], m.Sender, xfer, flags, r.b)
+		t.state(t.lookup(id), m.Sender, xfer, flags, r.b)
 		return
 	}
 	t.c.stats.malformed.Add(1)
@@ -130,10 +150,10 @@ func (t *table) deliver(m engine.Message) {
 // data places one message of a light group this process is in (or
 // joining): during a flush, a sender whose marker came is already in the
 // next view, so its message waits for that view.
-func (t *table) data(lg *lgroup, m engine.Message, p []byte) {
+func (t *table) data(lg *lgroup, m *engine.Message, p []byte) {
 	g := lg.g
 	if lg.flushing && !slices.Contains(lg.awaiting, m.Sender) {
-		g.next = append(g.next, copyMessage(m, p))
+		g.next = append(g.next, copyMessage(*m, p))
 		return
 	}
 	if !g.member {
@@ -148,22 +168,36 @@ func copyMessage(m engine.Message, p []byte) engine.Message {
 }
 
 // emitMessage delivers (or, while restoring, buffers) a message of g's
-// current view; one from a sender not in that view is dropped.
-func (t *table) emitMessage(g *Group, m engine.Message, p []byte) {
-	// The carrier rank maps to the light rank; a message delivered in an
-	// earlier carrier view (one that waited for a flush) is looked up.
-	rank := -1
-	if m.Rank >= 0 && m.Rank < len(g.ranks) {
-		rank = int(g.ranks[m.Rank])
+// current view, delivered by the carrier just now: its carrier rank maps
+// to its light rank (the map follows every carrier and light view). One
+// from a sender not in the view is dropped.
+func (t *table) emitMessage(g *Group, m *engine.Message, p []byte) {
+	rank := int32(-1)
+	if uint(m.Rank) < uint(len(g.ranks)) {
+		rank = g.ranks[m.Rank]
 	}
-	if rank < 0 || g.cur.Members[rank] != m.Sender {
-		if rank = slices.Index(g.cur.Members, m.Sender); rank < 0 {
-			t.c.stats.stale.Add(1)
-			return
-		}
+	if rank < 0 {
+		t.c.stats.stale.Add(1)
+		return
 	}
-	m.Rank, m.Payload = rank, p
-	g.emit(event{msg: m})
+	m.Rank, m.Payload = int(rank), p
+	if g.xfer == 0 {
+		g.h.Deliver(*m)
+		return
+	}
+	g.emit(event{msg: *m})
+}
+
+// emitBuffered is emitMessage for a message that waited for a flush: it
+// may come from an earlier carrier view, so its sender is looked up.
+func (t *table) emitBuffered(g *Group, m *engine.Message) {
+	rank := slices.Index(g.cur.Members, m.Sender)
+	if rank < 0 {
+		t.c.stats.stale.Add(1)
+		return
+	}
+	m.Rank = rank
+	g.emit(event{msg: *m})
 }
 
 // request applies a Total join request: the first one for a name founds
@@ -265,8 +299,8 @@ func (t *table) completeFlush(lg *lgroup) {
 	if g != nil && lg.g == g && g.member {
 		next := g.next
 		g.next = nil
-		for _, m := range next {
-			t.emitMessage(g, m, m.Payload)
+		for i := range next {
+			t.emitBuffered(g, &next[i])
 		}
 	} else if g != nil {
 		g.next = nil
@@ -365,6 +399,9 @@ func (t *table) deleteIfEmpty(lg *lgroup) {
 	if len(lg.members) == 0 && len(lg.queue) == 0 && t.byID[lg.id] == lg {
 		delete(t.byID, lg.id)
 		delete(t.byName, lg.name)
+		if t.cache[lg.id%cacheSize] == lg {
+			t.cache[lg.id%cacheSize] = nil
+		}
 		t.c.stats.groups.Add(-1)
 	}
 }

@@ -10,6 +10,7 @@
 //	vsbench --order total --safe     safe (uniform) delivery, or-ed with the ordering
 //	vsbench --key-file cohort.key    the keyed engine too, beside the keyless one and the baseline
 //	vsbench --groups 100             100 groups among the same 3 processes: per-group throughput, idle costs
+//	vsbench --groups 1000 --light    1,000 light groups over one carrier group
 //
 // --order takes unordered, fifo, causal or total, or a comma-separated
 // list of them: the baseline is measured once, then the engine once per
@@ -149,6 +150,7 @@ Each subcommand takes --help. Flags of the group run:
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write each member's CPU profile of each phase to `prefix`.<phase>.m<index>")
 	flag.StringVar(&cfg.KeyFile, "key-file", "", "also measure the keyed engine (AES-256-GCM, the key in this `file`, 32 bytes in base64): each engine phase is followed by a keyed one on the same processes")
 	flag.IntVar(&cfg.Groups, "groups", def.Groups, fmt.Sprintf("groups every member process joins (1 to %d); a sender sends its messages to them in turn, and an idle phase measures their cost without traffic", bench.MaxGroups))
+	flag.BoolVar(&cfg.Light, "light", false, "with --groups N: the groups are light groups over one carrier engine group (package light): one stream, window and failure detector for all of them")
 	flag.DurationVar(&cfg.Idle, "idle", def.Idle, "measured window of the idle phase with --groups above 1 (0: no idle phase)")
 	flag.Parse()
 	if flag.NArg() > 0 {
