@@ -62,7 +62,7 @@ type outgoing struct {
 }
 
 type counters struct {
-	malformed, stale, foreign atomic.Uint64
+	malformed, stale, foreign, refused atomic.Uint64
 	groups                    atomic.Int64
 }
 
@@ -73,6 +73,7 @@ type Stats struct {
 	Malformed uint64 // carrier messages that did not parse (dropped)
 	Stale     uint64 // messages for a light group or flush that had ended, or from a non-member (dropped)
 	Foreign   uint64 // messages of light groups this process is not in (skipped)
+	Refused   uint64 // joins beyond MaxGroups, requests beyond a light group's queue bound
 }
 
 // Open joins (or founds) the carrier group name on e, as Engine.Join
@@ -138,7 +139,7 @@ func (c *Carrier) Stats() Stats {
 	joined := len(c.local)
 	c.mu.Unlock()
 	return Stats{Groups: int(c.stats.groups.Load()), Joined: joined, Malformed: c.stats.malformed.Load(),
-		Stale: c.stats.stale.Load(), Foreign: c.stats.foreign.Load()}
+		Stale: c.stats.stale.Load(), Foreign: c.stats.foreign.Load(), Refused: c.stats.refused.Load()}
 }
 
 // Engine is the carrier's engine group (its Stats, Flush).

@@ -210,6 +210,16 @@ func (t *table) request(name string, rq request) {
 		t.enqueue(lg, rq)
 		return
 	}
+	if len(t.byName) >= MaxGroups {
+		// Refused everywhere alike: the joiner's Join fails.
+		t.c.stats.refused.Add(1)
+		if rq.who == t.self {
+			if g := t.c.localGroup(name); g != nil {
+				g.end(fmt.Errorf("light: Join %q: %w", name, ErrTooManyGroups))
+			}
+		}
+		return
+	}
 	lg := &lgroup{id: t.nextID, name: name}
 	t.nextID++
 	t.byID[lg.id], t.byName[name] = lg, lg
@@ -221,6 +231,21 @@ func (t *table) request(name string, rq request) {
 }
 
 func (t *table) enqueue(lg *lgroup, rq request) {
+	// A member's request the same as its last one in the queue changes
+	// nothing; beyond that the queue is bounded (alike everywhere: a
+	// member that alternates requests that fast is refused).
+	for i := len(lg.queue) - 1; i >= 0; i-- {
+		if lg.queue[i].who == rq.who {
+			if lg.queue[i] == rq {
+				return
+			}
+			break
+		}
+	}
+	if len(lg.queue) >= 4*len(t.cview.Members)+4 {
+		t.c.stats.refused.Add(1)
+		return
+	}
 	lg.queue = append(lg.queue, rq)
 	if !lg.flushing {
 		t.startFlush(lg)

@@ -31,6 +31,13 @@ const (
 // from a request that the survivors never deliver.
 const requestOrdering = engine.Total | engine.Safe
 
+// MaxGroups bounds the light groups of one carrier: a join that would
+// found one more fails with ErrTooManyGroups.
+const MaxGroups = 1 << 20
+
+// ErrTooManyGroups: Join would found a light group beyond MaxGroups.
+var ErrTooManyGroups = errors.New("light: the carrier has MaxGroups light groups")
+
 // MaxNameBytes is the longest light group name.
 const MaxNameBytes = 255
 
