@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
-	"github.com/cohort-vs/cohort/light"
 	"github.com/cohort-vs/cohort/internal/wire"
+	"github.com/cohort-vs/cohort/light"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/cohort-vs/cohort/udp"
 )
@@ -116,14 +116,14 @@ type child struct {
 
 	cfg childSetup
 
-	eng    *engine.Engine
-	grp    *engine.Group   // the first group (the only one, by default)
-	grps   []*engine.Group // every engine group joined (childSetup.Groups; the carrier with Light)
+	eng  *engine.Engine
+	grp  *engine.Group   // the first group (the only one, by default)
+	grps []*engine.Group // every engine group joined (childSetup.Groups; the carrier with Light)
 	// senders are the groups a sender sends to in turn: grps, or the
 	// light groups with Light.
 	senders []sender
-	engRec *recorder
-	sent   atomic.Uint64 // engine messages sent
+	engRec  *recorder
+	sent    atomic.Uint64 // engine messages sent
 	// groupDelivered counts each group's deliveries, with several
 	// groups; nil with one.
 	groupDelivered []groupCounter

@@ -63,7 +63,7 @@ type outgoing struct {
 
 type counters struct {
 	malformed, stale, foreign, refused atomic.Uint64
-	groups                    atomic.Int64
+	groups                             atomic.Int64
 }
 
 // Stats are a carrier's counters.
