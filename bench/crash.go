@@ -67,6 +67,9 @@ type CrashConfig struct {
 	// every group, each member's rate split evenly over its N groups; or
 	// LoadSample, only the groups of the sample, the others idle.
 	Load string
+	// Light makes the groups light groups over one carrier group
+	// (MemberConfig.Light).
+	Light bool
 }
 
 // The groups that carry the load in a run over many groups

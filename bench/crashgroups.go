@@ -302,6 +302,9 @@ func runCrashGroups(ctx context.Context, cfg CrashConfig, program ChildSpec, std
 	if cfg.Safe {
 		flags = append(flags, "--safe")
 	}
+	if cfg.Light {
+		flags = append(flags, "--light")
+	}
 	sample := sampleGroups(cfg.Groups, cfg.sample())
 	if cfg.Load == LoadSample {
 		var list []string

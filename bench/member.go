@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/cohort-vs/cohort/engine"
+	"github.com/cohort-vs/cohort/light"
 	"github.com/cohort-vs/cohort/metrics"
 	"github.com/cohort-vs/cohort/seal"
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,6 +99,9 @@ type MemberConfig struct {
 	// Groups-1) that send: Rate is split evenly over them, and the others
 	// send nothing. None: every group sends.
 	SendGroups []int
+	// Light makes the groups light groups (package light) over one
+	// carrier group, named Group, that the process opens first.
+	Light bool
 }
 
 // MemberLogs returns the event logs of a member process whose --log is
@@ -286,6 +290,33 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	if len(names) > 1 {
 		joinSlots = make(chan struct{}, joinConcurrency)
 	}
+	join := func(ctx context.Context, name string, seeds []string, h engine.Handlers) (memberGroup, error) {
+		return e.Join(ctx, name, seeds, h)
+	}
+	closeCarrier := func() {}
+	if cfg.Light {
+		seeds := cfg.Seeds
+		if len(seeds) == 0 {
+			seeds = []string{e.Addr().String()}
+		}
+		carrier, err := light.Open(ctx, e, cfg.Group, seeds, light.Options{})
+		if err != nil {
+			e.Close()
+			return fail("carrier: %v", err)
+		}
+		join = func(ctx context.Context, name string, _ []string, h engine.Handlers) (memberGroup, error) {
+			return carrier.Join(ctx, name, h)
+		}
+		// Leave the carrier too, once every light group is left: closing
+		// the engine without it would look like a crash to the others.
+		closeCarrier = func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.LeaveTimeout)
+			defer cancel()
+			if err := carrier.Close(ctx); err != nil {
+				fmt.Fprintf(stderr, "vsbench member: leaving the carrier: %v\n", err)
+			}
+		}
+	}
 	senders := make([]bool, len(names))
 	for _, g := range cfg.SendGroups {
 		senders[g] = true
@@ -312,7 +343,7 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}
 		members[i] = newMember(c, logs[i], stderr)
 		members[i].silent = silent
-		members[i].views, members[i].joinSlots = views, joinSlots
+		members[i].views, members[i].joinSlots, members[i].join = views, joinSlots, join
 		members[i].logStart(e.Addr())
 	}
 	codes := make([]int, len(members))
@@ -325,6 +356,7 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 		}()
 	}
 	wg.Wait()
+	closeCarrier()
 	e.Close() // waits for the delivery goroutines: no event after exit
 	code := ExitOK
 	for i, m := range members {
@@ -378,6 +410,8 @@ type member struct {
 	// under way at once; nil: unbounded (one group).
 	joinSlots chan struct{}
 	silent    bool // sends nothing (MemberConfig.SendGroups)
+	// join joins a group: the engine's Join, or a light group's.
+	join func(ctx context.Context, name string, seeds []string, h engine.Handlers) (memberGroup, error)
 
 	epoch      atomic.Uint64 // the current incarnation's view, as delivered
 	mismatched atomic.Uint64 // deliveries whose payload named another sender
@@ -391,9 +425,17 @@ type member struct {
 	orderField    [8][]byte // by Ordering&7: the ordering and the safe flag
 }
 
+// memberGroup is the group a member runs in: an engine group or a light
+// group.
+type memberGroup interface {
+	Send(ctx context.Context, o engine.Ordering, payload []byte) error
+	Leave(ctx context.Context) error
+	View() engine.View
+}
+
 // incarnation is one membership of this process in the group.
 type incarnation struct {
-	g     *engine.Group
+	g     memberGroup
 	self  string
 	ended chan struct{} // closed by the Ended handler, after its log line
 	// viewed: it installed a view (delivery goroutine only). A membership
@@ -430,6 +472,11 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 	if len(seeds) == 0 {
 		seeds = []string{e.Addr().String()}
 	}
+	if m.join == nil {
+		m.join = func(ctx context.Context, name string, seeds []string, h engine.Handlers) (memberGroup, error) {
+			return e.Join(ctx, name, seeds, h)
+		}
+	}
 	for {
 		inc := &incarnation{ended: make(chan struct{})}
 		m.state = 0 // until a donor's state is restored
@@ -440,7 +487,7 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 				return ExitOK // stopped before it joined
 			}
 		}
-		g, err := e.Join(ctx, m.cfg.Group, seeds, engine.Handlers{
+		g, err := m.join(ctx, m.cfg.Group, seeds, engine.Handlers{
 			Deliver:  m.deliver,
 			Snapshot: m.snapshot,
 			Restore:  m.restore,
@@ -524,8 +571,10 @@ func (m *member) run(ctx context.Context, e *engine.Engine) int {
 func (m *member) leave(inc *incarnation) int {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.LeaveTimeout)
 	defer cancel()
-	if err := inc.g.Flush(ctx); err != nil && !errors.Is(err, engine.ErrRemoved) {
-		fmt.Fprintf(m.stderr, "vsbench member: flush before leaving: %v\n", err)
+	if f, ok := inc.g.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(ctx); err != nil && !errors.Is(err, engine.ErrRemoved) {
+			fmt.Fprintf(m.stderr, "vsbench member: flush before leaving: %v\n", err)
+		}
 	}
 	err := inc.g.Leave(ctx)
 	if err == nil {

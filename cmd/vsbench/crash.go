@@ -48,6 +48,7 @@ func crashMain(args []string) int {
 	fs.DurationVar(&cfg.Pause, "pause", 0, "instead of killing the victim, stop it (SIGSTOP) for this long, then continue it")
 	fs.DurationVar(&cfg.Timeout, "timeout", def.Timeout, "bound on each wait (full view, new view, exits); with --groups N, on each member's joins too (10,000 groups take minutes: give several)")
 	fs.IntVar(&cfg.Procs, "procs", 0, "GOMAXPROCS of each member process (0: max(1, CPUs/members))")
+	fs.BoolVar(&cfg.Light, "light", false, "with --groups N: the groups are light groups over one carrier group (package light)")
 	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups every member joins (1 to %d): with more, the members join them one after another, the victim is a process (--victim: its rank in group 0, the same in every group), and the figures cover every group at every survivor; kill only", bench.MaxGroups))
 	fs.IntVar(&cfg.Sample, "sample", bench.DefaultCrashSample, "with --groups N: check the logs of this many groups, spread evenly, the first and the last among them")
 	fs.StringVar(&cfg.Load, "load", bench.LoadAll, "with --groups N: the groups that carry --rate: all (each member's rate split evenly over the N groups: every group active) or sample (split over the --sample groups only, the others idle)")

@@ -47,6 +47,7 @@ func memberMain(args []string) int {
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve the counters at this TCP `address` (ip:port): Prometheus at /metrics, expvar at /debug/vars")
 	fs.IntVar(&cfg.Groups, "groups", 1, fmt.Sprintf("groups to join (1 to %d): with more than one, GROUP-0 to GROUP-N-1 on one engine, --rate split evenly between them, each logged to its own file (--log m.log: m.0.log, m.1.log, ...)", bench.MaxGroups))
 	fs.StringVar(&cfg.ViewsLog, "views-log", "", "also append every group's view lines, as in the group's log, to this one `file` (one file to follow with --groups N)")
+	fs.BoolVar(&cfg.Light, "light", false, "the groups are light groups over one carrier group named GROUP (package light), which the process opens first")
 	sendGroups := fs.String("send-groups", "", "with --groups N: comma-separated indexes (0 to N-1) of the only groups that send, --rate split evenly over them; the others send nothing")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
