@@ -182,7 +182,7 @@ func (c *Carrier) Join(ctx context.Context, name string, h engine.Handlers) (*Gr
 
 // startJoin registers the light group and sends the join request.
 func (c *Carrier) startJoin(ctx context.Context, name string, h engine.Handlers) (*Group, error) {
-	g := &Group{c: c, name: name, h: h, joined: make(chan struct{}), ended: make(chan struct{})}
+	g := newGroup(c, name, h)
 	c.mu.Lock()
 	select {
 	case <-c.done:
@@ -239,8 +239,7 @@ func (c *Carrier) localGroup(name string) *Group {
 	if g := c.local[name]; g != nil {
 		return g
 	}
-	g := &Group{c: c, name: name, h: engine.Handlers{Deliver: func(engine.Message) {}},
-		joined: make(chan struct{}), ended: make(chan struct{})}
+	g := newGroup(c, name, engine.Handlers{Deliver: func(engine.Message) {}})
 	g.abandoned.Store(true)
 	return g
 }

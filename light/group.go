@@ -17,6 +17,13 @@ import (
 
 // Group is this process's membership of one light group.
 type Group struct {
+	// The data path's fields first (the carrier's delivery goroutine).
+	member  bool    // in a view of the light group
+	xfer    uint64  // the transfer this member waits for (0: none)
+	ranks   []int32 // carrier rank -> light rank, -1 if not in it
+	deliver func(engine.Message)
+	rankBuf [8]int32 // ranks' storage for carriers of up to 8 members
+
 	c    *Carrier
 	name string
 	h    engine.Handlers
@@ -32,16 +39,17 @@ type Group struct {
 	endErr        error // set before ended is closed
 
 	// The carrier's delivery goroutine only:
-	member    bool             // in a view of the light group
 	cur       *engine.View     // the table's current view of it
-	ranks     []int32          // carrier rank -> light rank, -1 if not in it
 	next      []engine.Message // during a flush: messages of the next view
-	xfer      uint64           // the transfer this member waits for (0: none)
 	replay    []event          // while restoring: what it will deliver after Restore
 	state     []byte           // while restoring: the chunks so far
 	leaving   bool             // this member asked to leave
 	failErr   error            // why this member leaves on its own
 	joinedSet bool
+}
+
+func newGroup(c *Carrier, name string, h engine.Handlers) *Group {
+	return &Group{c: c, name: name, h: h, deliver: h.Deliver, joined: make(chan struct{}), ended: make(chan struct{})}
 }
 
 // event is what a member delivers to its handlers, or, while it restores
@@ -153,6 +161,9 @@ func (g *Group) dispatch(ev event) {
 
 // setRanks maps the carrier's ranks to the light group's.
 func (g *Group) setRanks(cv engine.View, members []engine.MemberID) {
+	if g.ranks == nil && len(cv.Members) <= len(g.rankBuf) {
+		g.ranks = g.rankBuf[:0]
+	}
 	g.ranks = slices.Grow(g.ranks[:0], len(cv.Members))[:len(cv.Members)]
 	for i, m := range cv.Members {
 		g.ranks[i] = int32(slices.Index(members, m))

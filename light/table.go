@@ -60,21 +60,23 @@ type transfer struct {
 
 // lgroup is one light group.
 type lgroup struct {
-	id        uint64
+	// The data path's fields first: one cache line per message.
+	id       uint64
+	flushing bool
+	g        *Group // this process's member, joined or joining (local)
+
 	name      string
 	epoch     uint64
 	members   []engine.MemberID // oldest first
 	restoring []transfer
 	// queue holds the requests not yet applied, in total order; while
 	// flushing, queue[0] is the one whose markers are awaited.
-	queue    []request
-	flushing bool
-	req      uint64 // flushes started: names a flush's markers
-	xfers    uint64 // transfers started: names a transfer's chunks
+	queue []request
+	req   uint64 // flushes started: names a flush's markers
+	xfers uint64 // transfers started: names a transfer's chunks
 
 	// Local, not replicated:
 	awaiting []engine.MemberID // flushing: members whose marker has not come
-	g        *Group            // this process's member, joined or joining
 }
 
 func newTable(c *Carrier) *table {
@@ -180,12 +182,14 @@ func (t *table) emitMessage(g *Group, m *engine.Message, p []byte) {
 		t.c.stats.stale.Add(1)
 		return
 	}
-	m.Rank, m.Payload = int(rank), p
+	// A new value rather than *m with two fields changed: copying a
+	// struct just partly written stalls on store forwarding.
+	lm := engine.Message{Sender: m.Sender, Rank: int(rank), Seq: m.Seq, Ordering: m.Ordering, Payload: p}
 	if g.xfer == 0 {
-		g.h.Deliver(*m)
+		g.deliver(lm)
 		return
 	}
-	g.emit(event{msg: *m})
+	g.emit(event{msg: lm})
 }
 
 // emitBuffered is emitMessage for a message that waited for a flush: it
