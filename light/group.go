@@ -87,12 +87,27 @@ func (g *Group) Send(ctx context.Context, o engine.Ordering, payload []byte) err
 	if id == 0 {
 		return ErrNotJoined
 	}
+	cg := g.c.g.Load()
+	if cg != nil && len(payload) <= smallPayload {
+		// The engine's Send copies the payload and keeps no reference:
+		// a small one is framed on the stack.
+		var buf [smallPayload + 16]byte
+		return cg.Send(ctx, o, appendData(buf[:0], id, payload))
+	}
 	bp := sendBufs.Get().(*[]byte)
 	*bp = appendData((*bp)[:0], id, payload)
-	err := g.c.send(ctx, o, *bp)
+	var err error
+	if cg != nil {
+		err = cg.Send(ctx, o, *bp)
+	} else {
+		err = g.c.send(ctx, o, *bp)
+	}
 	sendBufs.Put(bp)
 	return err
 }
+
+// smallPayload is the largest payload Send frames on the stack.
+const smallPayload = 1024
 
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
