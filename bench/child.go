@@ -396,43 +396,9 @@ const joinConcurrency = 64
 // and returns them in the order of names; handlers(i) are group i's.
 // Each Join returns once its group installed a view with this member.
 func joinGroups(ctx context.Context, e *engine.Engine, names, seeds []string, handlers func(i int) engine.Handlers) ([]*engine.Group, error) {
-	if len(names) == 1 {
-		g, err := e.Join(ctx, names[0], seeds, handlers(0))
-		if err != nil {
-			return nil, err
-		}
-		return []*engine.Group{g}, nil
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	grps := make([]*engine.Group, len(names))
-	sem := make(chan struct{}, joinConcurrency)
-	var wg sync.WaitGroup
-	for i, name := range names {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			g, err := e.Join(ctx, name, seeds, handlers(i))
-			if err != nil {
-				cancel(fmt.Errorf("group %s: %w", name, err))
-				return
-			}
-			grps[i] = g
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
-	return grps, nil
+	return joinAll(ctx, names, func(ctx context.Context, i int) (*engine.Group, error) {
+		return e.Join(ctx, names[i], seeds, handlers(i))
+	})
 }
 
 // joinLight opens the carrier (named as the first group) and joins the
@@ -442,9 +408,24 @@ func joinLight(ctx context.Context, e *engine.Engine, names, seeds []string, han
 	if err != nil {
 		return nil, nil, fmt.Errorf("carrier: %w", err)
 	}
+	lgs, err := joinAll(ctx, names, func(ctx context.Context, i int) (*light.Group, error) {
+		return carrier.Join(ctx, names[i], handlers(i))
+	})
+	return carrier, lgs, err
+}
+
+// joinAll runs join for each of names, at most joinConcurrency at a time
+// (one alone at once), and returns what they joined in the order of
+// names, or the first error.
+func joinAll[G any](ctx context.Context, names []string, join func(ctx context.Context, i int) (G, error)) ([]G, error) {
+	out := make([]G, len(names))
+	if len(names) == 1 {
+		g, err := join(ctx, 0)
+		out[0] = g
+		return out, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	lgs := make([]*light.Group, len(names))
 	sem := make(chan struct{}, joinConcurrency)
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -457,19 +438,19 @@ func joinLight(ctx context.Context, e *engine.Engine, names, seeds []string, han
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			g, err := carrier.Join(ctx, name, handlers(i))
+			g, err := join(ctx, i)
 			if err != nil {
-				cancel(fmt.Errorf("light group %s: %w", name, err))
+				cancel(fmt.Errorf("group %s: %w", name, err))
 				return
 			}
-			lgs[i] = g
+			out[i] = g
 		})
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return carrier, lgs, nil
+	return out, nil
 }
 
 // counters is one snapshot of a phase's cumulative counters.
