@@ -162,7 +162,7 @@ func newGroupViews(m *LabMember, path string, index map[string]int) *groupViews 
 func (t *groupViews) poll() error {
 	start := time.Now()
 	defer func() { t.took += time.Since(start) }()
-	return readNewLines(t.path, &t.off, &t.part, func(line []byte) error {
+	return readNewLines(t.path, &t.off, &t.part, nil, func(line []byte) error {
 		var ev check.LogEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)

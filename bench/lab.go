@@ -274,10 +274,7 @@ type logTail struct {
 var viewMarker = []byte(`"ev":"view"`)
 
 func (t *logTail) poll() error {
-	return readNewLines(t.path, &t.off, &t.part, func(line []byte) error {
-		if !bytes.Contains(line, viewMarker) {
-			return nil
-		}
+	return readNewLines(t.path, &t.off, &t.part, viewMarker, func(line []byte) error {
 		var ev check.LogEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return fmt.Errorf("%s: %w", t.path, err)
@@ -288,9 +285,14 @@ func (t *logTail) poll() error {
 }
 
 // readNewLines calls each with every whole line appended to path since
-// *off (a file not created yet has none); a line not complete yet waits
-// in *part for the next call.
-func readNewLines(path string, off *int64, part *[]byte, each func(line []byte) error) error {
+// *off that holds marker (nil: every line); a file not created yet has
+// none, and a line not complete yet waits in *part for the next call.
+// The new bytes are read into one buffer of their size, and the lines
+// with marker found by searching the buffer for it rather than line by
+// line: a member's log under full load grows by tens of megabytes a
+// second, and following it must not take the CPU the members need (the
+// lab's phases would stretch, and the logs grow with them).
+func readNewLines(path string, off *int64, part *[]byte, marker []byte, each func(line []byte) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -299,27 +301,43 @@ func readNewLines(path string, off *int64, part *[]byte, each func(line []byte) 
 		return err
 	}
 	defer f.Close()
-	if _, err := f.Seek(*off, io.SeekStart); err != nil {
-		return err
-	}
-	buf, err := io.ReadAll(f)
+	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	*off += int64(len(buf))
-	data := append(*part, buf...)
-	for {
-		i := bytes.IndexByte(data, '\n')
-		if i < 0 {
-			break
+	n := fi.Size() - *off
+	if n <= 0 {
+		return nil
+	}
+	data := make([]byte, len(*part)+int(n))
+	copy(data, *part)
+	k, err := f.ReadAt(data[len(*part):], *off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	*off += int64(k)
+	data = data[:len(*part)+k]
+	end := bytes.LastIndexByte(data, '\n') + 1
+	lines, rest := data[:end], data[end:]
+	for len(lines) > 0 {
+		var line []byte
+		if marker == nil {
+			i := bytes.IndexByte(lines, '\n')
+			line, lines = lines[:i], lines[i+1:]
+		} else {
+			i := bytes.Index(lines, marker)
+			if i < 0 {
+				break
+			}
+			start := bytes.LastIndexByte(lines[:i], '\n') + 1
+			e := i + bytes.IndexByte(lines[i:], '\n')
+			line, lines = lines[start:e], lines[e+1:]
 		}
-		line := data[:i]
-		data = data[i+1:]
 		if err := each(line); err != nil {
 			return err
 		}
 	}
-	*part = append((*part)[:0], data...)
+	*part = append((*part)[:0], rest...)
 	return nil
 }
 

@@ -446,3 +446,55 @@ func TestLabRemoved(t *testing.T) {
 	}
 	t.Logf("incarnations:\n%s", strings.Join(summary, "\n"))
 }
+
+// readNewLines hands over whole lines only, each once, the ones holding
+// the marker (or every one), a line written in two pieces once whole.
+func TestReadNewLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	type follower struct {
+		marker []byte
+		off    int64
+		part   []byte
+		got    []string
+	}
+	all, views := &follower{}, &follower{marker: viewMarker}
+	poll := func(want map[*follower][]string) {
+		t.Helper()
+		for _, fl := range []*follower{all, views} {
+			fl.got = nil
+			err := readNewLines(path, &fl.off, &fl.part, fl.marker, func(line []byte) error {
+				fl.got = append(fl.got, string(line))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(fl.got) != fmt.Sprint(want[fl]) {
+				t.Errorf("marker %q: got %q, want %q", fl.marker, fl.got, want[fl])
+			}
+		}
+	}
+	poll(nil)
+	write := func(s string) {
+		t.Helper()
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := `{"t":1,"ev":"send","id":"a#1"}`
+	view1 := `{"t":2,"ev":"view","view":1}`
+	deliver := `{"t":3,"ev":"deliver","id":"a#1"}`
+	view2 := `{"t":4,"ev":"view","view":2}`
+	write(send + "\n" + view1 + "\n" + deliver[:10])
+	poll(map[*follower][]string{all: {send, view1}, views: {view1}})
+	write(deliver[10:] + "\n" + view2[:12])
+	poll(map[*follower][]string{all: {deliver}})
+	poll(nil)
+	write(view2[12:] + "\n")
+	poll(map[*follower][]string{all: {view2}, views: {view2}})
+}

@@ -208,7 +208,7 @@ func (h *History) Check(limit int) []Violation {
 	members := append([]string(nil), h.members...)
 	sort.Strings(members)
 	for _, m := range members {
-		seen := map[MsgID]bool{}
+		seen := make(map[MsgID]bool, len(h.delivered[m]))
 		// per sender, the last message delivered in sender order
 		lastFIFO := map[string]delivery{}
 		for _, d := range h.delivered[m] {

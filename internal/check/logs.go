@@ -524,6 +524,9 @@ func (b *logBuilder) file(path string, stopped bool) error {
 // finish records the sends and the crashes.
 func (b *logBuilder) finish() {
 	h := b.logs.hist
+	if len(h.sent) == 0 {
+		h.sent = make(map[MsgID]sent, len(b.sends))
+	}
 	for id, s := range b.sends {
 		if !s.unsent {
 			h.sent[id] = sent{order: s.order, view: s.view, before: s.before, safe: s.safe}

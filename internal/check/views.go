@@ -51,27 +51,37 @@ func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
 		}
 	}
 
-	deliveredIn := map[MsgID]uint64{}
-	deliveredBy := map[MsgID]string{}
+	// The first delivery of each message: in which view, by whom. The
+	// maps are made at their final size: with the millions of deliveries
+	// of a real-process run, growing them was a good part of the check.
+	type first struct {
+		view uint64
+		by   string
+	}
+	deliveredIn := make(map[MsgID]first, len(h.sent))
 	// per member, per view: the set of messages delivered
 	sets := map[string]map[uint64]map[MsgID]bool{}
 	for _, m := range members {
-		sets[m] = map[uint64]map[MsgID]bool{}
+		perView := map[uint64]int{}
 		for _, d := range h.delivered[m] {
-			if v, ok := deliveredIn[d.id]; ok && v != d.view {
-				if add("same-view", "%v delivered in view %d at %s and in view %d at %s", d.id, v, deliveredBy[d.id], d.view, m) {
+			perView[d.view]++
+		}
+		sets[m] = make(map[uint64]map[MsgID]bool, len(perView))
+		for v, n := range perView {
+			sets[m][v] = make(map[MsgID]bool, n)
+		}
+		for _, d := range h.delivered[m] {
+			if f, ok := deliveredIn[d.id]; ok && f.view != d.view {
+				if add("same-view", "%v delivered in view %d at %s and in view %d at %s", d.id, f.view, f.by, d.view, m) {
 					return
 				}
 			} else if !ok {
-				deliveredIn[d.id], deliveredBy[d.id] = d.view, m
+				deliveredIn[d.id] = first{view: d.view, by: m}
 			}
 			if s, ok := h.sent[d.id]; ok && s.view != 0 && d.view < s.view {
 				if add("same-view", "%s delivered %v in view %d, before view %d in which it was sent", m, d.id, d.view, s.view) {
 					return
 				}
-			}
-			if sets[m][d.view] == nil {
-				sets[m][d.view] = map[MsgID]bool{}
 			}
 			sets[m][d.view][d.id] = true
 		}
@@ -121,7 +131,7 @@ func (h *History) checkViews(add func(rule, format string, args ...any) bool) {
 		}
 	}
 
-	own := map[MsgID]bool{} // messages their own senders delivered
+	own := make(map[MsgID]bool, len(h.sent)) // messages their own senders delivered
 	for _, m := range members {
 		for _, d := range h.delivered[m] {
 			if d.id.Sender == m {

@@ -5,12 +5,25 @@ import (
 	"testing"
 )
 
+// seedCount is how many seeds a campaign test runs: full, short with
+// -short, and race under the race detector. The simulator and every
+// package it drives run on one goroutine, so the detector can find
+// nothing there that more seeds would show; under it a few seeds cover
+// the code, and the seeds' own checks are the ordinary run's (and the
+// simulation campaigns').
+func seedCount(full, short, race int) int {
+	switch {
+	case raceEnabled:
+		return race
+	case testing.Short():
+		return short
+	}
+	return full
+}
+
 // The network-fault campaign: loss, duplication, reordering and delay.
 func TestSeeds(t *testing.T) {
-	seeds := 600
-	if testing.Short() {
-		seeds = 100
-	}
+	seeds := seedCount(600, 100, 10)
 	var retransmits, naks, dups, malformed uint64
 	for s := uint64(1); s <= uint64(seeds); s++ {
 		res := Run(StaticOptions(s))
@@ -37,10 +50,7 @@ func TestSeeds(t *testing.T) {
 // partitions on top of the network faults; every run is checked for view
 // synchrony and must settle into one view.
 func TestMembershipSeeds(t *testing.T) {
-	seeds := 300
-	if testing.Short() {
-		seeds = 50
-	}
+	seeds := seedCount(300, 50, 5)
 	views, crashes := 0, 0
 	for s := uint64(1); s <= uint64(seeds); s++ {
 		o := RandomOptions(s)
@@ -105,9 +115,10 @@ func TestHeavyLossTinyWindow(t *testing.T) {
 // a sender's suspicion) and rejoins; under block it is only waited for.
 // Either way every guarantee holds.
 func TestSlowMemberPolicies(t *testing.T) {
+	seeds := seedCount(60, 60, 10)
 	for _, evict := range []bool{false, true} {
 		evictions, views := 0, 0
-		for s := uint64(1); s <= 60; s++ {
+		for s := uint64(1); s <= uint64(seeds); s++ {
 			o := StaticOptions(s)
 			o.Members, o.SlowMembers, o.Messages, o.SendGap = 4, 1, 150, 100
 			if evict {
@@ -135,10 +146,7 @@ func TestSlowMemberPolicies(t *testing.T) {
 // partitions; and idle groups are silent (no heartbeat of their own), so
 // it also holds that nothing in a group needed them.
 func TestGroupsSeeds(t *testing.T) {
-	seeds := 100
-	if testing.Short() {
-		seeds = 20
-	}
+	seeds := seedCount(100, 20, 2)
 	for s := uint64(1); s <= uint64(seeds); s++ {
 		o := RandomOptions(s)
 		o.Groups = 3
@@ -153,10 +161,7 @@ func TestGroupsSeeds(t *testing.T) {
 // anything reaches them, as the engine ticks them) keep every guarantee
 // through the membership campaign, and the coarse path is taken.
 func TestIdleTicksSeeds(t *testing.T) {
-	seeds := 100
-	if testing.Short() {
-		seeds = 20
-	}
+	seeds := seedCount(100, 20, 2)
 	skipped := 0
 	for s := uint64(1); s <= uint64(seeds); s++ {
 		o := RandomOptions(s)
@@ -176,10 +181,7 @@ func TestIdleTicksSeeds(t *testing.T) {
 // Each group's own failure detector (no shared liveness: heartbeats per
 // group) still passes the membership campaign; the protocol keeps both.
 func TestPerGroupDetectorSeeds(t *testing.T) {
-	seeds := 100
-	if testing.Short() {
-		seeds = 20
-	}
+	seeds := seedCount(100, 20, 3)
 	for s := uint64(1); s <= uint64(seeds); s++ {
 		o := RandomOptions(s)
 		o.SharedLiveness = false
