@@ -234,10 +234,13 @@ func TestSampleGroups(t *testing.T) {
 // alone, the other groups send nothing.
 func TestCrashGroups(t *testing.T) {
 	program := buildVsbench(t)
-	for _, load := range []string{LoadAll, LoadSample} {
-		t.Run(load, func(t *testing.T) {
+	for _, run := range []struct {
+		name, load string
+		light      bool
+	}{{LoadAll, LoadAll, false}, {LoadSample, LoadSample, false}, {"light", LoadAll, true}} {
+		t.Run(run.name, func(t *testing.T) {
 			cfg := DefaultCrashConfig()
-			cfg.Members, cfg.Groups, cfg.Sample, cfg.Load = 3, 20, 10, load
+			cfg.Members, cfg.Groups, cfg.Sample, cfg.Load, cfg.Light = 3, 20, 10, run.load, run.light
 			cfg.Rate = 2000 // per member: 100 or 200 msgs/s per group
 			cfg.Warmup, cfg.After = 500*time.Millisecond, 300*time.Millisecond
 			cfg.Dir = t.TempDir()
