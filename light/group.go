@@ -193,7 +193,7 @@ func (g *Group) startRestore(xfer uint64) {
 
 // chunk takes a piece of this member's state; the last one restores it
 // and delivers what waited.
-func (g *Group) chunk(lg *lgroup, flags byte, b []byte) {
+func (g *Group) chunk(flags byte, b []byte) {
 	c := g.c
 	if flags&stateFailed != 0 {
 		g.failWith(fmt.Errorf("%w: the donor's Snapshot failed", engine.ErrStateTransfer), true)
@@ -224,7 +224,6 @@ func (g *Group) chunk(lg *lgroup, flags byte, b []byte) {
 		g.dispatch(ev)
 	}
 	g.joinDone()
-	_ = lg
 }
 
 type errReader struct{ err error }

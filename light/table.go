@@ -454,7 +454,7 @@ func (t *table) state(lg *lgroup, from engine.MemberID, xfer uint64, flags byte,
 		lg.restoring = slices.Delete(lg.restoring, i, i+1)
 	}
 	if tr.joiner == t.self && lg.g != nil && lg.g.xfer == xfer {
-		lg.g.chunk(lg, flags, chunk)
+		lg.g.chunk(flags, chunk)
 	}
 }
 
