@@ -2,6 +2,8 @@ package light
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -61,4 +63,95 @@ func TestLeaveAllAfterCrash(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// Handlers use the light groups as users will: a Deliver handler replies
+// in another light group, and one leaves its group from its own handler.
+func TestHandlersSendAndLeave(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	engines := []*engine.Engine{newEngine(t), newEngine(t)}
+	seeds := []string{engines[0].Addr().String(), engines[1].Addr().String()}
+	carriers := make([]*Carrier, 2)
+	for i, e := range engines {
+		c, err := Open(ctx, e, "carrier", seeds, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		carriers[i] = c
+	}
+	// Process 1 answers every request with a reply in "replies", and
+	// leaves "requests" from its handler at the last one.
+	const n = 500
+	replies := make(chan uint64, n)
+	var reqs1, reps1 *Group
+	var err error
+	if reps1, err = carriers[1].Join(ctx, "replies", engine.Handlers{Deliver: func(engine.Message) {}}); err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan error, 1)
+	reqs1, err = carriers[1].Join(ctx, "requests", engine.Handlers{
+		Deliver: func(m engine.Message) {
+			v := binary.LittleEndian.Uint64(m.Payload)
+			if err := reps1.Send(ctx, engine.FIFO, payload(v)); err != nil {
+				t.Errorf("reply from a handler: %v", err)
+			}
+			if v == n-1 {
+				if err := reqs1.Leave(ctx); err != nil { // returns at once in a handler
+					t.Errorf("Leave from a handler: %v", err)
+				}
+			}
+		},
+		Ended: func(err error) { left <- err },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps0, err := carriers[0].Join(ctx, "replies", engine.Handlers{Deliver: func(m engine.Message) {
+		if m.Sender != carriers[0].View().Members[carriers[0].View().Self] {
+			replies <- binary.LittleEndian.Uint64(m.Payload)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = reps0
+	var joinErr error
+	var reqs0 *Group
+	reqs0, joinErr = carriers[0].Join(ctx, "requests", engine.Handlers{
+		Deliver: func(engine.Message) {},
+		View: func(v engine.View) {
+			if _, err := carriers[0].Join(ctx, "x", engine.Handlers{Deliver: func(engine.Message) {}}); !errors.Is(err, engine.ErrInHandler) {
+				t.Errorf("Join from a handler: %v, want ErrInHandler", err)
+			}
+		},
+	})
+	if joinErr != nil {
+		t.Fatal(joinErr)
+	}
+	waitFor(t, 10*time.Second, "both in requests", func() bool { return len(reqs1.View().Members) == 2 })
+	for v := range uint64(n) {
+		if err := reqs0.Send(ctx, engine.FIFO, payload(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := range uint64(n) {
+		select {
+		case got := <-replies:
+			if got != want {
+				t.Fatalf("reply %d, want %d", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d replies", want, n)
+		}
+	}
+	select {
+	case err := <-left:
+		if !errors.Is(err, engine.ErrLeft) {
+			t.Fatalf("the handler's Leave ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the handler's Leave never ended the membership")
+	}
+	waitFor(t, 10*time.Second, "requests down to one member", func() bool { return len(reqs0.View().Members) == 1 })
 }
