@@ -96,12 +96,7 @@ func (g *Group) Send(ctx context.Context, o engine.Ordering, payload []byte) err
 	}
 	bp := sendBufs.Get().(*[]byte)
 	*bp = appendData((*bp)[:0], id, payload)
-	var err error
-	if cg != nil {
-		err = cg.Send(ctx, o, *bp)
-	} else {
-		err = g.c.send(ctx, o, *bp)
-	}
+	err := g.c.send(ctx, o, *bp)
 	sendBufs.Put(bp)
 	return err
 }

@@ -19,7 +19,6 @@ import (
 type table struct {
 	c      *Carrier
 	self   engine.MemberID
-	inView bool        // self is known (the carrier's first view came)
 	cview  engine.View // the carrier's current view
 	nextID uint64
 	byID   map[uint64]*lgroup
@@ -356,12 +355,8 @@ func (t *table) install(lg *lgroup, members []engine.MemberID, ch change, atCut 
 	needs := append(slices.Clone(ch.joined), ch.restart...)
 	founding := len(ch.joined) == len(members) // no one was there before
 	var duties []transfer
-	if !founding {
+	if donor, ok := t.donor(lg, needs, atCut); ok && !founding {
 		for _, j := range needs {
-			donor, ok := t.donor(lg, needs, atCut)
-			if !ok {
-				break
-			}
 			if i := lg.transferOf(j); i >= 0 {
 				lg.restoring = slices.Delete(lg.restoring, i, i+1)
 			}
@@ -465,7 +460,7 @@ func (t *table) state(lg *lgroup, from engine.MemberID, xfer uint64, flags byte,
 // more view. Transfers whose donor went start again from a member that
 // has its state.
 func (t *table) onView(v engine.View) {
-	t.cview, t.inView = v, true
+	t.cview = v
 	t.self = v.Members[v.Self]
 	t.c.view.Store(&v)
 	inCarrier := make(map[engine.MemberID]bool, len(v.Members))
