@@ -472,6 +472,9 @@ func (g *Group) tick(n int64) {
 	for range n {
 		g.stateTick()
 	}
+	if trim := int64(g.e.cfg.ticks(time.Second)); g.ticks/trim != (g.ticks-n)/trim {
+		g.queue.Trim() // once a second: a queue deep once keeps no memory idle
+	}
 	g.blocked.Store(g.proto.Blocked() >= int64(g.e.cfg.ticks(g.e.cfg.BlockTimeout)))
 }
 

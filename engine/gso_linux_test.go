@@ -38,11 +38,21 @@ func TestMulticastInGSORuns(t *testing.T) {
 	cl := newCluster(t, 3, DefaultConfig(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	const n = 5000
-	for k := 1; k <= n; k++ {
-		if err := cl.send(ctx, 0, k, 1000, FIFO); err != nil {
-			t.Fatal(err)
+	// Bursts of messages that one round sends together: the protocol
+	// loop waits for the lock while they enter the window, so runs form
+	// however slowly the sender goes (under -race it sends about one
+	// message per round otherwise, and a run of one is no GSO message).
+	const n, burst = 5000, 20
+	e := cl.engines[0]
+	for k := 1; k <= n; k += burst {
+		e.protoMu.Lock()
+		for i := k; i < k+burst; i++ {
+			if err := cl.send(ctx, 0, i, 1000, FIFO); err != nil {
+				e.protoMu.Unlock()
+				t.Fatal(err)
+			}
 		}
+		e.protoMu.Unlock()
 	}
 	cl.waitDelivered(n, 20*time.Second)
 	cl.verify()

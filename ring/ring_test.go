@@ -315,6 +315,45 @@ func TestSPSC(t *testing.T) {
 	}
 }
 
+// A queue that fills and empties over and over, as the engine's delivery
+// queue does each protocol round, reuses its segments: after the first
+// cycle it allocates nothing. Trim hands the spares to the collector.
+func TestSPSCReusesSegments(t *testing.T) {
+	const depth = 4096 + 64
+	q := NewSPSC[[7]uint64](depth)
+	cycle := func() {
+		for i := range depth {
+			if !q.Push([7]uint64{uint64(i)}) {
+				t.Fatal("push")
+			}
+		}
+		for i := range depth {
+			v, ok := q.Peek()
+			if !ok || v[0] != uint64(i) {
+				t.Fatalf("element %d: %v %v", i, v, ok)
+			}
+			q.Pop()
+		}
+	}
+	cycle()
+	if a := testing.AllocsPerRun(10, cycle); a != 0 {
+		t.Fatalf("%v allocations per cycle of %d elements", a, depth)
+	}
+	if q.sparesIn.Load() == q.sparesOut.Load() {
+		t.Fatal("no spare segments kept")
+	}
+	q.Trim()
+	if q.sparesIn.Load() != q.sparesOut.Load() {
+		t.Fatal("Trim kept spare segments")
+	}
+	for i := range q.spares {
+		if q.spares[i].Load() != nil {
+			t.Fatal("Trim left a spare referenced")
+		}
+	}
+	cycle() // still a queue
+}
+
 // The message that fills the first gap always finds room: messages
 // beyond the gap, newest first, give theirs up (they are asked for again
 // like any loss), while delivered ones below the gap stay.
