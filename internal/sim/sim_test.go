@@ -21,11 +21,17 @@ func seedCount(full, short, race int) int {
 	return full
 }
 
+// firstSeed is where the tests' seeds start for the options the
+// simulation campaigns also draw (network faults, membership, groups):
+// CI runs the campaigns on seeds 1 to 1000, so the tests take the ones
+// after, and their time adds coverage rather than repeating it.
+const firstSeed = 1001
+
 // The network-fault campaign: loss, duplication, reordering and delay.
 func TestSeeds(t *testing.T) {
 	seeds := seedCount(600, 100, 10)
 	var retransmits, naks, dups, malformed uint64
-	for s := uint64(1); s <= uint64(seeds); s++ {
+	for s := uint64(firstSeed); s < firstSeed+uint64(seeds); s++ {
 		res := Run(StaticOptions(s))
 		if len(res.Violations) > 0 {
 			t.Fatalf("seed %d: %v (replay: go run ./cmd/vssim -faults network -seed %d -v)", s, res.Violations, s)
@@ -52,7 +58,7 @@ func TestSeeds(t *testing.T) {
 func TestMembershipSeeds(t *testing.T) {
 	seeds := seedCount(300, 50, 5)
 	views, crashes := 0, 0
-	for s := uint64(1); s <= uint64(seeds); s++ {
+	for s := uint64(firstSeed); s < firstSeed+uint64(seeds); s++ {
 		o := RandomOptions(s)
 		res := Run(o)
 		if len(res.Violations) > 0 {
@@ -147,7 +153,7 @@ func TestSlowMemberPolicies(t *testing.T) {
 // it also holds that nothing in a group needed them.
 func TestGroupsSeeds(t *testing.T) {
 	seeds := seedCount(100, 20, 2)
-	for s := uint64(1); s <= uint64(seeds); s++ {
+	for s := uint64(firstSeed); s < firstSeed+uint64(seeds); s++ {
 		o := RandomOptions(s)
 		o.Groups = 3
 		res := Run(o)
