@@ -43,7 +43,10 @@ const quietEvery = 8
 // poke asks the protocol loop to service g soon: the application sent,
 // consumed, or asked for something. Any goroutine.
 func (g *Group) poke() {
-	if g.poked.CompareAndSwap(false, true) {
+	// A plain load first: a sender poking each message finds g poked
+	// already most of the time, and a compare-and-swap costs a locked
+	// instruction even when it fails.
+	if !g.poked.Load() && g.poked.CompareAndSwap(false, true) {
 		s := &g.e.sched
 		s.pokeMu.Lock()
 		s.poked = append(s.poked, g)

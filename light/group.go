@@ -87,12 +87,18 @@ func (g *Group) Send(ctx context.Context, o engine.Ordering, payload []byte) err
 	if id == 0 {
 		return ErrNotJoined
 	}
-	cg := g.c.g.Load()
-	if cg != nil && len(payload) <= smallPayload {
-		// The engine's Send copies the payload and keeps no reference:
-		// a small one is framed on the stack.
-		var buf [smallPayload + 16]byte
-		return cg.Send(ctx, o, appendData(buf[:0], id, payload))
+	// The engine's Send copies the payload and keeps no reference: a
+	// small one is framed on the stack, in a buffer near its size (a
+	// stack buffer is zeroed whole at each call).
+	if cg := g.c.g.Load(); cg != nil {
+		switch {
+		case len(payload) <= tinyPayload:
+			var buf [tinyPayload + maxDataHeader]byte
+			return cg.Send(ctx, o, appendData(buf[:0], id, payload))
+		case len(payload) <= smallPayload:
+			var buf [smallPayload + maxDataHeader]byte
+			return cg.Send(ctx, o, appendData(buf[:0], id, payload))
+		}
 	}
 	bp := sendBufs.Get().(*[]byte)
 	*bp = appendData((*bp)[:0], id, payload)
@@ -101,8 +107,11 @@ func (g *Group) Send(ctx context.Context, o engine.Ordering, payload []byte) err
 	return err
 }
 
-// smallPayload is the largest payload Send frames on the stack.
-const smallPayload = 1024
+// Send frames payloads up to smallPayload on the stack.
+const (
+	tinyPayload  = 128
+	smallPayload = 1024
+)
 
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 

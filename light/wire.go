@@ -43,6 +43,9 @@ const MaxNameBytes = 255
 
 var errMalformed = errors.New("light: malformed carrier message")
 
+// maxDataHeader is the largest header of a data frame: its kind and id.
+const maxDataHeader = 1 + binary.MaxVarintLen64
+
 func appendData(b []byte, id uint64, payload []byte) []byte {
 	b = append(b, kindData)
 	b = binary.AppendUvarint(b, id)
