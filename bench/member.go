@@ -376,6 +376,13 @@ func RunMember(ctx context.Context, cfg MemberConfig, stderr io.Writer) int {
 	if views != nil && views.Err() != nil {
 		code = worseExit(code, ExitFailed)
 	}
+	if code != ExitOK {
+		// What a failed run's reader asks first: did this process stall
+		// (and get suspected), or suspect others?
+		es := e.Stats()
+		fmt.Fprintf(stderr, "vsbench member: engine: %d stalls (longest %v), %d peers suspected, %d heard again\n",
+			es.Stalls, es.LongestStall.Round(time.Millisecond), es.PeersSuspected, es.PeersHeardAgain)
+	}
 	for _, m := range members {
 		m.logExit(code)
 	}

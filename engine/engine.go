@@ -118,6 +118,8 @@ type Engine struct {
 	sched schedule
 
 	unknownGroup    atomic.Uint64
+	stalls          atomic.Uint64 // the protocol loop found the process had not run (see EngineStats)
+	longestStall    atomic.Int64  // nanoseconds
 	malformed       atomic.Uint64
 	writeErrors     atomic.Uint64
 	otherInstance   atomic.Uint64
@@ -448,6 +450,13 @@ type EngineStats struct {
 	// and ticked once per DiscoverTimeout).
 	Groups       int
 	ActiveGroups int
+	// Stalls is how many times the protocol loop found its clock more
+	// than a third of SuspectTimeout late: the process was not run (CPU
+	// starvation, a pause, a debugger); LongestStall is the longest such
+	// gap. Peers may suspect a process whose stall outlasts their
+	// SuspectTimeout: stalls explain suspicions of a healthy process.
+	Stalls       uint64
+	LongestStall time.Duration
 }
 
 // Stats returns the engine's counters.
@@ -474,6 +483,8 @@ func (e *Engine) Stats() EngineStats {
 		ProbesSent:      ls.ProbesSent,
 		PeersSuspected:  ls.Suspicions,
 		PeersHeardAgain: ls.Refuted,
+		Stalls:          e.stalls.Load(),
+		LongestStall:    time.Duration(e.longestStall.Load()),
 	}
 }
 
@@ -567,10 +578,15 @@ func (e *Engine) protocolLoop() {
 			// real time; after a real stall (this process did not run),
 			// advance one tick only: the silence it caused is no one
 			// else's, and must not get them suspected.
-			n := max(1, int(now.Sub(lastTick)/e.cfg.TickInterval))
+			gap := now.Sub(lastTick)
+			n := max(1, int(gap/e.cfg.TickInterval))
 			lastTick = now
 			if n > e.stallTicks {
 				n = 1
+				e.stalls.Add(1)
+				if int64(gap) > e.longestStall.Load() {
+					e.longestStall.Store(int64(gap))
+				}
 			}
 			for i := 0; i < n; i++ {
 				e.tickLiveness()

@@ -248,3 +248,25 @@ func TestSendErrors(t *testing.T) {
 		t.Fatalf("send after close: %v", err)
 	}
 }
+
+// A process that is not run for a while (here its protocol loop is held
+// off, as a starved or paused process's would be) finds its clock late at
+// the next tick: Stats counts the stall and its length, what explains a
+// peer suspecting a healthy process.
+func TestStallsCounted(t *testing.T) {
+	e, err := New(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	before := e.Stats()
+	// Three times the threshold (a third of SuspectTimeout).
+	hold := e.cfg.SuspectTimeout
+	e.protoMu.Lock()
+	time.Sleep(hold) // the stall itself, not a wait for a condition
+	e.protoMu.Unlock()
+	waitFor(t, 10*time.Second, func() bool { return e.Stats().Stalls > before.Stalls }, "the stall counted")
+	if s := e.Stats(); s.LongestStall < hold/2 {
+		t.Fatalf("longest stall %v after the protocol loop was held off %v", s.LongestStall, hold)
+	}
+}

@@ -29,6 +29,7 @@ type Collector struct {
 	views, viewChanges, suspicions, evictions       *prometheus.Desc
 	dropped, engineDropped, writeErrors, kernelDrop *prometheus.Desc
 	groups, activeGroups                            *prometheus.Desc
+	stalls, longestStall                            *prometheus.Desc
 	latency                                         *prometheus.Desc
 }
 
@@ -62,6 +63,8 @@ func NewCollector(e *engine.Engine) *Collector {
 		kernelDrop:      d("engine_kernel_drops_total", "Datagrams the kernel dropped for a full receive queue."),
 		groups:          d("engine_groups", "Groups the engine holds."),
 		activeGroups:    d("engine_active_groups", "Groups ticked every tick; the others are idle."),
+		stalls:          d("engine_stalls_total", "Times the process was found not to have run for over a third of SuspectTimeout (starved or paused): what makes peers suspect a healthy process."),
+		longestStall:    d("engine_longest_stall_seconds", "The longest of those stalls."),
 		latency:         d("group_delivery_latency_seconds", "Time from Send to this member's own delivery of the message, one own message in 64 (engine.Config.MeasureLatency).", group...),
 	}
 }
@@ -70,7 +73,7 @@ func NewCollector(e *engine.Engine) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.members, c.epoch, c.window, c.lag, c.sent, c.delivered, c.dgSent, c.dgReceived,
 		c.retransmits, c.retransmitBytes, c.naksSent, c.naksRcv, c.views, c.viewChanges, c.suspicions, c.evictions,
-		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop, c.groups, c.activeGroups, c.latency} {
+		c.dropped, c.engineDropped, c.writeErrors, c.kernelDrop, c.groups, c.activeGroups, c.stalls, c.longestStall, c.latency} {
 		ch <- d
 	}
 }
@@ -116,6 +119,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	count(c.kernelDrop, es.Socket.KernelDrops)
 	gauge(c.groups, float64(es.Groups))
 	gauge(c.activeGroups, float64(es.ActiveGroups))
+	count(c.stalls, es.Stalls)
+	gauge(c.longestStall, es.LongestStall.Seconds())
 }
 
 // latencyHistogram turns the engine's histogram (a count per bucket) into
