@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,20 +85,23 @@ func TestHandlersSendAndLeave(t *testing.T) {
 	// leaves "requests" from its handler at the last one.
 	const n = 500
 	replies := make(chan uint64, n)
-	var reqs1, reps1 *Group
+	var reps1 *Group
+	// The handler's own group, stored once Join returns: the handler
+	// reads it from the carrier's delivery goroutine.
+	var reqs1 atomic.Pointer[Group]
 	var err error
 	if reps1, err = carriers[1].Join(ctx, "replies", engine.Handlers{Deliver: func(engine.Message) {}}); err != nil {
 		t.Fatal(err)
 	}
 	left := make(chan error, 1)
-	reqs1, err = carriers[1].Join(ctx, "requests", engine.Handlers{
+	g1, err := carriers[1].Join(ctx, "requests", engine.Handlers{
 		Deliver: func(m engine.Message) {
 			v := binary.LittleEndian.Uint64(m.Payload)
 			if err := reps1.Send(ctx, engine.FIFO, payload(v)); err != nil {
 				t.Errorf("reply from a handler: %v", err)
 			}
 			if v == n-1 {
-				if err := reqs1.Leave(ctx); err != nil { // returns at once in a handler
+				if err := reqs1.Load().Leave(ctx); err != nil { // returns at once in a handler
 					t.Errorf("Leave from a handler: %v", err)
 				}
 			}
@@ -107,6 +111,7 @@ func TestHandlersSendAndLeave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reqs1.Store(g1)
 	reps0, err := carriers[0].Join(ctx, "replies", engine.Handlers{Deliver: func(m engine.Message) {
 		if m.Sender != carriers[0].View().Members[carriers[0].View().Self] {
 			replies <- binary.LittleEndian.Uint64(m.Payload)
@@ -129,7 +134,7 @@ func TestHandlersSendAndLeave(t *testing.T) {
 	if joinErr != nil {
 		t.Fatal(joinErr)
 	}
-	waitFor(t, 10*time.Second, "both in requests", func() bool { return len(reqs1.View().Members) == 2 })
+	waitFor(t, 10*time.Second, "both in requests", func() bool { return len(g1.View().Members) == 2 })
 	for v := range uint64(n) {
 		if err := reqs0.Send(ctx, engine.FIFO, payload(v)); err != nil {
 			t.Fatal(err)
