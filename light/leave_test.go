@@ -112,18 +112,14 @@ func TestHandlersSendAndLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs1.Store(g1)
-	reps0, err := carriers[0].Join(ctx, "replies", engine.Handlers{Deliver: func(m engine.Message) {
+	if _, err := carriers[0].Join(ctx, "replies", engine.Handlers{Deliver: func(m engine.Message) {
 		if m.Sender != carriers[0].View().Members[carriers[0].View().Self] {
 			replies <- binary.LittleEndian.Uint64(m.Payload)
 		}
-	}})
-	if err != nil {
+	}}); err != nil {
 		t.Fatal(err)
 	}
-	_ = reps0
-	var joinErr error
-	var reqs0 *Group
-	reqs0, joinErr = carriers[0].Join(ctx, "requests", engine.Handlers{
+	reqs0, err := carriers[0].Join(ctx, "requests", engine.Handlers{
 		Deliver: func(engine.Message) {},
 		View: func(v engine.View) {
 			if _, err := carriers[0].Join(ctx, "x", engine.Handlers{Deliver: func(engine.Message) {}}); !errors.Is(err, engine.ErrInHandler) {
@@ -131,8 +127,8 @@ func TestHandlersSendAndLeave(t *testing.T) {
 			}
 		},
 	})
-	if joinErr != nil {
-		t.Fatal(joinErr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "both in requests", func() bool { return len(g1.View().Members) == 2 })
 	for v := range uint64(n) {
